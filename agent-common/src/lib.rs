@@ -1,0 +1,59 @@
+//! Types shared by the kernel programs (`agent-ebpf`) and the daemon (`agent-daemon`).
+//!
+//! Everything here is `#[repr(C)]`, `Copy` and made of explicit-width integers: no `bool`,
+//! `Option` or enums cross the kernel/user boundary. The `user` feature adds `aya::Pod`
+//! impls so the daemon can read and write these values in maps.
+#![cfg_attr(not(test), no_std)]
+
+pub mod config;
+pub mod event;
+pub mod hash;
+pub mod names;
+pub mod tracking;
+
+#[cfg(feature = "user")]
+mod pod;
+
+#[cfg(test)]
+mod tests {
+    use core::mem::{align_of, size_of};
+
+    use crate::{event::*, hash::fnv1a, tracking::*};
+
+    /// The layouts both sides compile must have no implicit padding (the kernel side
+    /// leaves none uninitialised) and must not change by accident.
+    #[test]
+    fn record_layouts_are_packed_and_stable() {
+        assert_eq!(size_of::<Header>(), 64);
+        assert_eq!(size_of::<SyscallRecord>(), 72);
+        assert_eq!(size_of::<ForkRecord>(), 72);
+        assert_eq!(size_of::<ExecRecord>(), 64 + 16 + PATH_LEN + ARGS_LEN);
+        assert_eq!(size_of::<ExitRecord>(), 72);
+        assert_eq!(size_of::<OpenRecord>(), 64 + 8 + PATH_LEN);
+        assert_eq!(size_of::<ConnectRecord>(), 104);
+        assert_eq!(size_of::<CgroupRecord>(), 64 + 16 + PATH_LEN);
+        assert_eq!(size_of::<Tracked>(), 8);
+        assert_eq!(size_of::<FastEntry>(), 16);
+        assert_eq!(size_of::<ReadKey>(), 16);
+        assert_eq!(align_of::<Header>(), 8);
+    }
+
+    #[test]
+    fn fnv1a_matches_the_reference_and_stops_at_nul() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a(b"foobar\0tail"), fnv1a(b"foobar"));
+    }
+
+    #[test]
+    fn fast_index_stays_in_range_and_spreads_neighbours() {
+        let mut seen = [false; FAST_ENTRIES as usize];
+        for id in 1..=1024u64 {
+            let i = fast_index(id);
+            assert!(i < FAST_ENTRIES);
+            seen[i as usize] = true;
+        }
+        assert!(seen.iter().filter(|s| **s).count() > 1000, "consecutive ids rarely collide");
+    }
+}

@@ -1,0 +1,31 @@
+//! Map and program names, as the kernel object spells them.
+
+pub mod maps {
+    pub const CONFIG: &str = "PADDOCK_CONFIG";
+    pub const TRACKED: &str = "PADDOCK_TRACKED";
+    pub const FAST: &str = "PADDOCK_FAST";
+    pub const CGROUP_PATHS: &str = "PADDOCK_CGROUP_PATHS";
+    pub const SLOTS: &str = "PADDOCK_SLOTS";
+    pub const SYSCALL_COUNTS: &str = "PADDOCK_SYSCALL_COUNTS";
+    pub const EGRESS: &str = "PADDOCK_EGRESS";
+    pub const READS: &str = "PADDOCK_READS";
+    pub const EXEC_ARGS: &str = "PADDOCK_EXEC_ARGS";
+    pub const OPEN_ARGS: &str = "PADDOCK_OPEN_ARGS";
+    pub const EVENTS: &str = "PADDOCK_EVENTS";
+    pub const LOST: &str = "PADDOCK_LOST";
+}
+
+pub mod programs {
+    pub const SYS_ENTER: &str = "paddock_sys_enter";
+    pub const PROCESS_FORK: &str = "paddock_process_fork";
+    pub const PROCESS_EXEC: &str = "paddock_process_exec";
+    pub const PROCESS_EXIT: &str = "paddock_process_exit";
+    pub const CGROUP_MKDIR: &str = "paddock_cgroup_mkdir";
+    pub const CONNECT4: &str = "paddock_connect4";
+    pub const CONNECT6: &str = "paddock_connect6";
+    pub const SENDMSG4: &str = "paddock_sendmsg4";
+    pub const SENDMSG6: &str = "paddock_sendmsg6";
+    pub const SKB_EGRESS: &str = "paddock_skb_egress";
+    /// An empty `sys_enter` program: the benchmark floor, never loaded by the daemon.
+    pub const BENCH_EMPTY: &str = "paddock_bench_empty";
+}

@@ -1,0 +1,95 @@
+//! How the kernel knows which cgroups belong to which investigation.
+//!
+//! The daemon gives each running investigation a *slot* (a small index into per-slot maps)
+//! and an *instance* (a number never reused while the daemon runs). Every cgroup of the
+//! investigation maps to the same `Tracked` value, in two places:
+//! - `TRACKED`, a hash map keyed by cgroup id: the authority;
+//! - `FAST`, a direct-mapped array indexed by [`fast_index`]: what every probe reads first.
+//!   An entry holds the cgroup id it describes; a probe whose cgroup id differs is untracked
+//!   unless the entry carries [`FAST_COLLISION`], in which case it asks `TRACKED`.
+//!
+//! `CGROUP_PATHS` maps the hash (FNV-1a, `crate::hash`) of a cgroup path, as the cgroup v2
+//! hierarchy names it, to a `Tracked`: the `cgroup_mkdir` probe tracks a new cgroup whose
+//! own path or parent's path is there, before any process runs in it.
+
+/// Number of investigation slots; sizes the per-slot maps.
+pub const MAX_SLOTS: u32 = 128;
+/// log2 of the entries in the `FAST` array.
+pub const FAST_BITS: u32 = 14;
+/// Entries in the `FAST` array.
+pub const FAST_ENTRIES: u32 = 1 << FAST_BITS;
+/// Cgroups the `TRACKED` and `CGROUP_PATHS` maps can hold (all investigations together).
+pub const MAX_TRACKED_CGROUPS: u32 = 8192;
+/// Syscall numbers the per-slot counters and bitmaps cover.
+pub const MAX_SYSCALLS: u32 = 512;
+/// Entries in the read-open de-duplication map.
+pub const READS_ENTRIES: u32 = 1 << 16;
+
+/// `Tracked::flags`: the `FAST` entry is shared; look the cgroup id up in `TRACKED`.
+pub const FAST_COLLISION: u8 = 1;
+
+/// The four trust phases, as numbered across the boundary.
+pub const PHASE_SHADOW: u8 = 0;
+pub const PHASE_READ_ONLY: u8 = 1;
+pub const PHASE_LIMITED_WRITE: u8 = 2;
+pub const PHASE_AUTONOMOUS: u8 = 3;
+/// A phase the daemon does not know (a Kubernetes label with another value).
+pub const PHASE_UNKNOWN: u8 = 255;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tracked {
+    pub slot: u16,
+    pub phase: u8,
+    pub flags: u8,
+    pub instance: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastEntry {
+    /// The cgroup this entry describes; 0 when empty (no cgroup has id 0).
+    pub cgroup_id: u64,
+    pub tracked: Tracked,
+}
+
+/// Where a cgroup id lives in `FAST`: a multiplicative hash, so neighbouring ids spread.
+#[inline(always)]
+pub const fn fast_index(cgroup_id: u64) -> u32 {
+    (cgroup_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FAST_BITS)) as u32
+}
+
+/// Kernel-side state of one investigation slot, shared by all CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotState {
+    /// Syscalls seen so far: one bit per syscall number.
+    pub seen: [u64; (MAX_SYSCALLS / 64) as usize],
+    /// Opens whose path could not be read at syscall entry (not yet paged in), waiting to
+    /// be read at their thread's next syscall. A hint: non-zero makes `sys_enter` look.
+    pub pending_opens: u64,
+}
+
+/// Per-syscall counters of one investigation (a per-CPU map value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SyscallCounts {
+    pub counts: [u64; MAX_SYSCALLS as usize],
+}
+
+/// Egress counters of one investigation (a per-CPU map value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EgressCounts {
+    pub bytes: u64,
+    pub packets: u64,
+}
+
+/// Key of the read-open de-duplication map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReadKey {
+    pub instance: u32,
+    pub _pad: u32,
+    pub path_hash: u64,
+}

@@ -1,0 +1,135 @@
+//! The control socket speaks JSON lines: the client sends requests, the daemon answers
+//! with replies. One connection may carry several (a `run` carries `run`, then `exited`).
+use std::{
+    collections::BTreeMap,
+    io::{self, BufRead, Write},
+    path::PathBuf,
+};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::events::Event;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Make and track a cgroup for a new local investigation.
+    Run {
+        investigation_id: String,
+        phase: String,
+    },
+    /// In a `run` session: the command has exited with this wait status. The reply comes
+    /// once every event of the investigation up to now has been handled.
+    Exited {
+        status: i32,
+    },
+    /// Recent events, then (with `follow`) new ones as they happen.
+    Events {
+        follow: bool,
+        investigation: Option<String>,
+    },
+    Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    Ready {
+        cgroup: PathBuf,
+        instance: u32,
+    },
+    /// `killed` carries the reason when paddock killed the investigation.
+    Outcome {
+        killed: Option<String>,
+    },
+    Event {
+        event: Box<Event>,
+    },
+    /// A follower fell behind and missed this many events.
+    Lagged {
+        missed: u64,
+    },
+    Status(Box<StatusReport>),
+    Error {
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvestigationStatus {
+    pub id: String,
+    pub phase: String,
+    pub instance: u32,
+    pub source: String,
+    pub cgroup: PathBuf,
+    pub started: DateTime<Utc>,
+    pub syscalls: u64,
+    pub distinct_syscalls: usize,
+    pub egress_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub pid: u32,
+    pub started: DateTime<Utc>,
+    pub probes: Vec<String>,
+    pub investigations: Vec<InvestigationStatus>,
+    pub tracked_cgroups: usize,
+    pub records_read: u64,
+    pub events_published: u64,
+    pub malformed_records: u64,
+    pub unattributed_records: u64,
+    /// Records the kernel could not put in the ring buffer, by record kind.
+    pub lost_records: BTreeMap<String, u64>,
+    pub lost_total: u64,
+    /// Events a sink's queue could not take, by sink.
+    pub sink_drops: BTreeMap<String, u64>,
+}
+
+/// Write one message as a JSON line.
+pub fn write_line<W: Write, T: Serialize>(out: &mut W, message: &T) -> io::Result<()> {
+    let mut line = serde_json::to_vec(message).map_err(io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()
+}
+
+/// Read one JSON-line message; `None` at end of stream.
+pub fn read_line<R: BufRead, T: DeserializeOwned>(input: &mut R) -> io::Result<Option<T>> {
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    serde_json::from_str(&line).map(Some).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("bad message from the daemon: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_are_tagged_json_lines() {
+        let mut buf = Vec::new();
+        write_line(
+            &mut buf,
+            &Request::Run { investigation_id: "a".into(), phase: "shadow".into() },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(buf.clone()).unwrap(),
+            "{\"op\":\"run\",\"investigation_id\":\"a\",\"phase\":\"shadow\"}\n"
+        );
+        let back: Request = read_line(&mut buf.as_slice()).unwrap().unwrap();
+        assert!(matches!(back, Request::Run { .. }));
+        let reply = Reply::Outcome { killed: Some("exec of /tmp/x".into()) };
+        let mut buf = Vec::new();
+        write_line(&mut buf, &reply).unwrap();
+        assert_eq!(read_line::<_, Reply>(&mut buf.as_slice()).unwrap(), Some(reply));
+        assert_eq!(read_line::<_, Reply>(&mut &b""[..]).unwrap(), None);
+        assert!(read_line::<_, Reply>(&mut &b"{not json\n"[..]).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! The `paddock` command line.
+mod client;
+mod events;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_SOCKET};
+
+/// Exit status of `paddock run` when paddock itself failed (no daemon, bad arguments).
+pub const EXIT_PADDOCK_ERROR: i32 = 125;
+/// Exit status of `paddock run` when paddock killed the investigation.
+pub const EXIT_KILLED: i32 = 99;
+
+#[derive(Parser, Debug)]
+#[command(name = "paddock", version, about = "Runtime guard for autonomous AI agents")]
+pub struct Cli {
+    /// The daemon's control socket.
+    #[arg(long, global = true, env = "PADDOCK_SOCKET")]
+    pub socket: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load the probes and watch investigations (needs root).
+    Daemon(DaemonArgs),
+    /// Run a command as a tracked investigation.
+    Run(run::RunArgs),
+    /// Print recent events, or follow them.
+    Events(events::EventsArgs),
+    /// What the daemon is doing; exits non-zero when no daemon answers.
+    Status(status::StatusArgs),
+    /// Tools for benchmarks and tests.
+    #[command(hide = true, subcommand)]
+    Internal(Internal),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Internal {
+    /// Attach an empty program to `sys_enter` until SIGTERM or SIGINT (the benchmark floor).
+    EmptyHook,
+}
+
+fn empty_hook() -> anyhow::Result<i32> {
+    let _hook = crate::kernel::attach_empty_hook()?;
+    eprintln!("empty sys_enter hook attached; SIGTERM or SIGINT detaches it");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        anyhow::Ok(0)
+    })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DaemonArgs {
+    /// Configuration file (default: /etc/paddock/paddock.toml when it exists).
+    #[arg(long, env = "PADDOCK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for baselines and the audit store.
+    #[arg(long, env = "PADDOCK_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Kernel ring buffer size in bytes (a power of two).
+    #[arg(long, env = "PADDOCK_RING_BUFFER_BYTES")]
+    pub ring_buffer_bytes: Option<u32>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "PADDOCK_LOG_JSON")]
+    pub log_json: bool,
+}
+
+fn socket(cli_socket: Option<PathBuf>) -> PathBuf {
+    cli_socket.unwrap_or_else(|| DEFAULT_SOCKET.into())
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn daemon(args: DaemonArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
+    init_logging(args.log_json);
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(socket) = socket {
+        config.daemon.socket = socket;
+    }
+    if let Some(dir) = args.state_dir {
+        config.daemon.state_dir = dir;
+    }
+    if let Some(bytes) = args.ring_buffer_bytes {
+        config.kernel.ring_buffer_bytes = bytes;
+    }
+    config.validate(std::path::Path::new("command line"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(crate::daemon::run(config))
+}
+
+/// Parse the command line and run; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Daemon(args) => daemon(args, cli.socket).map(|()| 0),
+        Command::Run(args) => return run::main(args, &socket(cli.socket)),
+        Command::Events(args) => events::main(args, &socket(cli.socket)),
+        Command::Status(args) => status::main(args, &socket(cli.socket)),
+        Command::Internal(Internal::EmptyHook) => empty_hook(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("paddock: {e:#}");
+            1
+        }
+    }
+}

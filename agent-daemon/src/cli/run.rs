@@ -1,0 +1,234 @@
+//! `paddock run --investigation-id ID --phase P -- CMD [ARGS...]`: ask the daemon for a
+//! tracked cgroup, start CMD directly inside it (clone3 with CLONE_INTO_CGROUP, so the very
+//! first instruction is already watched), wait, and pass its exit status through.
+use std::{
+    ffi::{CString, OsString},
+    fs::File,
+    io,
+    os::unix::{ffi::OsStrExt as _, io::AsRawFd as _},
+    path::Path,
+};
+
+use super::{EXIT_KILLED, EXIT_PADDOCK_ERROR, client::Client};
+use crate::{
+    api::protocol::{Reply, Request},
+    identity::{InvestigationId, Phase},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The investigation's id (a Kubernetes label value).
+    #[arg(long)]
+    pub investigation_id: String,
+    /// Its trust phase: shadow, read-only, limited-write or autonomous.
+    #[arg(long)]
+    pub phase: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+/// Exit status for a command that could not be executed, as shells use them.
+const EXIT_NOT_FOUND: i32 = 127;
+const EXIT_CANNOT_EXEC: i32 = 126;
+
+pub fn main(args: RunArgs, socket: &Path) -> i32 {
+    match run(args, socket) {
+        Ok(code) => code,
+        Err(RunError::Paddock(e)) => {
+            eprintln!("paddock run: {e:#}");
+            EXIT_PADDOCK_ERROR
+        }
+        Err(RunError::Exec { program, source }) => {
+            eprintln!("paddock run: cannot execute {program:?}: {source}");
+            if source.kind() == io::ErrorKind::NotFound { EXIT_NOT_FOUND } else { EXIT_CANNOT_EXEC }
+        }
+    }
+}
+
+enum RunError {
+    Paddock(anyhow::Error),
+    Exec { program: String, source: io::Error },
+}
+
+impl<E: Into<anyhow::Error>> From<E> for RunError {
+    fn from(e: E) -> Self {
+        RunError::Paddock(e.into())
+    }
+}
+
+fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
+    // Checked here too, so a bad argument is refused before anything is made.
+    let id: InvestigationId = args.investigation_id.parse()?;
+    let phase: Phase = args.phase.parse()?;
+    let argv: Vec<CString> = args
+        .command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("the command contains a NUL byte"))?;
+
+    let mut client = Client::connect(socket)?;
+    client.send(&Request::Run { investigation_id: id.to_string(), phase: phase.to_string() })?;
+    let Reply::Ready { cgroup, .. } = client.expect_reply()? else {
+        return Err(
+            anyhow::anyhow!("the daemon did not make a cgroup for the investigation").into()
+        );
+    };
+    let cgroup_dir = File::open(&cgroup)
+        .map_err(|e| anyhow::anyhow!("cannot open cgroup {}: {e}", cgroup.display()))?;
+
+    let child = spawn_in_cgroup(&cgroup_dir, &cgroup, &argv).map_err(|source| match source {
+        SpawnError::Exec(source) => {
+            RunError::Exec { program: args.command[0].to_string_lossy().into_owned(), source }
+        }
+        SpawnError::Other(e) => RunError::Paddock(e.into()),
+    })?;
+    let status = wait_ignoring_interrupts(child)?;
+
+    client.send(&Request::Exited { status })?;
+    let Reply::Outcome { killed } = client.expect_reply()? else {
+        return Err(anyhow::anyhow!("the daemon did not say how the investigation went").into());
+    };
+    if let Some(reason) = killed {
+        eprintln!("paddock: investigation {id} was killed: {reason}");
+        return Ok(EXIT_KILLED);
+    }
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        EXIT_PADDOCK_ERROR
+    })
+}
+
+enum SpawnError {
+    /// The command itself could not be executed.
+    Exec(io::Error),
+    Other(io::Error),
+}
+
+/// `struct clone_args` (linux/sched.h), up to `cgroup` (Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Start `argv` as a child process that begins life inside the cgroup `dir`.
+///
+/// A close-on-exec pipe reports an exec failure (its errno) back to the parent. Falls back
+/// to fork + writing the child's pid to `cgroup.procs` on kernels without clone3.
+fn spawn_in_cgroup(
+    dir: &File,
+    dir_path: &Path,
+    argv: &[CString],
+) -> Result<libc::pid_t, SpawnError> {
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let procs = CString::new(dir_path.join("cgroup.procs").as_os_str().as_bytes())
+        .map_err(|e| SpawnError::Other(io::Error::other(e)))?;
+    let mut fds = [0; 2];
+    // SAFETY: a valid two-int array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(SpawnError::Other(io::Error::last_os_error()));
+    }
+    let (read_end, write_end) = (fds[0], fds[1]);
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 without CLONE_VM behaves as fork; this program is single-threaded here.
+    let mut pid = unsafe {
+        libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
+    } as libc::pid_t;
+    let mut join_by_hand = false;
+    if pid < 0 {
+        let err = io::Error::last_os_error();
+        if !matches!(
+            err.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL)
+        ) {
+            return Err(SpawnError::Other(err));
+        }
+        // SAFETY: as fork(2); single-threaded.
+        pid = unsafe { libc::fork() };
+        join_by_hand = true;
+    }
+    if pid == 0 {
+        // The child: only async-signal-safe calls from here to exec.
+        // SAFETY: valid fds, NUL-terminated strings, and a NULL-terminated argv.
+        unsafe {
+            libc::close(read_end);
+            if join_by_hand {
+                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                if fd < 0 || libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2 {
+                    let errno = *libc::__errno_location();
+                    libc::write(write_end, (&errno as *const i32).cast(), 4);
+                    libc::_exit(EXIT_PADDOCK_ERROR);
+                }
+                libc::close(fd);
+            }
+            libc::execvp(ptrs[0], ptrs.as_ptr());
+            let errno = *libc::__errno_location();
+            libc::write(write_end, (&errno as *const i32).cast(), 4);
+            libc::_exit(EXIT_NOT_FOUND);
+        }
+    }
+    // SAFETY: our own fds.
+    unsafe { libc::close(write_end) };
+    if pid < 0 {
+        // SAFETY: our own fd.
+        unsafe { libc::close(read_end) };
+        return Err(SpawnError::Other(io::Error::last_os_error()));
+    }
+    let mut errno = 0i32;
+    // SAFETY: reading at most 4 bytes into an i32.
+    let n = unsafe { libc::read(read_end, (&mut errno as *mut i32).cast(), 4) };
+    // SAFETY: our own fd.
+    unsafe { libc::close(read_end) };
+    if n == 4 {
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(SpawnError::Exec(io::Error::from_raw_os_error(errno)));
+    }
+    Ok(pid)
+}
+
+/// Wait for `pid`; Ctrl-C and Ctrl-\ go to the command (same process group), not to us.
+fn wait_ignoring_interrupts(pid: libc::pid_t) -> io::Result<i32> {
+    // SAFETY: setting dispositions of two signals to SIG_IGN in this process only (the
+    // child has already exec'd with its own).
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return Ok(status);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}

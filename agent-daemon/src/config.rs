@@ -1,0 +1,193 @@
+//! The daemon's configuration: one TOML file, every field with a default; flags and
+//! environment variables (see `cli`) override the file.
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the daemon looks for its configuration when none is named.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/paddock/paddock.toml";
+pub const DEFAULT_SOCKET: &str = "/run/paddock/paddock.sock";
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub kernel: KernelConfig,
+    pub local: LocalConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// The control socket `paddock run`, `events` and `status` talk to.
+    pub socket: PathBuf,
+    /// Where baselines, the audit store and other state live.
+    pub state_dir: PathBuf,
+    /// Recent events kept in memory for `paddock events` without `--follow`.
+    pub recent_events: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KernelConfig {
+    /// Size of the kernel-to-user ring buffer: a power of two, at least one page.
+    pub ring_buffer_bytes: u32,
+    pub btf_path: PathBuf,
+    pub mountinfo_path: PathBuf,
+    pub tracefs: PathBuf,
+    pub bpffs: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalConfig {
+    /// The cgroup, relative to the cgroup v2 mount, under which `paddock run` makes one
+    /// cgroup per investigation; the egress programs attach here.
+    pub cgroup_parent: PathBuf,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            socket: DEFAULT_SOCKET.into(),
+            state_dir: "/var/lib/paddock".into(),
+            recent_events: 4096,
+        }
+    }
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        Self {
+            ring_buffer_bytes: 4 << 20,
+            btf_path: "/sys/kernel/btf/vmlinux".into(),
+            mountinfo_path: "/proc/self/mountinfo".into(),
+            tracefs: "/sys/kernel/tracing".into(),
+            bpffs: "/sys/fs/bpf".into(),
+        }
+    }
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self { cgroup_parent: "paddock".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{path}: {field} = {value}: {rule}")]
+    Invalid { path: PathBuf, field: &'static str, value: String, rule: &'static str },
+}
+
+impl Config {
+    /// Load `path`, or the default file when it exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, required) = match path {
+            Some(path) => (path.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Config::parse(&text, &path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Check every field; `source` names where the values came from (a file, or the
+    /// command line after flags were applied).
+    pub fn validate(&self, source: &Path) -> Result<(), ConfigError> {
+        let path = source;
+        let invalid = |field, value: String, rule| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            value,
+            rule,
+        };
+        let ring = self.kernel.ring_buffer_bytes;
+        if !ring.is_power_of_two() || ring < 4096 {
+            return Err(invalid(
+                "kernel.ring_buffer_bytes",
+                ring.to_string(),
+                "must be a power of two of at least 4096",
+            ));
+        }
+        let parent = &self.local.cgroup_parent;
+        if parent.is_absolute()
+            || parent.as_os_str().is_empty()
+            || parent.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(invalid(
+                "local.cgroup_parent",
+                parent.display().to_string(),
+                "must be a relative path below the cgroup v2 mount, without '..'",
+            ));
+        }
+        if self.daemon.recent_events == 0 {
+            return Err(invalid("daemon.recent_events", "0".into(), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/paddock/test.toml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn fields_override_defaults_section_by_section() {
+        let config =
+            parse("[daemon]\nsocket = \"/tmp/p.sock\"\n[kernel]\nring_buffer_bytes = 8192\n")
+                .unwrap();
+        assert_eq!(config.daemon.socket, PathBuf::from("/tmp/p.sock"));
+        assert_eq!(config.daemon.state_dir, DaemonConfig::default().state_dir);
+        assert_eq!(config.kernel.ring_buffer_bytes, 8192);
+        assert_eq!(config.local, LocalConfig::default());
+    }
+
+    #[test]
+    fn unknown_fields_name_the_file_and_the_line() {
+        let err = parse("[daemon]\nsockt = \"/x\"\n").unwrap_err().to_string();
+        assert!(err.contains("/etc/paddock/test.toml"), "{err}");
+        assert!(err.contains("sockt"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_say_which_field_and_why() {
+        let err = parse("[kernel]\nring_buffer_bytes = 5000\n").unwrap_err().to_string();
+        assert!(err.contains("kernel.ring_buffer_bytes = 5000"), "{err}");
+        assert!(err.contains("power of two"), "{err}");
+        let err = parse("[local]\ncgroup_parent = \"../escape\"\n").unwrap_err().to_string();
+        assert!(err.contains("local.cgroup_parent"), "{err}");
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        let err = Config::load(Some(Path::new("/nonexistent/paddock.toml"))).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/paddock.toml"), "{err}");
+    }
+}

@@ -1,0 +1,267 @@
+//! `paddock daemon`: put the pieces together, serve until SIGTERM or SIGINT, take them apart.
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    io::{Read as _, Seek as _, Write as _},
+    os::unix::{fs::OpenOptionsExt as _, io::AsRawFd as _},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
+
+use agent_common::event::{
+    KIND_CGROUP, KIND_CONNECT, KIND_COUNT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_OPEN, KIND_SYSCALL,
+};
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
+use tokio::{net::UnixListener, signal::unix::SignalKind, sync::mpsc};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    api::{
+        control,
+        protocol::{InvestigationStatus, StatusReport},
+    },
+    config::Config,
+    hub::Hub,
+    kernel::{
+        Kernel, LoadOptions, mounts,
+        reader::{Reader, ReaderStats},
+    },
+    pipeline::{Pipeline, PipelineStats},
+    workloads::{Tracker, local::LocalSource},
+};
+
+/// What the control socket and status reports reach.
+pub struct State {
+    pub tracker: Arc<Tracker>,
+    pub hub: Arc<Hub>,
+    pub local: LocalSource,
+    kernel: Arc<Mutex<Kernel>>,
+    reader_stats: Arc<ReaderStats>,
+    pipeline_stats: Arc<PipelineStats>,
+    started: DateTime<Utc>,
+    probes: Vec<String>,
+}
+
+pub fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        KIND_SYSCALL => "syscall",
+        KIND_FORK => "fork",
+        KIND_EXEC => "exec",
+        KIND_EXIT => "exit",
+        KIND_OPEN => "open",
+        KIND_CONNECT => "connect",
+        KIND_CGROUP => "cgroup",
+        _ => "other",
+    }
+}
+
+impl State {
+    fn lost(&self) -> BTreeMap<String, u64> {
+        let lost = self.kernel.lock().unwrap_or_else(|e| e.into_inner()).maps.lost();
+        let mut out = BTreeMap::new();
+        match lost {
+            Ok(lost) => {
+                for (kind, n) in lost.iter().enumerate().take(KIND_COUNT as usize) {
+                    if *n > 0 {
+                        *out.entry(kind_name(kind as u32).to_owned()).or_default() += n;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read lost-record counters"),
+        }
+        out
+    }
+
+    pub fn status(&self) -> StatusReport {
+        let investigations = self
+            .tracker
+            .active()
+            .into_iter()
+            .map(|a| {
+                let counters = self.tracker.counters(a.slot).unwrap_or_default();
+                InvestigationStatus {
+                    id: a.id.to_string(),
+                    phase: a.phase.to_string(),
+                    instance: a.instance,
+                    source: a.source.into(),
+                    cgroup: a.cgroup,
+                    started: a.started,
+                    syscalls: counters.syscalls.iter().map(|(_, n)| n).sum(),
+                    distinct_syscalls: counters.syscalls.len(),
+                    egress_bytes: counters.egress_bytes,
+                }
+            })
+            .collect();
+        let lost_records = self.lost();
+        StatusReport {
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            started: self.started,
+            probes: self.probes.clone(),
+            investigations,
+            tracked_cgroups: self
+                .kernel
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .maps
+                .tracked_cgroups(),
+            records_read: self.reader_stats.records.load(Ordering::Relaxed),
+            events_published: self.hub.published.load(Ordering::Relaxed),
+            malformed_records: self.reader_stats.malformed.load(Ordering::Relaxed),
+            unattributed_records: self.pipeline_stats.unattributed.load(Ordering::Relaxed),
+            lost_total: lost_records.values().sum(),
+            lost_records,
+            sink_drops: self.hub.sink_drops().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }
+    }
+}
+
+/// Hold `<socket>.lock` for the daemon's lifetime: one daemon per socket.
+fn lock(socket: &Path) -> anyhow::Result<File> {
+    let path = PathBuf::from(format!("{}.lock", socket.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    // SAFETY: a valid fd; LOCK_NB never blocks.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "another paddock daemon (pid {}) already serves {} (lock {} is held)",
+            holder.trim(),
+            socket.display(),
+            path.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+/// Log records the kernel could not deliver, as they happen (never silent).
+async fn report_losses(state: Arc<State>, shutdown: CancellationToken) {
+    let mut last = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let lost = state.lost();
+        let total: u64 = lost.values().sum();
+        if total > last {
+            tracing::warn!(lost_since_last_report = total - last, lost_total = total, by_kind = ?lost,
+                "kernel ring buffer full: records lost");
+            last = total;
+        }
+    }
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let socket = config.daemon.socket.clone();
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    }
+    let _lock = lock(&socket)?;
+    std::fs::create_dir_all(&config.daemon.state_dir).with_context(|| {
+        format!("cannot make state directory {}", config.daemon.state_dir.display())
+    })?;
+
+    let kc = &config.kernel;
+    if !kc.btf_path.exists() {
+        bail!(
+            "kernel BTF not found at {}: paddock needs a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+            kc.btf_path.display()
+        );
+    }
+    let cgroup2 = mounts::cgroup2(&kc.mountinfo_path)?;
+    if mounts::ensure_mounted("tracefs", &kc.tracefs, &kc.mountinfo_path)? {
+        tracing::info!(path = %kc.tracefs.display(), "mounted tracefs");
+    }
+    if mounts::ensure_mounted("bpf", &kc.bpffs, &kc.mountinfo_path)? {
+        tracing::info!(path = %kc.bpffs.display(), "mounted bpffs");
+    }
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let local_parent = cgroup2.mount_point.join(&config.local.cgroup_parent);
+    let local = LocalSource::new(local_parent.clone(), shutdown.clone(), tasks.clone())
+        .with_context(|| format!("cannot prepare cgroup {}", local_parent.display()))?;
+
+    let mut kernel = Kernel::load(&LoadOptions {
+        ring_buffer_bytes: kc.ring_buffer_bytes,
+        btf_path: kc.btf_path.clone(),
+        daemon_tgid: std::process::id(),
+        egress_cgroups: vec![local_parent.clone()],
+    })?;
+    let probes = kernel.attached.clone();
+    let ring = kernel.take_ring().context("ring buffer already taken")?;
+    let kernel = Arc::new(Mutex::new(kernel));
+
+    let hub = Hub::new(config.daemon.recent_events);
+    let reader_stats = Arc::new(ReaderStats::default());
+    let pipeline_stats = Arc::new(PipelineStats::default());
+    let (records_tx, records_rx) = mpsc::channel(64 * 1024);
+    let (lifecycle_tx, lifecycle_rx) = mpsc::channel(1024);
+    let (reader, flush) = Reader::new(ring, records_tx, reader_stats.clone())?;
+    let pipeline = Pipeline::new(records_rx, lifecycle_rx, hub.clone(), pipeline_stats.clone());
+    let pipeline_task = tokio::spawn(pipeline.run());
+    let reader_task = tokio::spawn(reader.run(shutdown.clone()));
+
+    let tracker = Arc::new(Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2));
+    let state = Arc::new(State {
+        tracker,
+        hub,
+        local,
+        kernel,
+        reader_stats,
+        pipeline_stats,
+        started: Utc::now(),
+        probes,
+    });
+
+    match std::fs::remove_file(&socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("cannot remove stale socket {}: {e}", socket.display())
+        }
+        _ => {}
+    }
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    tracing::info!(socket = %socket.display(), probes = state.probes.len(), "paddock daemon ready");
+
+    let control = tokio::spawn(control::serve(listener, state.clone(), shutdown.clone()));
+    tokio::spawn(report_losses(state.clone(), shutdown.clone()));
+
+    let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    shutdown.cancel();
+    let _ = control.await;
+    let _ = std::fs::remove_file(&socket);
+    tasks.close();
+    tasks.wait().await;
+    // Investigations have ended (their events drained); stop the reader, then the pipeline.
+    let _ = reader_task.await;
+    // The parent cgroup goes too when nothing is left in it.
+    if std::fs::remove_dir(&local_parent).is_ok() {
+        tracing::debug!(cgroup = %local_parent.display(), "removed the local cgroup parent");
+    }
+    drop(state);
+    if tokio::time::timeout(Duration::from_secs(2), pipeline_task).await.is_err() {
+        tracing::warn!("event pipeline still busy at exit");
+    }
+    tracing::info!("programs detached; paddock daemon stopped");
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The typed, attributed events every consumer sees: the event stream, and later the audit
+//! store, metrics and alerts. JSON is one object per event with a `kind` tag.
+use std::{collections::BTreeMap, fmt, net::IpAddr};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{InvestigationId, Phase};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub time: DateTime<Utc>,
+    pub investigation: InvestigationId,
+    pub phase: Phase,
+    /// Process id (thread-group id) of the acting process; 0 for lifecycle events.
+    pub pid: u32,
+    /// Thread id, when it differs from `pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
+    /// Parent process id; 0 where unknown.
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What the kernel did about an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    #[default]
+    None,
+    Killed,
+    Denied,
+}
+
+impl Action {
+    pub fn is_none(&self) -> bool {
+        *self == Action::None
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The investigation is tracked from here on.
+    Started { source: String, cgroup: String },
+    /// First use of a syscall by the investigation.
+    Syscall {
+        nr: u32,
+        name: String,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    /// A new process.
+    Fork { child_pid: u32 },
+    Exec {
+        path: String,
+        argv: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        argv_truncated: bool,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    Exit {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+    },
+    Open {
+        path: String,
+        /// The path as the process passed it, when `path` had to be resolved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested: Option<String>,
+        write: bool,
+        flags: u32,
+    },
+    Connect {
+        /// `connect` or `sendmsg`.
+        op: String,
+        protocol: String,
+        address: IpAddr,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    /// A cgroup made inside the investigation, tracked as it was made.
+    Cgroup { cgroup_id: u64, path: String },
+    /// The last process is gone and every event has been read.
+    Ended {
+        /// Calls per syscall name, as the kernel counted them.
+        syscalls: BTreeMap<String, u64>,
+        egress_bytes: u64,
+        egress_packets: u64,
+        events: u64,
+    },
+}
+
+/// Exit code or signal from a wait status (`task_struct.exit_code`).
+pub fn exit_from_status(status: u32) -> (Option<i32>, Option<i32>) {
+    let signal = (status & 0x7f) as i32;
+    if signal == 0 { (Some(((status >> 8) & 0xff) as i32), None) } else { (None, Some(signal)) }
+}
+
+impl fmt::Display for Event {
+    /// One line for people: time, investigation, phase, process, then what happened.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} [{}] ",
+            self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            self.investigation,
+            self.phase
+        )?;
+        if self.pid != 0 {
+            write!(f, "{}({}) ", self.comm, self.pid)?;
+        }
+        let action = |a: &Action| match a {
+            Action::None => "",
+            Action::Killed => " [KILLED]",
+            Action::Denied => " [DENIED]",
+        };
+        match &self.kind {
+            EventKind::Started { source, cgroup } => {
+                write!(f, "started ({source}) cgroup {cgroup}")
+            }
+            EventKind::Syscall { name, nr, action: a } => {
+                write!(f, "syscall {name} ({nr}) first use{}", action(a))
+            }
+            EventKind::Fork { child_pid } => write!(f, "fork -> {child_pid}"),
+            EventKind::Exec { path, argv, action: a, .. } => {
+                write!(f, "exec {path} {:?}{}", argv, action(a))
+            }
+            EventKind::Exit { exit_code: Some(code), .. } => write!(f, "exit {code}"),
+            EventKind::Exit { signal, .. } => write!(f, "killed by signal {}", signal.unwrap_or(0)),
+            EventKind::Open { path, write: true, .. } => write!(f, "open for write {path}"),
+            EventKind::Open { path, .. } => write!(f, "open {path}"),
+            EventKind::Connect { op, protocol, address, port, action: a } => {
+                write!(f, "{op} {protocol} {address} port {port}{}", action(a))
+            }
+            EventKind::Cgroup { path, .. } => write!(f, "cgroup created {path}"),
+            EventKind::Ended { syscalls, egress_bytes, events, .. } => write!(
+                f,
+                "ended: {events} events, {} syscalls ({} distinct), {egress_bytes} egress bytes",
+                syscalls.values().sum::<u64>(),
+                syscalls.len()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            time: DateTime::parse_from_rfc3339("2026-11-26T15:00:00.5Z").unwrap().to_utc(),
+            investigation: "inv-1".parse().unwrap(),
+            phase: Phase::ReadOnly,
+            pid: 42,
+            tid: None,
+            ppid: 1,
+            uid: 0,
+            comm: "sh".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn json_is_flat_with_a_kind_tag_and_round_trips() {
+        let e = event(EventKind::Exec {
+            path: "/bin/ls".into(),
+            argv: vec!["ls".into(), "-l".into()],
+            argv_truncated: false,
+            action: Action::None,
+        });
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["kind"], "exec");
+        assert_eq!(json["investigation"], "inv-1");
+        assert_eq!(json["phase"], "read-only");
+        assert_eq!(json["path"], "/bin/ls");
+        assert!(json.get("action").is_none(), "no action field when the kernel did nothing");
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn wait_status_decodes_to_code_or_signal() {
+        assert_eq!(exit_from_status(0), (Some(0), None));
+        assert_eq!(exit_from_status(3 << 8), (Some(3), None));
+        assert_eq!(exit_from_status(9), (None, Some(9)));
+        assert_eq!(exit_from_status(0x80 | 11), (None, Some(11))); // core dumped
+    }
+
+    #[test]
+    fn text_lines_name_the_investigation_and_the_act() {
+        let line = event(EventKind::Connect {
+            op: "connect".into(),
+            protocol: "tcp".into(),
+            address: "127.0.0.1".parse().unwrap(),
+            port: 80,
+            action: Action::Denied,
+        })
+        .to_string();
+        assert!(line.starts_with("2026-11-26T15:00:00.500Z inv-1 [read-only] sh(42) "), "{line}");
+        assert!(line.ends_with("connect tcp 127.0.0.1 port 80 [DENIED]"), "{line}");
+    }
+}

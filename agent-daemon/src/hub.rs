@@ -1,0 +1,82 @@
+//! Where attributed events go out: a short in-memory history, live followers (a broadcast;
+//! a follower that falls behind is told how many it missed), and named sinks (bounded
+//! queues; what a full queue cannot take is counted, never waited for).
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::sync::{broadcast, mpsc};
+
+use crate::events::Event;
+
+pub struct Sink {
+    pub name: &'static str,
+    queue: mpsc::Sender<Arc<Event>>,
+    pub dropped: AtomicU64,
+}
+
+pub struct Hub {
+    recent: Mutex<VecDeque<Arc<Event>>>,
+    capacity: usize,
+    live: broadcast::Sender<Arc<Event>>,
+    sinks: Mutex<Vec<Arc<Sink>>>,
+    pub published: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(recent_capacity: usize) -> Arc<Hub> {
+        let (live, _) = broadcast::channel(16 * 1024);
+        Arc::new(Hub {
+            recent: Mutex::new(VecDeque::with_capacity(recent_capacity.min(1 << 16))),
+            capacity: recent_capacity,
+            live,
+            sinks: Mutex::new(Vec::new()),
+            published: AtomicU64::new(0),
+        })
+    }
+
+    /// The recent history, oldest first.
+    pub fn recent(&self) -> Vec<Arc<Event>> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    /// Subscribe and take the history in one step, so nothing falls between the two.
+    pub fn recent_then_follow(&self) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let live = self.live.subscribe();
+        (recent.iter().cloned().collect(), live)
+    }
+
+    pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() == self.capacity {
+                recent.pop_front();
+            }
+            recent.push_back(event.clone());
+            // Sent under the history lock: `recent_then_follow` sees each event once.
+            let _ = self.live.send(event.clone());
+        }
+        for sink in self.sinks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            if sink.queue.try_send(event.clone()).is_err() {
+                sink.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (sink name, events it could not take).
+    pub fn sink_drops(&self) -> Vec<(&'static str, u64)> {
+        self.sinks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|s| (s.name, s.dropped.load(Ordering::Relaxed)))
+            .collect()
+    }
+}

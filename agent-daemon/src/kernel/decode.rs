@@ -1,0 +1,304 @@
+//! Ring-buffer bytes to owned records. Every length is checked against the struct its kind
+//! names before anything is read; a record that does not fit is an error, never a panic.
+use std::{
+    mem::size_of,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use agent_common::event::{
+    CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header, KIND_CGROUP,
+    KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_OPEN, KIND_SYSCALL, OP_CONNECT6,
+    OP_SENDMSG6, OpenRecord, SyscallRecord,
+};
+
+/// The part of every record that says who acted and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub ktime_ns: u64,
+    pub cgroup_id: u64,
+    pub slot: u16,
+    pub phase: u8,
+    pub instance: u32,
+    pub tid: u32,
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordBody {
+    Syscall { nr: u32, action: u32 },
+    Fork { child_pid: u32 },
+    Exec { path: String, argv: Vec<String>, argv_truncated: bool, action: u32 },
+    Exit { status: u32 },
+    Open { path: String, dirfd: i32, flags: u32 },
+    Connect { op: u32, action: u32, sock_type: u32, protocol: u32, addr: IpAddr, port: u16 },
+    Cgroup { cgroup_id: u64, level: u32, path: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub header: RecordHeader,
+    pub body: RecordBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than a header ({need} bytes)")]
+    NoHeader { len: usize, need: usize },
+    #[error("record kind {kind} is unknown ({len} bytes)")]
+    UnknownKind { kind: u32, len: usize },
+    #[error("record of kind {kind} has {len} bytes, expected {need}")]
+    Short { kind: u32, len: usize, need: usize },
+}
+
+/// Read a `T` from the start of `bytes` after checking the length.
+fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Short { kind, len: bytes.len(), need });
+    }
+    // SAFETY: the length is checked above; `T` is a plain `#[repr(C)]` integer struct
+    // (agent_common), for which any bit pattern is valid; the read is unaligned-safe.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Text up to the first NUL, invalid UTF-8 replaced.
+pub fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn header(h: &Header) -> RecordHeader {
+    RecordHeader {
+        ktime_ns: h.ktime_ns,
+        cgroup_id: h.cgroup_id,
+        slot: h.slot,
+        phase: h.phase,
+        instance: h.instance,
+        tid: h.pid,
+        pid: h.tgid,
+        ppid: h.ppid,
+        uid: h.uid,
+        gid: h.gid,
+        comm: c_string(&h.comm),
+    }
+}
+
+fn argv(args: &[u8], len: u32, argc: u32) -> Vec<String> {
+    let args = &args[..(len as usize).min(args.len())];
+    args.split(|&b| b == 0)
+        .take(argc as usize)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+    let need = size_of::<Header>();
+    if bytes.len() < need {
+        return Err(DecodeError::NoHeader { len: bytes.len(), need });
+    }
+    let h: Header = read(bytes, 0)?;
+    let kind = h.kind;
+    let body = match kind {
+        KIND_SYSCALL => {
+            let r: SyscallRecord = read(bytes, kind)?;
+            RecordBody::Syscall { nr: r.nr, action: r.action }
+        }
+        KIND_FORK => {
+            let r: ForkRecord = read(bytes, kind)?;
+            RecordBody::Fork { child_pid: r.child_tgid }
+        }
+        KIND_EXEC => {
+            let r: ExecRecord = read(bytes, kind)?;
+            RecordBody::Exec {
+                path: c_string(&r.path),
+                argv: argv(&r.args, r.args_len, r.argc),
+                argv_truncated: r.args_truncated != 0,
+                action: r.action,
+            }
+        }
+        KIND_EXIT => {
+            let r: ExitRecord = read(bytes, kind)?;
+            RecordBody::Exit { status: r.code }
+        }
+        KIND_OPEN => {
+            let r: OpenRecord = read(bytes, kind)?;
+            RecordBody::Open { path: c_string(&r.path), dirfd: r.dirfd, flags: r.flags }
+        }
+        KIND_CONNECT => {
+            let r: ConnectRecord = read(bytes, kind)?;
+            let addr = if r.op == OP_CONNECT6 || r.op == OP_SENDMSG6 {
+                IpAddr::V6(Ipv6Addr::from(r.addr))
+            } else {
+                IpAddr::V4(Ipv4Addr::new(r.addr[0], r.addr[1], r.addr[2], r.addr[3]))
+            };
+            RecordBody::Connect {
+                op: r.op,
+                action: r.action,
+                sock_type: r.sock_type,
+                protocol: r.protocol,
+                addr,
+                port: r.port,
+            }
+        }
+        KIND_CGROUP => {
+            let r: CgroupRecord = read(bytes, kind)?;
+            RecordBody::Cgroup {
+                cgroup_id: r.new_cgroup_id,
+                level: r.level,
+                path: c_string(&r.path),
+            }
+        }
+        _ => return Err(DecodeError::UnknownKind { kind, len: bytes.len() }),
+    };
+    Ok(Record { header: header(&h), body })
+}
+
+/// Byte views of records, for tests here and in the pipeline.
+#[cfg(test)]
+pub mod fixtures {
+    use agent_common::event::{COMM_LEN, Header};
+
+    pub fn header(kind: u32, slot: u16, instance: u32, pid: u32) -> Header {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..4].copy_from_slice(b"test");
+        Header {
+            ktime_ns: 1_000,
+            cgroup_id: 77,
+            kind,
+            slot,
+            phase: 1,
+            _pad: 0,
+            instance,
+            pid,
+            tgid: pid,
+            ppid: 1,
+            uid: 1000,
+            gid: 1000,
+            comm,
+        }
+    }
+
+    pub fn bytes<T: Copy>(value: &T) -> Vec<u8> {
+        // SAFETY: reading the bytes of a plain `#[repr(C)]` value.
+        unsafe {
+            std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use agent_common::event::{ARGS_LEN, PATH_LEN};
+
+    use super::{
+        fixtures::{bytes, header as fixture_header},
+        *,
+    };
+
+    fn exec_record(path: &str, args: &[&str]) -> ExecRecord {
+        let mut record = ExecRecord {
+            header: fixture_header(KIND_EXEC, 3, 9, 42),
+            action: 0,
+            argc: args.len() as u32,
+            args_truncated: 0,
+            args_len: 0,
+            path: [0; PATH_LEN],
+            args: [0; ARGS_LEN],
+        };
+        record.path[..path.len()].copy_from_slice(path.as_bytes());
+        let mut at = 0;
+        for a in args {
+            record.args[at..at + a.len()].copy_from_slice(a.as_bytes());
+            at += a.len() + 1;
+        }
+        record.args_len = at as u32;
+        record
+    }
+
+    #[test]
+    fn decodes_an_exec_with_its_argv() {
+        let record = decode(&bytes(&exec_record("/bin/ls", &["ls", "-l", "/tmp"]))).unwrap();
+        assert_eq!(record.header.pid, 42);
+        assert_eq!(record.header.slot, 3);
+        assert_eq!(record.header.instance, 9);
+        assert_eq!(record.header.comm, "test");
+        assert_eq!(
+            record.body,
+            RecordBody::Exec {
+                path: "/bin/ls".into(),
+                argv: vec!["ls".into(), "-l".into(), "/tmp".into()],
+                argv_truncated: false,
+                action: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_connect_addresses_by_family() {
+        let mut r = ConnectRecord {
+            header: fixture_header(KIND_CONNECT, 0, 1, 5),
+            op: agent_common::event::OP_CONNECT4,
+            action: 0,
+            sock_type: 1,
+            protocol: 6,
+            port: 8080,
+            family: 2,
+            _pad: 0,
+            addr: [0; 16],
+        };
+        r.addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let RecordBody::Connect { addr, port, .. } = decode(&bytes(&r)).unwrap().body else {
+            panic!("not a connect")
+        };
+        assert_eq!((addr, port), ("127.0.0.1".parse().unwrap(), 8080));
+        r.op = OP_CONNECT6;
+        r.addr = Ipv6Addr::LOCALHOST.octets();
+        let RecordBody::Connect { addr, .. } = decode(&bytes(&r)).unwrap().body else {
+            panic!("not a connect")
+        };
+        assert_eq!(addr, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn short_unknown_and_empty_records_are_errors() {
+        let full = bytes(&exec_record("/bin/true", &[]));
+        assert!(matches!(
+            decode(&full[..full.len() - 1]),
+            Err(DecodeError::Short { kind: KIND_EXEC, .. })
+        ));
+        assert!(matches!(decode(&full[..10]), Err(DecodeError::NoHeader { len: 10, .. })));
+        assert!(matches!(decode(&[]), Err(DecodeError::NoHeader { len: 0, .. })));
+        let unknown = bytes(&fixture_header(99, 0, 1, 1));
+        assert_eq!(
+            decode(&unknown),
+            Err(DecodeError::UnknownKind { kind: 99, len: unknown.len() })
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x1234_5678_9abc_def0u64;
+        for len in 0..700 {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode(&data);
+        }
+    }
+
+    #[test]
+    fn argv_stops_at_argc_and_length() {
+        assert_eq!(argv(b"a\0bb\0ccc\0", 9, 2), vec!["a", "bb"]);
+        assert_eq!(argv(b"a\0bb\0ccc\0", 4, 3), vec!["a", "bb"]);
+        assert!(argv(b"", 0, 0).is_empty());
+    }
+}

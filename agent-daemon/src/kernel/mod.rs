@@ -1,0 +1,11 @@
+//! Everything that touches the kernel: filesystems, BTF offsets, loading and attaching the
+//! programs, the maps that say what is tracked, and the ring-buffer reader.
+pub mod btf;
+pub mod decode;
+mod load;
+pub mod mounts;
+pub mod reader;
+mod tracking;
+
+pub use load::{Kernel, LoadOptions, attach_empty_hook};
+pub use tracking::{SlotCounters, TrackError};

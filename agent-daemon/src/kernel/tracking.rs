@@ -1,0 +1,166 @@
+//! The maps that say which cgroups belong to which investigation, and the per-slot
+//! counters. See `agent_common::tracking` for the layout.
+use std::collections::HashMap as StdHashMap;
+
+use agent_common::{
+    event::KIND_COUNT,
+    names::maps,
+    tracking::{
+        EgressCounts, FAST_COLLISION, FastEntry, MAX_SYSCALLS, SlotState, SyscallCounts, Tracked,
+        fast_index,
+    },
+};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues};
+
+pub struct KernelMaps {
+    pub(super) tracked: HashMap<MapData, u64, Tracked>,
+    pub(super) fast: Array<MapData, FastEntry>,
+    pub(super) paths: HashMap<MapData, u64, Tracked>,
+    pub(super) slots: Array<MapData, SlotState>,
+    pub(super) syscalls: PerCpuArray<MapData, SyscallCounts>,
+    pub(super) egress: PerCpuArray<MapData, EgressCounts>,
+    pub(super) lost: PerCpuArray<MapData, u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("kernel map {map}: {source}")]
+pub struct TrackError {
+    pub map: &'static str,
+    #[source]
+    pub source: MapError,
+}
+
+fn at(map: &'static str) -> impl Fn(MapError) -> TrackError {
+    move |source| TrackError { map, source }
+}
+
+/// What the kernel counted for one investigation slot, summed over CPUs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotCounters {
+    /// (syscall number, calls), only the numbers called at least once.
+    pub syscalls: Vec<(u32, u64)>,
+    pub egress_bytes: u64,
+    pub egress_packets: u64,
+}
+
+fn zeros<T: aya::Pod + Copy>(value: T) -> Result<PerCpuValues<T>, MapError> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, e)| MapError::IoError(e))?;
+    PerCpuValues::try_from(vec![value; cpus]).map_err(MapError::IoError)
+}
+
+impl KernelMaps {
+    /// Zero a slot's state and counters before a new investigation uses it.
+    pub fn reset_slot(&mut self, slot: u16) -> Result<(), TrackError> {
+        let slot = slot as u32;
+        let state = SlotState { seen: [0; (MAX_SYSCALLS / 64) as usize], pending_opens: 0 };
+        self.slots.set(slot, state, 0).map_err(at(maps::SLOTS))?;
+        let counts = zeros(SyscallCounts { counts: [0; MAX_SYSCALLS as usize] })
+            .map_err(at(maps::SYSCALL_COUNTS))?;
+        self.syscalls.set(slot, counts, 0).map_err(at(maps::SYSCALL_COUNTS))?;
+        let egress = zeros(EgressCounts::default()).map_err(at(maps::EGRESS))?;
+        self.egress.set(slot, egress, 0).map_err(at(maps::EGRESS))?;
+        Ok(())
+    }
+
+    /// Track `cgroup_id` (whose hierarchy path hashes to `path_hash`) as `tracked`.
+    pub fn track(
+        &mut self,
+        cgroup_id: u64,
+        path_hash: u64,
+        tracked: Tracked,
+    ) -> Result<(), TrackError> {
+        self.tracked.insert(cgroup_id, tracked, 0).map_err(at(maps::TRACKED))?;
+        self.paths.insert(path_hash, tracked, 0).map_err(at(maps::CGROUP_PATHS))?;
+        let index = fast_index(cgroup_id);
+        let mut entry = self.fast.get(&index, 0).map_err(at(maps::FAST))?;
+        if entry.cgroup_id == 0 || entry.cgroup_id == cgroup_id {
+            let collision = entry.tracked.flags & FAST_COLLISION;
+            entry = FastEntry { cgroup_id, tracked: Tracked { flags: collision, ..tracked } };
+        } else {
+            entry.tracked.flags |= FAST_COLLISION;
+        }
+        self.fast.set(index, entry, 0).map_err(at(maps::FAST))
+    }
+
+    /// Stop tracking every cgroup of `instance` (those the daemon added and those the
+    /// kernel added under them). Returns the cgroup ids that were tracked.
+    pub fn untrack_instance(&mut self, instance: u32) -> Result<Vec<u64>, TrackError> {
+        let entries: Vec<(u64, Tracked)> = self.tracked.iter().filter_map(Result::ok).collect();
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            entries.into_iter().partition(|(_, t)| t.instance == instance);
+        for (cgroup_id, _) in &gone {
+            match self.tracked.remove(cgroup_id) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(at(maps::TRACKED)(e)),
+            }
+        }
+        let paths: Vec<u64> = self
+            .paths
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, t)| t.instance == instance)
+            .map(|(hash, _)| hash)
+            .collect();
+        for hash in paths {
+            match self.paths.remove(&hash) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(at(maps::CGROUP_PATHS)(e)),
+            }
+        }
+        // Rebuild each FAST entry the removed cgroups used, from what stays tracked.
+        let mut staying: StdHashMap<u32, Vec<(u64, Tracked)>> = StdHashMap::new();
+        for (cgroup_id, tracked) in kept {
+            staying.entry(fast_index(cgroup_id)).or_default().push((cgroup_id, tracked));
+        }
+        for (cgroup_id, _) in &gone {
+            let index = fast_index(*cgroup_id);
+            let entry = match staying.get(&index).map(Vec::as_slice) {
+                None | Some([]) => FastEntry::default(),
+                Some([(id, tracked)]) => FastEntry { cgroup_id: *id, tracked: *tracked },
+                Some([(id, tracked), ..]) => FastEntry {
+                    cgroup_id: *id,
+                    tracked: Tracked { flags: FAST_COLLISION, ..*tracked },
+                },
+            };
+            self.fast.set(index, entry, 0).map_err(at(maps::FAST))?;
+        }
+        Ok(gone.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// The kernel's counters for `slot`, summed over CPUs.
+    pub fn counters(&self, slot: u16) -> Result<SlotCounters, TrackError> {
+        let per_cpu = self.syscalls.get(&(slot as u32), 0).map_err(at(maps::SYSCALL_COUNTS))?;
+        let mut totals = [0u64; MAX_SYSCALLS as usize];
+        for cpu in per_cpu.iter() {
+            for (total, count) in totals.iter_mut().zip(cpu.counts.iter()) {
+                *total += count;
+            }
+        }
+        let egress = self.egress.get(&(slot as u32), 0).map_err(at(maps::EGRESS))?;
+        Ok(SlotCounters {
+            syscalls: totals
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(nr, c)| (nr as u32, *c))
+                .collect(),
+            egress_bytes: egress.iter().map(|e| e.bytes).sum(),
+            egress_packets: egress.iter().map(|e| e.packets).sum(),
+        })
+    }
+
+    /// Records the kernel could not put in the ring buffer, per record kind.
+    pub fn lost(&self) -> Result<[u64; KIND_COUNT as usize], TrackError> {
+        let mut lost = [0u64; KIND_COUNT as usize];
+        for (kind, slot) in lost.iter_mut().enumerate() {
+            let per_cpu = self.lost.get(&(kind as u32), 0).map_err(at(maps::LOST))?;
+            *slot = per_cpu.iter().sum();
+        }
+        Ok(lost)
+    }
+
+    /// How many cgroups the kernel tracks now.
+    pub fn tracked_cgroups(&self) -> usize {
+        self.tracked.keys().filter(Result::is_ok).count()
+    }
+}

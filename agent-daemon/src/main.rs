@@ -1,0 +1,17 @@
+//! `paddock`: the node agent. See `DESIGN.md` for the shape; the data path runs
+//! kernel -> reader -> decode -> pipeline (attribute) -> hub -> sinks.
+mod api;
+mod cli;
+mod config;
+mod daemon;
+mod events;
+mod hub;
+mod identity;
+mod kernel;
+mod pipeline;
+mod syscalls;
+mod workloads;
+
+fn main() {
+    std::process::exit(cli::main());
+}

@@ -1,0 +1,199 @@
+//! The local workload source: `paddock run` sessions. Each gets a fresh cgroup below the
+//! configured parent, tracked before the client starts the command inside it; the
+//! investigation ends when that cgroup is empty (its last process, not the command, is gone)
+//! and the client has stopped waiting for it.
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use tokio::sync::watch;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{
+    Active, Tracker,
+    cgroups::{self, EventsWatch, EventsWatcher},
+};
+use crate::identity::{InvestigationId, Phase};
+
+pub struct LocalSource {
+    /// Absolute path of the parent cgroup of every local investigation.
+    pub parent: PathBuf,
+    watcher: EventsWatcher,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// A started local investigation, as the control session sees it.
+pub struct Session {
+    pub active: Active,
+    /// Set when the client has gone (it no longer waits on the investigation).
+    client_gone: watch::Sender<bool>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.client_gone.send(true);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error(transparent)]
+    Phase(#[from] crate::identity::UnknownPhase),
+    #[error(transparent)]
+    Id(#[from] crate::identity::BadInvestigationId),
+    #[error(transparent)]
+    Tracker(#[from] super::TrackerError),
+    #[error("cannot make cgroup {path}: {source}")]
+    Mkdir { path: PathBuf, source: std::io::Error },
+    #[error("cannot watch {path}/cgroup.events: {source}")]
+    Watch { path: PathBuf, source: std::io::Error },
+}
+
+impl LocalSource {
+    /// Make the parent cgroup and clear what an earlier daemon left behind.
+    pub fn new(
+        parent: PathBuf,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> std::io::Result<LocalSource> {
+        std::fs::create_dir_all(&parent)?;
+        for entry in std::fs::read_dir(&parent)? {
+            let dir = entry?.path();
+            if !dir.is_dir() {
+                continue;
+            }
+            match cgroups::populated(&dir) {
+                Ok(false) => {
+                    if let Err(e) = cgroups::remove_tree(&dir) {
+                        tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove a stale cgroup");
+                    }
+                }
+                Ok(true) => tracing::warn!(
+                    cgroup = %dir.display(),
+                    "processes of an earlier daemon's investigation still run here, untracked"
+                ),
+                Err(e) => {
+                    tracing::warn!(cgroup = %dir.display(), error = %e, "cannot read a stale cgroup")
+                }
+            }
+        }
+        Ok(LocalSource { parent, watcher: EventsWatcher::spawn()?, tasks, shutdown })
+    }
+
+    /// Start a local investigation: validate, reserve, make and track its cgroup, and
+    /// watch it until it ends.
+    pub async fn start(
+        &self,
+        tracker: &Arc<Tracker>,
+        investigation_id: &str,
+        phase: &str,
+    ) -> Result<Session, LocalError> {
+        let id: InvestigationId = investigation_id.parse()?;
+        let phase: Phase = phase.parse()?;
+        let mut active = tracker.reserve(id, phase, "local")?;
+        let dir = match self.make_cgroup(&active) {
+            Ok(dir) => dir,
+            Err(e) => {
+                tracker.abandon(&active);
+                return Err(e);
+            }
+        };
+        let prepared = self.prepare(tracker, &mut active, &dir).await;
+        let watch = match prepared {
+            Ok(watch) => watch,
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                tracker.abandon(&active);
+                return Err(e);
+            }
+        };
+        let (client_gone, gone) = watch::channel(false);
+        let (tracker, ended) = (tracker.clone(), active.clone());
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move { lifecycle(tracker, ended, watch, gone, shutdown).await });
+        Ok(Session { active, client_gone })
+    }
+
+    /// `<parent>/<id>-<instance>`, or with a suffix when an earlier daemon's cgroup of that
+    /// name is still there (its processes still running).
+    fn make_cgroup(&self, active: &Active) -> Result<PathBuf, LocalError> {
+        let base = format!("{}-{}", active.id, active.instance);
+        for attempt in 0..100 {
+            let name = if attempt == 0 { base.clone() } else { format!("{base}.{attempt}") };
+            let dir = self.parent.join(name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(LocalError::Mkdir { path: dir, source }),
+            }
+        }
+        let path = self.parent.join(base);
+        let source = std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "100 stale cgroups of that name",
+        );
+        Err(LocalError::Mkdir { path, source })
+    }
+
+    async fn prepare(
+        &self,
+        tracker: &Tracker,
+        active: &mut Active,
+        dir: &Path,
+    ) -> Result<EventsWatch, LocalError> {
+        // Watch before tracking: no change of `populated` can slip between the two.
+        let watch = self
+            .watcher
+            .watch(dir)
+            .map_err(|source| LocalError::Watch { path: dir.to_path_buf(), source })?;
+        tracker.track(active, dir).await?;
+        Ok(watch)
+    }
+}
+
+/// Wait until the investigation's cgroup is empty and its client gone (or the daemon
+/// stops), then end it and remove its cgroups.
+async fn lifecycle(
+    tracker: Arc<Tracker>,
+    active: Active,
+    mut watch: EventsWatch,
+    mut gone: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) {
+    let dir = active.cgroup.clone();
+    let mut seen_populated = false;
+    let mut client_gone = false;
+    loop {
+        let populated = cgroups::populated(&dir).unwrap_or(false);
+        seen_populated |= populated;
+        client_gone |= *gone.borrow_and_update();
+        if !populated && (seen_populated || client_gone) {
+            break;
+        }
+        tokio::select! {
+            _ = watch.changed.changed() => {}
+            changed = gone.changed(), if !client_gone => {
+                if changed.is_err() { client_gone = true; }
+            }
+            () = shutdown.cancelled() => break,
+        }
+    }
+    drop(watch);
+    if let Err(e) = tracker.end(&active).await {
+        tracing::warn!(investigation = %active.id, error = %e, "ending the investigation");
+    }
+    // The cgroup is empty, but its last process may still be leaving it.
+    for attempt in 0..50 {
+        match cgroups::remove_tree(&dir) {
+            Ok(()) => return,
+            Err(e) if attempt == 49 || shutdown.is_cancelled() => {
+                tracing::warn!(cgroup = %dir.display(), error = %e, "cgroup left in place");
+                return;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}

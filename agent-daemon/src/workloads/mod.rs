@@ -1,0 +1,10 @@
+//! Sources of tracked workloads and the bookkeeping they share: which investigation holds
+//! which slot, and how an investigation begins and ends across kernel, pipeline and
+//! cgroups.
+pub mod cgroups;
+pub mod local;
+mod registry;
+mod tracker;
+
+pub use registry::Active;
+pub use tracker::{Tracker, TrackerError};

@@ -1,0 +1,130 @@
+//! Slot and instance allocation for running investigations.
+use std::path::PathBuf;
+
+use agent_common::tracking::MAX_SLOTS;
+use chrono::{DateTime, Utc};
+
+use crate::identity::{InvestigationId, Phase};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Active {
+    pub id: InvestigationId,
+    pub phase: Phase,
+    pub slot: u16,
+    /// Never reused while the daemon runs; tells apart runs that reuse a slot.
+    pub instance: u32,
+    pub cgroup: PathBuf,
+    pub source: &'static str,
+    pub started: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("investigation {0} is already running on this node")]
+    AlreadyRunning(InvestigationId),
+    #[error("no free investigation slot: {0} investigations are running, the most one node tracks")]
+    Full(usize),
+}
+
+pub struct Registry {
+    slots: Vec<Option<Active>>,
+    next_instance: u32,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { slots: vec![None; MAX_SLOTS as usize], next_instance: 1 }
+    }
+}
+
+impl Registry {
+    /// Reserve a slot for `id`. The cgroup may be filled in later with [`Registry::set_cgroup`].
+    pub fn allocate(
+        &mut self,
+        id: InvestigationId,
+        phase: Phase,
+        source: &'static str,
+    ) -> Result<Active, RegisterError> {
+        if self.slots.iter().flatten().any(|a| a.id == id) {
+            return Err(RegisterError::AlreadyRunning(id));
+        }
+        let slot = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(RegisterError::Full(self.slots.len()))?;
+        let instance = self.next_instance;
+        self.next_instance = self.next_instance.wrapping_add(1).max(1);
+        let active = Active {
+            id,
+            phase,
+            slot: slot as u16,
+            instance,
+            cgroup: PathBuf::new(),
+            source,
+            started: Utc::now(),
+        };
+        self.slots[slot] = Some(active.clone());
+        Ok(active)
+    }
+
+    pub fn set_cgroup(&mut self, slot: u16, cgroup: PathBuf) {
+        if let Some(Some(active)) = self.slots.get_mut(slot as usize) {
+            active.cgroup = cgroup;
+        }
+    }
+
+    /// Free `slot` if it still holds `instance`.
+    pub fn release(&mut self, slot: u16, instance: u32) {
+        if let Some(entry) = self.slots.get_mut(slot as usize)
+            && entry.as_ref().is_some_and(|a| a.instance == instance)
+        {
+            *entry = None;
+        }
+    }
+
+    pub fn active(&self) -> impl Iterator<Item = &Active> {
+        self.slots.iter().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> InvestigationId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn slots_are_reused_but_instances_never() {
+        let mut r = Registry::default();
+        let a = r.allocate(id("a"), Phase::Shadow, "local").unwrap();
+        let b = r.allocate(id("b"), Phase::Shadow, "local").unwrap();
+        assert_ne!(a.slot, b.slot);
+        r.release(a.slot, a.instance);
+        let c = r.allocate(id("c"), Phase::Shadow, "local").unwrap();
+        assert_eq!(c.slot, a.slot);
+        assert!(c.instance > b.instance);
+        // A stale release (old instance) leaves the new holder alone.
+        r.release(a.slot, a.instance);
+        assert_eq!(r.active().count(), 2);
+    }
+
+    #[test]
+    fn one_run_per_investigation_and_a_bounded_number() {
+        let mut r = Registry::default();
+        r.allocate(id("a"), Phase::Shadow, "local").unwrap();
+        assert_eq!(
+            r.allocate(id("a"), Phase::Autonomous, "local"),
+            Err(RegisterError::AlreadyRunning(id("a")))
+        );
+        for i in 1..MAX_SLOTS {
+            r.allocate(id(&format!("x{i}")), Phase::Shadow, "local").unwrap();
+        }
+        assert_eq!(
+            r.allocate(id("overflow"), Phase::Shadow, "local"),
+            Err(RegisterError::Full(MAX_SLOTS as usize))
+        );
+    }
+}

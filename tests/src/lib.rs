@@ -1,0 +1,357 @@
+//! Harness for paddock's root integration tests: a daemon per test (its own socket, state
+//! directory and cgroup parent), an event follower that waits with deadlines instead of
+//! sleeping, and the paths of the binaries under test.
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{
+        Arc, Condvar, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// True when the tests can run (root); otherwise prints why they are skipped.
+pub fn root_or_skip(test: &str) -> bool {
+    // SAFETY: no arguments.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    eprintln!("skipped {test}: needs root (run `cargo xtask test`)");
+    false
+}
+
+fn target_dir() -> PathBuf {
+    // target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// The `paddock` binary under test: `$PADDOCK_BIN`, or the one beside this test's build.
+pub fn paddock_bin() -> PathBuf {
+    std::env::var_os("PADDOCK_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("paddock"))
+}
+
+/// The test actor (see `src/bin/actor.rs`).
+pub fn actor_bin() -> PathBuf {
+    target_dir().join("paddock-test-actor")
+}
+
+/// Settings a test may change in the daemon's configuration file.
+#[derive(Default, Clone)]
+pub struct Settings {
+    pub ring_buffer_bytes: Option<u32>,
+    pub btf_path: Option<PathBuf>,
+    pub mountinfo_path: Option<PathBuf>,
+    /// Raw TOML appended to the file (whole extra sections).
+    pub extra: String,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A running `paddock daemon`, stopped (SIGTERM) when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+/// What starting a daemon gave: a ready daemon, or its exit status and log.
+pub enum Started {
+    Ready(Daemon),
+    Exited { status: std::process::ExitStatus, log: String },
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(Settings::default())
+    }
+
+    pub fn start_with(settings: Settings) -> Daemon {
+        match Daemon::try_start(settings) {
+            Started::Ready(daemon) => daemon,
+            Started::Exited { status, log } => panic!("daemon exited ({status}):\n{log}"),
+        }
+    }
+
+    /// Start a daemon and wait until it answers, or until it exits.
+    pub fn try_start(settings: Settings) -> Started {
+        let dir = tempfile::Builder::new().prefix("paddock-test-").tempdir().expect("temp dir");
+        let socket = dir.path().join("paddock.sock");
+        let config = dir.path().join("paddock.toml");
+        let log = dir.path().join("daemon.log");
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut text = format!(
+            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n\n\
+             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[kernel]\n",
+            state = dir.path().join("state"),
+            pid = std::process::id(),
+        );
+        if let Some(bytes) = settings.ring_buffer_bytes {
+            text += &format!("ring_buffer_bytes = {bytes}\n");
+        }
+        if let Some(path) = &settings.btf_path {
+            text += &format!("btf_path = {path:?}\n");
+        }
+        if let Some(path) = &settings.mountinfo_path {
+            text += &format!("mountinfo_path = {path:?}\n");
+        }
+        text += &settings.extra;
+        std::fs::write(&config, text).expect("write config");
+        Daemon::spawn(dir, socket, config, log)
+    }
+
+    /// Start a daemon from a configuration file written by the caller.
+    pub fn spawn(
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        config: PathBuf,
+        log: PathBuf,
+    ) -> Started {
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(paddock_bin())
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .env("PADDOCK_LOG", "info,paddock=debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn paddock daemon");
+        let mut daemon = Daemon { child: Some(child), dir, socket, config, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = daemon.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                daemon.child = None;
+                return Started::Exited { status, log: daemon.log() };
+            }
+            if daemon.paddock(&["status"]).output().is_ok_and(|o| o.status.success()) {
+                return Started::Ready(daemon);
+            }
+            assert!(Instant::now() < deadline, "daemon not ready after 30 s:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `paddock --socket <ours> ARGS...`
+    pub fn paddock(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(paddock_bin());
+        cmd.arg("--socket").arg(&self.socket).args(args);
+        cmd
+    }
+
+    /// `paddock run` of the test actor with `steps`; waits and returns its output.
+    pub fn run_actor(&self, id: &str, phase: &str, steps: &[&str]) -> Output {
+        self.run(id, phase, &[actor_bin().to_str().expect("utf-8 path")], steps)
+    }
+
+    pub fn run(&self, id: &str, phase: &str, command: &[&str], args: &[&str]) -> Output {
+        self.paddock(&["run", "--investigation-id", id, "--phase", phase, "--"])
+            .args(command)
+            .args(args)
+            .output()
+            .expect("spawn paddock run")
+    }
+
+    pub fn status(&self) -> Value {
+        let out = self.paddock(&["status", "--json"]).output().expect("paddock status");
+        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// Follow the events of `investigation` (or all).
+    pub fn follow(&self, investigation: Option<&str>) -> Follower {
+        let mut cmd = self.paddock(&["events", "--follow", "--json"]);
+        if let Some(id) = investigation {
+            cmd.args(["--investigation", id]);
+        }
+        Follower::spawn(cmd)
+    }
+
+    /// Every event of `id`, once its `ended` event has arrived.
+    pub fn events_of(&self, id: &str, within: Duration) -> Vec<Value> {
+        let mut follower = self.follow(Some(id));
+        if let Err(events) = follower.try_wait_for(within, |e| e["kind"] == "ended") {
+            eprintln!("{}", follower.diagnostics());
+            let status = self
+                .paddock(&["status"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+            let kinds = events.iter().fold(
+                std::collections::BTreeMap::<String, usize>::new(),
+                |mut m, e| {
+                    *m.entry(e["kind"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                    m
+                },
+            );
+            panic!(
+                "{id} did not end within {within:?}; {} events by kind {kinds:?}\nstatus: {}\ndaemon log:\n{}",
+                events.len(),
+                status.unwrap_or_default(),
+                self.log()
+            );
+        }
+        follower.events()
+    }
+
+    /// Stop with SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `paddock events --follow --json` process whose lines are collected as they come.
+pub struct Follower {
+    child: Child,
+    events: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Follower {
+    pub fn spawn(mut cmd: Command) -> Follower {
+        let stderr_file = tempfile::NamedTempFile::new().expect("temp file");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(stderr_file.reopen().expect("reopen"))
+            .spawn()
+            .expect("spawn events");
+        let stdout = child.stdout.take().expect("stdout");
+        let events: Arc<(Mutex<Vec<Value>>, Condvar)> = Arc::default();
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    sink.0.lock().unwrap_or_else(|e| e.into_inner()).push(value);
+                    sink.1.notify_all();
+                }
+            }
+        });
+        Follower { child, events, stderr: stderr_file }
+    }
+
+    /// What the follower printed on stderr, and how it exited if it did.
+    pub fn diagnostics(&mut self) -> String {
+        let stderr = std::fs::read_to_string(self.stderr.path()).unwrap_or_default();
+        format!("follower exit: {:?}; stderr: {stderr}", self.child.try_wait())
+    }
+
+    /// Wait until an event for which `wanted` holds arrives; panics with the events so far
+    /// after `within`.
+    pub fn wait_for(&self, within: Duration, wanted: impl Fn(&Value) -> bool) {
+        if let Err(events) = self.try_wait_for(within, wanted) {
+            panic!("no such event within {within:?}; events so far:\n{}", dump(&events));
+        }
+    }
+
+    /// Wait until an event for which `wanted` holds arrives; the events so far when none did
+    /// within `within`. Each event is looked at once.
+    pub fn try_wait_for(
+        &self,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Result<(), Vec<Value>> {
+        let deadline = Instant::now() + within;
+        let (lock, cv) = &*self.events;
+        let mut events = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut checked = 0;
+        loop {
+            if events[checked..].iter().any(&wanted) {
+                return Ok(());
+            }
+            checked = events.len();
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(events.clone());
+            }
+            events = cv.wait_timeout(events, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.events.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Events as text, one per line, for assertion messages.
+pub fn dump(events: &[Value]) -> String {
+    events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+/// The events of `kind` for which `pred` holds.
+pub fn of_kind<'a>(
+    events: &'a [Value],
+    kind: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind && pred(e)).collect()
+}
+
+/// A TCP listener on loopback that counts accepted connections.
+pub struct Listener {
+    pub port: u16,
+    pub accepted: Arc<AtomicU32>,
+}
+
+impl Listener {
+    pub fn start() -> Listener {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(AtomicU32::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stream.is_ok() {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        Listener { port, accepted }
+    }
+}
+
+/// A UDP port on loopback nobody reads (the datagram only has to be sent).
+pub fn udp_port() -> (std::net::UdpSocket, u16) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    let port = socket.local_addr().expect("addr").port();
+    (socket, port)
+}

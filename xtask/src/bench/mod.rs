@@ -1,0 +1,34 @@
+//! `cargo xtask bench ...`: each benchmark compares paddock with a baseline measured on the
+//! same machine in the same run, and prints ratios.
+mod overhead;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub enum Which {
+    /// Cost of the syscall hook: null syscalls with no probes, an empty hook, paddock
+    /// (untracked) and paddock (tracked).
+    Overhead {
+        /// Calls per measurement.
+        #[arg(long, default_value_t = 5_000_000)]
+        calls: u64,
+        /// Interleaved rounds; the median of each case is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+}
+
+pub fn run(which: Which) -> anyhow::Result<()> {
+    crate::util::require_root("benchmarks")?;
+    crate::setup::run_setup_steps()?;
+    crate::util::build(true)?;
+    match which {
+        Which::Overhead { calls, rounds } => overhead::run(calls, rounds),
+    }
+}
+
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}

@@ -1,0 +1,50 @@
+//! `cargo xtask`: the one place that knows how to set up, build, test, demo and benchmark
+//! paddock.
+mod bench;
+mod daemon;
+mod demo;
+mod setup;
+mod test;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what a fresh machine lacks: nightly rust-src, bpf-linker (LLVM 22), packages.
+    Setup,
+    /// Build the daemon (and its kernel programs) and the test binaries.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Set up, then run the unit tests and the root integration tests.
+    Test {
+        /// Only integration tests whose name contains this.
+        filter: Option<String>,
+    },
+    /// Set up, build, and show paddock watching a local investigation (needs root).
+    Demo,
+    /// Benchmarks (needs root); results go to stdout, see BENCHMARKS.md.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run(),
+        Command::Build { release } => util::build(release),
+        Command::Test { filter } => test::run(filter.as_deref()),
+        Command::Demo => demo::run(),
+        Command::Bench { which } => bench::run(which),
+    }
+}

@@ -1,0 +1,106 @@
+//! `cargo xtask setup`: idempotent, and fast when everything is there.
+use std::{path::PathBuf, process::Command};
+
+use anyhow::Context as _;
+
+use crate::util::{self, output};
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Debian packages the tests use (the servers come with later suites).
+const APT_PACKAGES: &[&str] = &[];
+
+pub fn run_setup_steps() -> anyhow::Result<()> {
+    rust_src()?;
+    bpf_linker()?;
+    apt(APT_PACKAGES)
+}
+
+pub fn run() -> anyhow::Result<()> {
+    run_setup_steps()?;
+    println!("setup: done");
+    Ok(())
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        "nightly",
+    ]))?;
+    if installed.lines().any(|l| l.starts_with("rust-src")) {
+        return Ok(());
+    }
+    println!("setup: adding rust-src to the nightly toolchain");
+    util::run(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))
+}
+
+fn bpf_linker_ok() -> bool {
+    Command::new("bpf-linker").arg("--version").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
+    })
+}
+
+/// bpf-linker must be built against LLVM 22, the LLVM of the nightly toolchain: point
+/// `LLVM_PREFIX` at a folder whose `lib/` links to nightly's own libLLVM (no apt needed).
+fn bpf_linker() -> anyhow::Result<()> {
+    if bpf_linker_ok() {
+        return Ok(());
+    }
+    let sysroot =
+        PathBuf::from(output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?);
+    let libllvm = std::fs::read_dir(sysroot.join("lib"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.22"))
+        })
+        .context("nightly toolchain has no libLLVM.so.22*")?;
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let prefix = PathBuf::from(home).join(".cache/paddock/llvm22");
+    let lib = prefix.join("lib");
+    std::fs::create_dir_all(&lib)?;
+    let name = libllvm.file_name().context("libLLVM name")?;
+    for link in [lib.join("libLLVM.so"), lib.join(name)] {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&libllvm, &link)?;
+    }
+    println!("setup: building bpf-linker {BPF_LINKER_VERSION} against nightly's LLVM 22");
+    util::run(
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--force"])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", &prefix),
+    )
+}
+
+pub fn apt(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("setup: installing {}", missing.join(" "));
+    util::run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    util::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}

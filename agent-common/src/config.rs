@@ -13,6 +13,14 @@ pub struct TaskOffsets {
     pub pid: u32,
     /// `task_struct.exit_code`
     pub exit_code: u32,
+    /// `task_struct.cgroups` (a `struct css_set *`)
+    pub cgroups: u32,
+    /// `css_set.dfl_cgrp` (the task's cgroup v2 `struct cgroup *`)
+    pub css_set_dfl_cgrp: u32,
+    /// `cgroup.kn` (its `struct kernfs_node *`)
+    pub cgroup_kn: u32,
+    /// `kernfs_node.id` (the cgroup id)
+    pub kernfs_node_id: u32,
 }
 
 #[repr(C)]

@@ -4,6 +4,8 @@ pub mod maps {
     pub const CONFIG: &str = "PADDOCK_CONFIG";
     pub const TRACKED: &str = "PADDOCK_TRACKED";
     pub const FAST: &str = "PADDOCK_FAST";
+    pub const TASKS: &str = "PADDOCK_TASKS";
+    pub const TASKS_FAST: &str = "PADDOCK_TASKS_FAST";
     pub const CGROUP_PATHS: &str = "PADDOCK_CGROUP_PATHS";
     pub const SLOTS: &str = "PADDOCK_SLOTS";
     pub const SYSCALL_COUNTS: &str = "PADDOCK_SYSCALL_COUNTS";
@@ -21,6 +23,7 @@ pub mod programs {
     pub const PROCESS_EXEC: &str = "paddock_process_exec";
     pub const PROCESS_EXIT: &str = "paddock_process_exit";
     pub const CGROUP_MKDIR: &str = "paddock_cgroup_mkdir";
+    pub const CGROUP_ATTACH: &str = "paddock_cgroup_attach";
     pub const CONNECT4: &str = "paddock_connect4";
     pub const CONNECT6: &str = "paddock_connect6";
     pub const SENDMSG4: &str = "paddock_sendmsg4";

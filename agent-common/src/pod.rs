@@ -1,7 +1,7 @@
 //! `aya::Pod` for every type the daemon moves through maps.
 use crate::{
     config::Config,
-    tracking::{EgressCounts, FastEntry, ReadKey, SlotState, SyscallCounts, Tracked},
+    tracking::{EgressCounts, FastEntry, ReadKey, SlotState, SyscallCounts, TaskEntry, Tracked},
 };
 
 // SAFETY: all of these are `#[repr(C)]`, `Copy`, built only of integers and arrays of
@@ -9,6 +9,7 @@ use crate::{
 unsafe impl aya::Pod for Config {}
 unsafe impl aya::Pod for Tracked {}
 unsafe impl aya::Pod for FastEntry {}
+unsafe impl aya::Pod for TaskEntry {}
 unsafe impl aya::Pod for SlotState {}
 unsafe impl aya::Pod for SyscallCounts {}
 unsafe impl aya::Pod for EgressCounts {}

@@ -8,6 +8,13 @@
 //!   An entry holds the cgroup id it describes; a probe whose cgroup id differs is untracked
 //!   unless the entry carries [`FAST_COLLISION`], in which case it asks `TRACKED`.
 //!
+//! Processes of an investigation are also tracked by process id, which is what `sys_enter`
+//! reads: `bpf_get_current_pid_tgid` is far cheaper than the cgroup id on every syscall of
+//! the node. `TASKS` (hash, by tgid) and `TASKS_FAST` (direct-mapped, like `FAST`) are filled
+//! from the cgroups: at fork (the child's cgroup), at exec and cgroup migration (the task's
+//! cgroup), and by the daemon from `cgroup.procs` when it registers a cgroup; an exiting
+//! process leaves them. A tracked process that moves itself to another cgroup stays tracked.
+//!
 //! `CGROUP_PATHS` maps the hash (FNV-1a, `crate::hash`) of a cgroup path, as the cgroup v2
 //! hierarchy names it, to a `Tracked`: the `cgroup_mkdir` probe tracks a new cgroup whose
 //! own path or parent's path is there, before any process runs in it.
@@ -20,6 +27,11 @@ pub const FAST_BITS: u32 = 14;
 pub const FAST_ENTRIES: u32 = 1 << FAST_BITS;
 /// Cgroups the `TRACKED` and `CGROUP_PATHS` maps can hold (all investigations together).
 pub const MAX_TRACKED_CGROUPS: u32 = 8192;
+/// log2 of the entries in the `TASKS_FAST` array.
+pub const TASK_FAST_BITS: u32 = 14;
+pub const TASK_FAST_ENTRIES: u32 = 1 << TASK_FAST_BITS;
+/// Processes the `TASKS` map can hold (all investigations together).
+pub const MAX_TRACKED_TASKS: u32 = 32768;
 /// Syscall numbers the per-slot counters and bitmaps cover.
 pub const MAX_SYSCALLS: u32 = 512;
 /// Entries in the read-open de-duplication map.
@@ -53,10 +65,27 @@ pub struct FastEntry {
     pub tracked: Tracked,
 }
 
-/// Where a cgroup id lives in `FAST`: a multiplicative hash, so neighbouring ids spread.
+/// Where a cgroup id lives in `FAST`: its low bits. The kernel allocates cgroup ids
+/// sequentially (kernfs inode numbers), so consecutive cgroups land in consecutive entries
+/// and two collide only 2^FAST_BITS ids apart; no hashing on the hot path.
 #[inline(always)]
 pub const fn fast_index(cgroup_id: u64) -> u32 {
-    (cgroup_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - FAST_BITS)) as u32
+    (cgroup_id & (FAST_ENTRIES as u64 - 1)) as u32
+}
+
+/// A `TASKS_FAST` entry: `tgid` 0 when empty; `tracked.flags` may carry `FAST_COLLISION`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskEntry {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub tracked: Tracked,
+}
+
+/// Where a process lives in `TASKS_FAST`: the low bits of its tgid.
+#[inline(always)]
+pub const fn task_index(tgid: u32) -> u32 {
+    tgid & (TASK_FAST_ENTRIES - 1)
 }
 
 /// Kernel-side state of one investigation slot, shared by all CPUs.

@@ -7,13 +7,15 @@ use agent_common::{
     hash::{FNV_OFFSET, fnv1a_step},
 };
 use aya_ebpf::{
-    EbpfContext as _, helpers::generated::bpf_probe_read_kernel_str, macros::tracepoint,
-    programs::TracePointContext,
+    EbpfContext as _,
+    helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel_str},
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
 };
 
 use crate::{
     maps::{CGROUP_PATHS, SCRATCH},
-    record::{current_ppid, fill_header, reserve},
+    record::{config, current_ppid, fill_header, reserve},
     tracking,
 };
 
@@ -78,5 +80,28 @@ pub fn paddock_cgroup_mkdir(ctx: TracePointContext) -> i32 {
         (*record).path[PATH_LEN - 1] = 0;
     }
     entry.submit(0);
+    0
+}
+
+/// A task moved into a cgroup (`cgroup.procs` written): a process joining a tracked cgroup is
+/// tracked as a process from now on.
+#[raw_tracepoint(tracepoint = "cgroup_attach_task")]
+pub fn paddock_cgroup_attach(ctx: RawTracePointContext) -> i32 {
+    let Some(config) = config() else { return 0 };
+    // args: (struct cgroup *dst_cgrp, const char *path, struct task_struct *task, bool)
+    let (cgroup, task): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(2));
+    let Some(tracked) = tracking::cgroup_id_of(cgroup).and_then(tracking::by_cgroup) else {
+        return 0;
+    };
+    // SAFETY: kernel reads through the helper; offsets come from the kernel's BTF.
+    let (pid, tgid) = unsafe {
+        (
+            bpf_probe_read_kernel(task.add(config.task.pid as usize) as *const u32).unwrap_or(0),
+            bpf_probe_read_kernel(task.add(config.task.tgid as usize) as *const u32).unwrap_or(0),
+        )
+    };
+    if pid == tgid && tgid != 0 {
+        tracking::track_task(tgid, tracked);
+    }
     0
 }

@@ -18,6 +18,7 @@ use crate::{
     args::{arg, nr},
     maps::{OPEN_ARGS, READS},
     record::{current_ppid, fill_header, reserve},
+    tracking,
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -43,14 +44,7 @@ pub const fn may_write(flags: u32) -> bool {
 }
 
 #[inline(always)]
-pub fn on_open(
-    regs: *const u8,
-    nr: u64,
-    tid: u32,
-    cgroup_id: u64,
-    tracked: &Tracked,
-    state: *mut SlotState,
-) {
+pub fn on_open(regs: *const u8, nr: u64, tid: u32, tracked: &Tracked, state: *mut SlotState) {
     let args = match nr {
         nr::OPEN => {
             OpenArgs { filename: arg(regs, 0), flags: arg(regs, 1) as u32, dirfd: AT_FDCWD }
@@ -71,7 +65,7 @@ pub fn on_open(
             dirfd: arg(regs, 0) as i32,
         },
     };
-    if !report(&args, cgroup_id, tracked) {
+    if !report(&args, tracked) {
         let _ = OPEN_ARGS.insert(tid, args, 0);
         // SAFETY: an atomic add whose result is unused (BPF_XADD, ISA v1).
         unsafe {
@@ -82,7 +76,7 @@ pub fn on_open(
 
 /// At the next syscall of a thread with an open left unread: read it now.
 #[inline(always)]
-pub fn retry_pending(tid: u32, cgroup_id: u64, tracked: &Tracked, state: *mut SlotState) {
+pub fn retry_pending(tid: u32, tracked: &Tracked, state: *mut SlotState) {
     // SAFETY: copied out at once.
     let Some(args) = (unsafe { OPEN_ARGS.get(tid).copied() }) else {
         return;
@@ -95,17 +89,17 @@ pub fn retry_pending(tid: u32, cgroup_id: u64, tracked: &Tracked, state: *mut Sl
             u64::MAX,
         )
     };
-    if !report(&args, cgroup_id, tracked) {
+    if !report(&args, tracked) {
         // Still unreadable: report the open without its path rather than lose it.
         let unreadable = OpenArgs { filename: 0, ..args };
-        report(&unreadable, cgroup_id, tracked);
+        report(&unreadable, tracked);
     }
 }
 
 /// Write the open's record. False (and nothing written) when the path cannot be read yet;
 /// a null `filename` is reported with an empty path.
 #[inline(always)]
-fn report(args: &OpenArgs, cgroup_id: u64, tracked: &Tracked) -> bool {
+fn report(args: &OpenArgs, tracked: &Tracked) -> bool {
     let Some(mut entry) = reserve::<OpenRecord>(KIND_OPEN) else {
         return true; // counted as lost
     };
@@ -134,6 +128,7 @@ fn report(args: &OpenArgs, cgroup_id: u64, tracked: &Tracked) -> bool {
     }
     // SAFETY: reserved ring-buffer memory of the right size.
     unsafe {
+        let cgroup_id = tracking::current_cgroup_id();
         fill_header(&mut (*record).header, KIND_OPEN, cgroup_id, tracked, current_ppid());
         (*record).flags = args.flags;
         (*record).dirfd = args.dirfd;

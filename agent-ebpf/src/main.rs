@@ -1,6 +1,6 @@
 //! paddock's kernel programs. Each file holds one probe area; all of them start by asking
-//! [`tracking::current`] whether the running task belongs to an investigation, and return at
-//! once when it does not.
+//! `tracking` whether the running task belongs to an investigation, and return at once when
+//! it does not.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 // `atomic_xadd` (BPF_XADD, ISA v1): `core::sync::atomic` has no read-modify-write on this
 // target without fetch support.

@@ -4,8 +4,8 @@ use agent_common::{
     config::Config,
     event::KIND_COUNT,
     tracking::{
-        EgressCounts, FAST_ENTRIES, FastEntry, MAX_SLOTS, MAX_TRACKED_CGROUPS, READS_ENTRIES,
-        ReadKey, SlotState, SyscallCounts, Tracked,
+        EgressCounts, FAST_ENTRIES, FastEntry, MAX_SLOTS, MAX_TRACKED_CGROUPS, MAX_TRACKED_TASKS,
+        READS_ENTRIES, ReadKey, SlotState, SyscallCounts, TASK_FAST_ENTRIES, TaskEntry, Tracked,
     },
 };
 use aya_ebpf::{
@@ -23,6 +23,12 @@ pub static TRACKED: HashMap<u64, Tracked> = HashMap::with_max_entries(MAX_TRACKE
 
 #[map(name = "PADDOCK_FAST")]
 pub static FAST: Array<FastEntry> = Array::with_max_entries(FAST_ENTRIES, 0);
+
+#[map(name = "PADDOCK_TASKS")]
+pub static TASKS: HashMap<u32, Tracked> = HashMap::with_max_entries(MAX_TRACKED_TASKS, 0);
+
+#[map(name = "PADDOCK_TASKS_FAST")]
+pub static TASKS_FAST: Array<TaskEntry> = Array::with_max_entries(TASK_FAST_ENTRIES, 0);
 
 #[map(name = "PADDOCK_CGROUP_PATHS")]
 pub static CGROUP_PATHS: HashMap<u64, Tracked> = HashMap::with_max_entries(MAX_TRACKED_CGROUPS, 0);

@@ -39,9 +39,6 @@ pub struct ExecArgs {
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn paddock_process_fork(ctx: RawTracePointContext) -> i32 {
-    let Some((cgroup_id, tracked)) = tracking::current() else {
-        return 0;
-    };
     let Some(config) = config() else { return 0 };
     // args: (struct task_struct *parent, struct task_struct *child)
     let child: *const u8 = ctx.arg(1);
@@ -52,8 +49,21 @@ pub fn paddock_process_fork(ctx: RawTracePointContext) -> i32 {
             bpf_probe_read_kernel(child.add(config.task.tgid as usize) as *const u32).unwrap_or(0),
         )
     };
-    if child_pid != child_tgid || is_daemon((bpf_get_current_pid_tgid() >> 32) as u32) {
-        return 0; // a new thread, not a new process
+    if child_pid != child_tgid {
+        return 0; // a new thread: its process is already known, or not tracked
+    }
+    let parent = tracking::by_task();
+    // The child's own cgroup decides (clone3 may have put it into a tracked cgroup); a
+    // tracked parent's children stay tracked even outside its cgroup.
+    let child_tracked =
+        tracking::cgroup_of_task(child).and_then(tracking::by_cgroup).or(parent.map(|(_, t)| t));
+    let Some(tracked) = child_tracked else { return 0 };
+    tracking::track_task(child_tgid, tracked);
+    let Some((pid_tgid, parent_tracked)) = parent else {
+        return 0; // started from outside: its exec is its first event
+    };
+    if is_daemon((pid_tgid >> 32) as u32) {
+        return 0;
     }
     let Some(mut entry) = reserve::<ForkRecord>(KIND_FORK) else {
         return 0;
@@ -61,7 +71,8 @@ pub fn paddock_process_fork(ctx: RawTracePointContext) -> i32 {
     let record = entry.as_mut_ptr();
     // SAFETY: reserved ring-buffer memory of the right size.
     unsafe {
-        fill_header(&mut (*record).header, KIND_FORK, cgroup_id, &tracked, current_ppid());
+        let cgroup_id = tracking::current_cgroup_id();
+        fill_header(&mut (*record).header, KIND_FORK, cgroup_id, &parent_tracked, current_ppid());
         (*record).child_tgid = child_tgid;
         (*record)._pad = 0;
     }
@@ -124,12 +135,20 @@ pub fn stash_args(regs: *const u8, nr: u64, tid: u32) {
 
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn paddock_process_exec(ctx: TracePointContext) -> i32 {
-    let Some((cgroup_id, tracked)) = tracking::current() else {
-        return 0;
+    // Tracked as a process, or by its cgroup (a process that joined a tracked cgroup before
+    // this exec, as a container runtime does): then tracked as a process from here on.
+    let tracked = match tracking::by_task() {
+        Some((_, tracked)) => tracked,
+        None => {
+            let Some((_, tracked)) = tracking::current() else { return 0 };
+            tracking::track_task((bpf_get_current_pid_tgid() >> 32) as u32, tracked);
+            tracked
+        }
     };
     if is_daemon((bpf_get_current_pid_tgid() >> 32) as u32) {
         return 0;
     }
+    let cgroup_id = tracking::current_cgroup_id();
     // SAFETY: offsets 8 (`__data_loc char[] filename`) and 16 (`old_pid`) of this format.
     let (filename_loc, old_pid) =
         unsafe { (ctx.read_at::<u32>(8).unwrap_or(0), ctx.read_at::<u32>(16).unwrap_or(0)) };
@@ -171,14 +190,18 @@ pub fn paddock_process_exec(ctx: TracePointContext) -> i32 {
 
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn paddock_process_exit(_ctx: RawTracePointContext) -> i32 {
-    let Some((cgroup_id, tracked)) = tracking::current() else {
+    let Some((pid_tgid, tracked)) = tracking::by_task() else {
         return 0;
     };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let (pid, tgid) = (pid_tgid as u32, (pid_tgid >> 32) as u32);
-    if pid != tgid || is_daemon(tgid) {
-        return 0; // a thread, or the daemon
+    if pid != tgid {
+        return 0; // a thread
     }
+    tracking::untrack_task(tgid);
+    if is_daemon(tgid) {
+        return 0;
+    }
+    let cgroup_id = tracking::current_cgroup_id();
     let Some(config) = config() else { return 0 };
     // SAFETY: kernel read through the helper; offset from the kernel's BTF.
     let code = unsafe {

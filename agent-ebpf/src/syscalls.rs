@@ -1,15 +1,14 @@
 //! `sys_enter`: the hot path, and the only syscall hook (enabling any `syscalls:*`
 //! tracepoint would switch on the kernel's generic syscall tracing for every syscall on the
-//! node). An untracked task leaves after one inlined array lookup. A tracked one bumps a
-//! per-CPU counter, reports the first use of each syscall by its investigation, and hands
-//! the syscalls that need their arguments (opens, execs) to their probe area.
+//! node). An untracked process leaves after reading its tgid and one inlined array lookup
+//! (`tracking::by_task`). A tracked one bumps a per-CPU counter, reports the first use of
+//! each syscall by its investigation, and hands the syscalls that need their arguments
+//! (opens, execs) to their probe area.
 use agent_common::{
     event::{ACTION_NONE, KIND_SYSCALL, SyscallRecord},
     tracking::{MAX_SYSCALLS, Tracked},
 };
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
-};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
 use crate::{
     args::nr,
@@ -22,7 +21,7 @@ use crate::{
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn paddock_sys_enter(ctx: RawTracePointContext) -> i32 {
-    let Some((cgroup_id, tracked)) = tracking::current() else {
+    let Some((pid_tgid, tracked)) = tracking::by_task() else {
         return 0;
     };
     // args: (struct pt_regs *regs, long id)
@@ -30,7 +29,6 @@ pub fn paddock_sys_enter(ctx: RawTracePointContext) -> i32 {
     if nr >= MAX_SYSCALLS as u64 {
         return 0;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
     if is_daemon((pid_tgid >> 32) as u32) {
         return 0;
     }
@@ -44,13 +42,13 @@ pub fn paddock_sys_enter(ctx: RawTracePointContext) -> i32 {
     };
     // SAFETY: a pointer into an array map value shared by all CPUs.
     if unsafe { (*state).pending_opens } != 0 {
-        files::retry_pending(pid_tgid as u32, cgroup_id, &tracked, state);
+        files::retry_pending(pid_tgid as u32, &tracked, state);
     }
-    report_first_use(nr, cgroup_id, &tracked, state);
+    report_first_use(nr, &tracked, state);
     let regs: *const u8 = ctx.arg(0);
     match nr {
         nr::OPENAT | nr::OPENAT2 | nr::OPEN | nr::CREAT => {
-            files::on_open(regs, nr, pid_tgid as u32, cgroup_id, &tracked, state)
+            files::on_open(regs, nr, pid_tgid as u32, &tracked, state)
         }
         nr::EXECVE | nr::EXECVEAT => process::stash_args(regs, nr, pid_tgid as u32),
         _ => {}
@@ -64,12 +62,7 @@ pub fn paddock_sys_enter(ctx: RawTracePointContext) -> i32 {
 /// racing on first uses in the same word can each report (or one re-report later); the
 /// daemon drops such duplicates.
 #[inline(always)]
-fn report_first_use(
-    nr: u64,
-    cgroup_id: u64,
-    tracked: &Tracked,
-    state: *mut agent_common::tracking::SlotState,
-) {
+fn report_first_use(nr: u64, tracked: &Tracked, state: *mut agent_common::tracking::SlotState) {
     let bit = 1u64 << (nr % 64);
     // SAFETY: `state` points into an array map value; `nr / 64` is below its length.
     let word = unsafe { &mut (*state).seen[(nr / 64) as usize] };
@@ -83,6 +76,7 @@ fn report_first_use(
     let record = entry.as_mut_ptr();
     // SAFETY: `record` points at reserved ring-buffer memory of the right size.
     unsafe {
+        let cgroup_id = tracking::current_cgroup_id();
         fill_header(&mut (*record).header, KIND_SYSCALL, cgroup_id, tracked, current_ppid());
         (*record).nr = nr as u32;
         (*record).action = ACTION_NONE;

@@ -320,3 +320,60 @@ fn a_path_not_yet_paged_in_is_still_reported() {
         dump(&events)
     );
 }
+
+#[test]
+fn a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on() {
+    if !root_or_skip("a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let work = tempfile::tempdir().unwrap();
+    let (before, after) = (work.path().join("before.txt"), work.path().join("after.txt"));
+    let host = daemon
+        .paddock(&[
+            "run",
+            "--investigation-id",
+            "inv-host",
+            "--phase",
+            "shadow",
+            "--",
+            "sleep",
+            "3",
+        ])
+        .spawn()
+        .unwrap();
+    // The investigation's cgroup, once the daemon has made it.
+    let deadline = std::time::Instant::now() + WAIT;
+    let cgroup = loop {
+        let status = daemon.status();
+        if let Some(i) =
+            status["investigations"].as_array().unwrap().iter().find(|i| i["id"] == "inv-host")
+        {
+            break std::path::PathBuf::from(i["cgroup"].as_str().unwrap());
+        }
+        assert!(std::time::Instant::now() < deadline, "no investigation: {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut mover = std::process::Command::new(actor_bin())
+        .args([
+            format!("write:{}", before.display()),
+            "sleep:600".into(),
+            format!("write:{}", after.display()),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // the first write is done, untracked
+    std::fs::write(cgroup.join("cgroup.procs"), mover.id().to_string()).unwrap();
+    assert!(mover.wait().unwrap().success());
+    let mut host = host;
+    assert!(host.wait().unwrap().success());
+    let events = daemon.events_of("inv-host", WAIT);
+    assert!(
+        of_kind(&events, "open", |e| e["path"] == before.to_str().unwrap()).is_empty(),
+        "{}",
+        dump(&events)
+    );
+    let writes = of_kind(&events, "open", |e| e["path"] == after.to_str().unwrap());
+    assert_eq!(writes.len(), 1, "{}", dump(&events));
+    assert_eq!(writes[0]["pid"], mover.id());
+}

@@ -23,23 +23,49 @@ pub enum BtfError {
     NoMember { path: PathBuf, strukt: &'static str, member: &'static str },
 }
 
-/// Read the `task_struct` offsets the programs need from the BTF file at `path`.
+/// The (struct, member) pairs the programs read, each a direct member.
+const WANTED: [(&str, &str); 8] = [
+    ("task_struct", "real_parent"),
+    ("task_struct", "tgid"),
+    ("task_struct", "pid"),
+    ("task_struct", "exit_code"),
+    ("task_struct", "cgroups"),
+    ("css_set", "dfl_cgrp"),
+    ("cgroup", "kn"),
+    ("kernfs_node", "id"),
+];
+
+/// Read the offsets the programs need from the BTF file at `path`.
 pub fn task_offsets(path: &Path) -> Result<TaskOffsets, BtfError> {
     let data = std::fs::read(path)
         .map_err(|source| BtfError::Missing { path: path.to_path_buf(), source })?;
-    let members = struct_members(&data, "task_struct")
-        .map_err(|what| BtfError::Malformed { path: path.to_path_buf(), what })?;
-    let offset =
-        |member: &'static str| {
-            members.iter().find(|(name, _)| name == member).map(|(_, bits)| bits / 8).ok_or(
-                BtfError::NoMember { path: path.to_path_buf(), strukt: "task_struct", member },
-            )
-        };
+    let mut offsets = [0u32; WANTED.len()];
+    for (strukt, members) in ["task_struct", "css_set", "cgroup", "kernfs_node"]
+        .into_iter()
+        .map(|name| (name, struct_members(&data, name)))
+    {
+        let members =
+            members.map_err(|what| BtfError::Malformed { path: path.to_path_buf(), what })?;
+        for (i, (s, member)) in WANTED.iter().enumerate() {
+            if *s != strukt {
+                continue;
+            }
+            offsets[i] = members
+                .iter()
+                .find(|(name, _)| name == member)
+                .map(|(_, bits)| bits / 8)
+                .ok_or(BtfError::NoMember { path: path.to_path_buf(), strukt: s, member })?;
+        }
+    }
     Ok(TaskOffsets {
-        real_parent: offset("real_parent")?,
-        tgid: offset("tgid")?,
-        pid: offset("pid")?,
-        exit_code: offset("exit_code")?,
+        real_parent: offsets[0],
+        tgid: offsets[1],
+        pid: offsets[2],
+        exit_code: offsets[3],
+        cgroups: offsets[4],
+        css_set_dfl_cgrp: offsets[5],
+        cgroup_kn: offsets[6],
+        kernfs_node_id: offsets[7],
     })
 }
 
@@ -100,9 +126,9 @@ pub fn struct_members(data: &[u8], wanted: &str) -> Result<Vec<(String, u32)>, S
 mod tests {
     use super::*;
 
-    /// A BTF blob with an INT, a PTR, an ENUM of two values and `struct task_struct`.
+    /// A BTF blob with an INT, a PTR, an ENUM of two values and the four structs read.
     fn blob() -> Vec<u8> {
-        let strings = b"\0int\0task_struct\0pid\0tgid\0real_parent\0exit_code\0e\0A\0B\0";
+        let strings: &[u8] = b"\0int\0task_struct\0pid\0tgid\0real_parent\0exit_code\0e\0A\0B\0cgroups\0css_set\0dfl_cgrp\0cgroup\0kn\0kernfs_node\0id\0";
         let off = |s: &str| {
             let needle = format!("\0{s}\0");
             strings.windows(needle.len()).position(|w| w == needle.as_bytes()).unwrap() as u32 + 1
@@ -112,11 +138,19 @@ mod tests {
         push(&[off("int"), 1 << 24, 4, 0x20]); // INT
         push(&[0, 2 << 24, 1]); // PTR
         push(&[off("e"), (6 << 24) | 2, 4, off("A"), 0, off("B"), 1]); // ENUM
-        push(&[off("task_struct"), (4 << 24) | 4, 4096]);
+        push(&[off("task_struct"), (4 << 24) | 5, 4096]);
         push(&[off("pid"), 1, 8 * 100]);
         push(&[off("tgid"), 1, 8 * 104]);
         push(&[off("real_parent"), 2, 8 * 200]);
         push(&[off("exit_code"), 1, 8 * 300]);
+        push(&[off("cgroups"), 2, 8 * 400]);
+        push(&[off("css_set"), (4 << 24) | 1, 256]);
+        push(&[off("dfl_cgrp"), 2, 8 * 24]);
+        push(&[off("cgroup"), (4 << 24) | 1, 1024]);
+        push(&[off("kn"), 2, 8 * 32]);
+        // kind_flag set: bitfield-style offsets (low 24 bits).
+        push(&[off("kernfs_node"), (1 << 31) | (4 << 24) | 1, 128]);
+        push(&[off("id"), 1, (8 << 24) | (8 * 40)]);
         let mut data = Vec::new();
         data.extend(BTF_MAGIC.to_le_bytes());
         data.extend([1, 0]);
@@ -133,7 +167,19 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), blob()).unwrap();
         let offsets = task_offsets(file.path()).unwrap();
-        assert_eq!(offsets, TaskOffsets { real_parent: 200, tgid: 104, pid: 100, exit_code: 300 });
+        assert_eq!(
+            offsets,
+            TaskOffsets {
+                real_parent: 200,
+                tgid: 104,
+                pid: 100,
+                exit_code: 300,
+                cgroups: 400,
+                css_set_dfl_cgrp: 24,
+                cgroup_kn: 32,
+                kernfs_node_id: 40,
+            }
+        );
     }
 
     #[test]

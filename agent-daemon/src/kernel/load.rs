@@ -59,10 +59,11 @@ pub struct Kernel {
     pub attached: Vec<String>,
 }
 
-const RAW_TRACEPOINTS: [(&str, &str); 3] = [
+const RAW_TRACEPOINTS: [(&str, &str); 4] = [
     (programs::SYS_ENTER, "sys_enter"),
     (programs::PROCESS_FORK, "sched_process_fork"),
     (programs::PROCESS_EXIT, "sched_process_exit"),
+    (programs::CGROUP_ATTACH, "cgroup_attach_task"),
 ];
 
 /// (program, category, name). No `syscalls:*` tracepoint: enabling any of them switches on
@@ -109,6 +110,8 @@ impl Kernel {
         let maps = KernelMaps {
             tracked: take::<HashMap<_, _, _>>(&mut ebpf, maps::TRACKED)?,
             fast: take::<Array<_, _>>(&mut ebpf, maps::FAST)?,
+            tasks: take::<HashMap<_, _, _>>(&mut ebpf, maps::TASKS)?,
+            tasks_fast: take::<Array<_, _>>(&mut ebpf, maps::TASKS_FAST)?,
             paths: take::<HashMap<_, _, _>>(&mut ebpf, maps::CGROUP_PATHS)?,
             slots: take::<Array<_, _>>(&mut ebpf, maps::SLOTS)?,
             syscalls: take::<PerCpuArray<_, _>>(&mut ebpf, maps::SYSCALL_COUNTS)?,

@@ -1,13 +1,13 @@
-//! The maps that say which cgroups belong to which investigation, and the per-slot
-//! counters. See `agent_common::tracking` for the layout.
+//! The maps that say which cgroups and processes belong to which investigation, and the
+//! per-slot counters. See `agent_common::tracking` for the layout.
 use std::collections::HashMap as StdHashMap;
 
 use agent_common::{
     event::KIND_COUNT,
     names::maps,
     tracking::{
-        EgressCounts, FAST_COLLISION, FastEntry, MAX_SYSCALLS, SlotState, SyscallCounts, Tracked,
-        fast_index,
+        EgressCounts, FAST_COLLISION, FastEntry, MAX_SYSCALLS, SlotState, SyscallCounts, TaskEntry,
+        Tracked, fast_index, task_index,
     },
 };
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues};
@@ -15,6 +15,8 @@ use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues};
 pub struct KernelMaps {
     pub(super) tracked: HashMap<MapData, u64, Tracked>,
     pub(super) fast: Array<MapData, FastEntry>,
+    pub(super) tasks: HashMap<MapData, u32, Tracked>,
+    pub(super) tasks_fast: Array<MapData, TaskEntry>,
     pub(super) paths: HashMap<MapData, u64, Tracked>,
     pub(super) slots: Array<MapData, SlotState>,
     pub(super) syscalls: PerCpuArray<MapData, SyscallCounts>,
@@ -82,8 +84,56 @@ impl KernelMaps {
         self.fast.set(index, entry, 0).map_err(at(maps::FAST))
     }
 
-    /// Stop tracking every cgroup of `instance` (those the daemon added and those the
-    /// kernel added under them). Returns the cgroup ids that were tracked.
+    /// Track the processes `tgids` (already in a cgroup of `tracked`).
+    pub fn track_tasks(&mut self, tgids: &[u32], tracked: Tracked) -> Result<(), TrackError> {
+        for &tgid in tgids {
+            self.tasks.insert(tgid, tracked, 0).map_err(at(maps::TASKS))?;
+            let index = task_index(tgid);
+            let mut entry = self.tasks_fast.get(&index, 0).map_err(at(maps::TASKS_FAST))?;
+            if entry.tgid == 0 || entry.tgid == tgid {
+                let collision = entry.tracked.flags & FAST_COLLISION;
+                entry =
+                    TaskEntry { tgid, _pad: 0, tracked: Tracked { flags: collision, ..tracked } };
+            } else {
+                entry.tracked.flags |= FAST_COLLISION;
+            }
+            self.tasks_fast.set(index, entry, 0).map_err(at(maps::TASKS_FAST))?;
+        }
+        Ok(())
+    }
+
+    /// Forget every process of `instance` still listed (normally none: exits remove them).
+    fn untrack_tasks(&mut self, instance: u32) -> Result<(), TrackError> {
+        let entries: Vec<(u32, Tracked)> = self.tasks.iter().filter_map(Result::ok).collect();
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            entries.into_iter().partition(|(_, t)| t.instance == instance);
+        for (tgid, _) in &gone {
+            match self.tasks.remove(tgid) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(at(maps::TASKS)(e)),
+            }
+        }
+        let mut staying: StdHashMap<u32, Vec<(u32, Tracked)>> = StdHashMap::new();
+        for (tgid, tracked) in kept {
+            staying.entry(task_index(tgid)).or_default().push((tgid, tracked));
+        }
+        for index in gone.iter().map(|(tgid, _)| task_index(*tgid)) {
+            let entry = match staying.get(&index).map(Vec::as_slice) {
+                None | Some([]) => TaskEntry::default(),
+                Some([(tgid, tracked)]) => TaskEntry { tgid: *tgid, _pad: 0, tracked: *tracked },
+                Some([(tgid, tracked), ..]) => TaskEntry {
+                    tgid: *tgid,
+                    _pad: 0,
+                    tracked: Tracked { flags: FAST_COLLISION, ..*tracked },
+                },
+            };
+            self.tasks_fast.set(index, entry, 0).map_err(at(maps::TASKS_FAST))?;
+        }
+        Ok(())
+    }
+
+    /// Stop tracking every cgroup and process of `instance` (those the daemon added and
+    /// those the kernel added). Returns the cgroup ids that were tracked.
     pub fn untrack_instance(&mut self, instance: u32) -> Result<Vec<u64>, TrackError> {
         let entries: Vec<(u64, Tracked)> = self.tracked.iter().filter_map(Result::ok).collect();
         let (gone, kept): (Vec<_>, Vec<_>) =
@@ -124,6 +174,7 @@ impl KernelMaps {
             };
             self.fast.set(index, entry, 0).map_err(at(maps::FAST))?;
         }
+        self.untrack_tasks(instance)?;
         Ok(gone.into_iter().map(|(id, _)| id).collect())
     }
 

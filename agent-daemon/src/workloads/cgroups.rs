@@ -34,6 +34,23 @@ fn parse_populated(events: &str) -> Option<bool> {
     })
 }
 
+/// The processes (tgids) in `dir` and every cgroup below it.
+pub fn processes(dir: &Path) -> io::Result<Vec<u32>> {
+    let mut tgids = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs"))?;
+        tgids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    Ok(tgids)
+}
+
 /// Remove `dir` and every cgroup below it, deepest first. The cgroups must be empty.
 pub fn remove_tree(dir: &Path) -> io::Result<()> {
     let mut children = Vec::new();

@@ -107,6 +107,11 @@ impl Tracker {
             instance: active.instance,
         };
         self.kernel().maps.track(cgroup_id, fnv1a(path.as_bytes()), tracked)?;
+        // Processes already inside (a pod registered late, a daemon restart) are tracked as
+        // processes too; those that start from now on are tracked by the kernel.
+        let running = cgroups::processes(dir)
+            .map_err(|source| TrackerError::Cgroup { path: dir.display().to_string(), source })?;
+        self.kernel().maps.track_tasks(&running, tracked)?;
         Ok(())
     }
 

@@ -9,11 +9,11 @@ pub enum Which {
     /// Cost of the syscall hook: null syscalls with no probes, an empty hook, paddock
     /// (untracked) and paddock (tracked).
     Overhead {
-        /// Calls per measurement.
-        #[arg(long, default_value_t = 5_000_000)]
+        /// Calls per sample.
+        #[arg(long, default_value_t = 2_000_000)]
         calls: u64,
-        /// Interleaved rounds; the median of each case is reported.
-        #[arg(long, default_value_t = 5)]
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 8)]
         rounds: usize,
     },
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod event;
 pub mod hash;
 pub mod names;
+pub mod policy;
 pub mod tracking;
 
 #[cfg(feature = "user")]
@@ -36,6 +37,9 @@ mod tests {
         assert_eq!(size_of::<FastEntry>(), 16);
         assert_eq!(size_of::<TaskEntry>(), 16);
         assert_eq!(size_of::<ReadKey>(), 16);
+        assert_eq!(size_of::<crate::policy::EgressKey>(), 20);
+        assert_eq!(size_of::<crate::policy::ExecKey>(), 16);
+        assert_eq!(size_of::<crate::policy::PhasePolicy>(), 72);
         assert_eq!(align_of::<Header>(), 8);
     }
 

@@ -15,6 +15,9 @@ pub mod maps {
     pub const OPEN_ARGS: &str = "PADDOCK_OPEN_ARGS";
     pub const EVENTS: &str = "PADDOCK_EVENTS";
     pub const LOST: &str = "PADDOCK_LOST";
+    pub const PHASE_POLICY: &str = "PADDOCK_PHASE_POLICY";
+    pub const ALLOWED_EXECS: &str = "PADDOCK_ALLOWED_EXECS";
+    pub const ALLOWED_EGRESS: &str = "PADDOCK_ALLOWED_EGRESS";
 }
 
 pub mod programs {

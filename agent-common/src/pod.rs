@@ -1,6 +1,7 @@
 //! `aya::Pod` for every type the daemon moves through maps.
 use crate::{
     config::Config,
+    policy::{EgressKey, ExecKey, PhasePolicy},
     tracking::{EgressCounts, FastEntry, ReadKey, SlotState, SyscallCounts, TaskEntry, Tracked},
 };
 
@@ -14,3 +15,6 @@ unsafe impl aya::Pod for SlotState {}
 unsafe impl aya::Pod for SyscallCounts {}
 unsafe impl aya::Pod for EgressCounts {}
 unsafe impl aya::Pod for ReadKey {}
+unsafe impl aya::Pod for PhasePolicy {}
+unsafe impl aya::Pod for ExecKey {}
+unsafe impl aya::Pod for EgressKey {}

@@ -97,6 +97,9 @@ pub struct SlotState {
     /// Opens whose path could not be read at syscall entry (not yet paged in), waiting to
     /// be read at their thread's next syscall. A hint: non-zero makes `sys_enter` look.
     pub pending_opens: u64,
+    /// Non-zero once the kernel refused or killed something of this investigation in
+    /// enforce mode: every one of its processes is SIGKILLed at its next syscall.
+    pub doomed: u64,
 }
 
 /// Per-syscall counters of one investigation (a per-CPU map value).

@@ -22,8 +22,11 @@ use crate::{
         control,
         protocol::{InvestigationStatus, StatusReport},
     },
+    baseline::store::Store,
     config::Config,
+    enforce::{self, Enforcer, Outcomes},
     hub::Hub,
+    judge::Judge,
     kernel::{
         Kernel, LoadOptions, mounts,
         reader::{Reader, ReaderStats},
@@ -37,6 +40,8 @@ pub struct State {
     pub tracker: Arc<Tracker>,
     pub hub: Arc<Hub>,
     pub local: LocalSource,
+    /// Why killed investigations were killed.
+    pub outcomes: Arc<Outcomes>,
     kernel: Arc<Mutex<Kernel>>,
     reader_stats: Arc<ReaderStats>,
     pipeline_stats: Arc<PipelineStats>,
@@ -165,6 +170,17 @@ async fn report_losses(state: Arc<State>, shutdown: CancellationToken) {
     }
 }
 
+/// Read each running investigation's counters once a second, for its envelope.
+async fn sample(tracker: Arc<Tracker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => tracker.sample().await,
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let socket = config.daemon.socket.clone();
     if let Some(dir) = socket.parent() {
@@ -206,13 +222,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ring = kernel.take_ring().context("ring buffer already taken")?;
     let kernel = Arc::new(Mutex::new(kernel));
 
+    let store = Store::open(&config.daemon.state_dir)?;
+    let (judge, problems) = Judge::open(store).context("cannot load the baselines")?;
+    for problem in problems {
+        tracing::error!(problem = %problem, "baseline refused at start");
+    }
+    let (kill_tx, kill_rx) = mpsc::unbounded_channel();
+    let enforcer = Enforcer::new(kernel.clone(), kill_tx);
+    let outcomes = enforcer.outcomes.clone();
+    tokio::spawn(enforce::kill::run(kill_rx));
+
     let hub = Hub::new(config.daemon.recent_events);
     let reader_stats = Arc::new(ReaderStats::default());
     let pipeline_stats = Arc::new(PipelineStats::default());
     let (records_tx, records_rx) = mpsc::channel(64 * 1024);
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(1024);
     let (reader, flush) = Reader::new(ring, records_tx, reader_stats.clone())?;
-    let pipeline = Pipeline::new(records_rx, lifecycle_rx, hub.clone(), pipeline_stats.clone());
+    let mut pipeline = Pipeline::new(
+        records_rx,
+        lifecycle_rx,
+        hub.clone(),
+        pipeline_stats.clone(),
+        judge,
+        enforcer,
+    );
+    pipeline
+        .enforce_all()
+        .map_err(anyhow::Error::msg)
+        .context("cannot load the phases' policies into the kernel")?;
     let pipeline_task = tokio::spawn(pipeline.run());
     let reader_task = tokio::spawn(reader.run(shutdown.clone()));
 
@@ -221,6 +258,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracker,
         hub,
         local,
+        outcomes,
         kernel,
         reader_stats,
         pipeline_stats,
@@ -240,6 +278,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let control = tokio::spawn(control::serve(listener, state.clone(), shutdown.clone()));
     tokio::spawn(report_losses(state.clone(), shutdown.clone()));
+    tokio::spawn(sample(state.tracker.clone(), shutdown.clone()));
 
     let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;

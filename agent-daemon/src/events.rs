@@ -5,7 +5,10 @@ use std::{collections::BTreeMap, fmt, net::IpAddr};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::{InvestigationId, Phase};
+use crate::{
+    baseline::{DeviationKind, Mode},
+    identity::{InvestigationId, Phase},
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -88,6 +91,21 @@ pub enum EventKind {
     },
     /// A cgroup made inside the investigation, tracked as it was made.
     Cgroup { cgroup_id: u64, path: String },
+    /// A deviation from the phase's baseline, and what was done about it.
+    Verdict {
+        deviation: DeviationKind,
+        /// What was done (`/usr/bin/curl`, `tcp 10.0.0.9 port 22`, `ptrace`).
+        subject: String,
+        /// Why it is outside the baseline.
+        reason: String,
+        /// The phase's mode when judged.
+        mode: Mode,
+        /// `flagged`, or `killed` (enforce mode).
+        outcome: String,
+        baseline_revision: u64,
+        /// When the deviating action happened; the event's `time` is when it was judged.
+        action_time: DateTime<Utc>,
+    },
     /// The last process is gone and every event has been read.
     Ended {
         /// Calls per syscall name, as the kernel counted them.
@@ -95,6 +113,13 @@ pub enum EventKind {
         egress_bytes: u64,
         egress_packets: u64,
         events: u64,
+        /// `ok`, `flagged` or `killed`.
+        outcome: String,
+        /// Why it was killed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// When its last process was gone.
+        emptied_at: DateTime<Utc>,
     },
 }
 
@@ -141,12 +166,21 @@ impl fmt::Display for Event {
                 write!(f, "{op} {protocol} {address} port {port}{}", action(a))
             }
             EventKind::Cgroup { path, .. } => write!(f, "cgroup created {path}"),
-            EventKind::Ended { syscalls, egress_bytes, events, .. } => write!(
-                f,
-                "ended: {events} events, {} syscalls ({} distinct), {egress_bytes} egress bytes",
-                syscalls.values().sum::<u64>(),
-                syscalls.len()
-            ),
+            EventKind::Verdict { outcome, reason, mode, .. } => {
+                write!(f, "VERDICT ({mode}): {} -- {reason}", outcome.to_uppercase())
+            }
+            EventKind::Ended { syscalls, egress_bytes, events, outcome, reason, .. } => {
+                write!(
+                    f,
+                    "ended {outcome}: {events} events, {} syscalls ({} distinct), {egress_bytes} egress bytes",
+                    syscalls.values().sum::<u64>(),
+                    syscalls.len()
+                )?;
+                match reason {
+                    Some(reason) => write!(f, "; killed: {reason}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `paddock`: the node agent. See `DESIGN.md` for the shape; the data path runs
 //! kernel -> reader -> decode -> pipeline (attribute) -> hub -> sinks.
 mod api;
+mod baseline;
 mod cli;
 mod config;
 mod daemon;
+mod enforce;
 mod events;
 mod hub;
 mod identity;
+mod judge;
 mod kernel;
 mod pipeline;
 mod syscalls;

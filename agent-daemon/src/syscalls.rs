@@ -482,7 +482,6 @@ pub fn name(nr: u32) -> std::borrow::Cow<'static, str> {
 }
 
 /// The number of the syscall called `name` (or written `syscall_<nr>`).
-#[allow(dead_code, reason = "baselines name syscalls; used once they parse them")]
 pub fn number(name: &str) -> Option<u32> {
     if let Some(nr) = name.strip_prefix("syscall_").and_then(|n| n.parse().ok()) {
         return Some(nr);

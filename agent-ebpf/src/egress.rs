@@ -1,9 +1,11 @@
 //! Network egress, from the cgroup hooks attached to the cgroup that holds the workloads:
-//! connects and addressed sends (IPv4 and IPv6), and per-investigation byte counts.
+//! connects and addressed sends (IPv4 and IPv6), and per-investigation byte counts. In a
+//! phase that enforces, a destination outside the baseline is refused here (EPERM): no
+//! packet leaves.
 use agent_common::{
     event::{
-        ACTION_NONE, ConnectRecord, KIND_CONNECT, OP_CONNECT4, OP_CONNECT6, OP_SENDMSG4,
-        OP_SENDMSG6,
+        ACTION_DENIED, ACTION_NONE, ConnectRecord, KIND_CONNECT, OP_CONNECT4, OP_CONNECT6,
+        OP_SENDMSG4, OP_SENDMSG6,
     },
     hash::{FNV_OFFSET, fnv1a_step},
     tracking::{ReadKey, Tracked},
@@ -15,6 +17,7 @@ use aya_ebpf::{
 };
 
 use crate::{
+    enforce,
     maps::{EGRESS, READS},
     record::{fill_header, is_daemon, reserve},
     tracking,
@@ -22,8 +25,13 @@ use crate::{
 
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
-/// Returned by sock_addr programs to let the call proceed.
+/// Returned by sock_addr programs to let the call proceed, or refuse it (EPERM).
 const ALLOW: i32 = 1;
+const DENY: i32 = 0;
+const SOCK_STREAM: u32 = 1;
+const SOCK_DGRAM: u32 = 2;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
 
 #[cgroup_sock_addr(connect4)]
 pub fn paddock_connect4(ctx: SockAddrContext) -> i32 {
@@ -68,12 +76,26 @@ fn on_sock_addr(ctx: &SockAddrContext, op: u32) -> i32 {
         }
         (u16::from_be((*sa).user_port as u16), (*sa).type_, (*sa).protocol)
     };
+    // Some sockets report protocol 0 (the default for their type).
+    let protocol = match (protocol, sock_type) {
+        (0, SOCK_STREAM) => IPPROTO_TCP,
+        (0, SOCK_DGRAM) => IPPROTO_UDP,
+        (p, _) => p,
+    };
+    let denied = enforce::enforcing(&tracked).is_some()
+        && !enforce::egress_allowed(&tracked, v6, &addr, port, protocol as u8);
     let is_send = op == OP_SENDMSG4 || op == OP_SENDMSG6;
-    if is_send && already_sent(&tracked, &addr, port, protocol) {
+    if is_send && !denied && already_sent(&tracked, &addr, port, protocol) {
         return ALLOW;
     }
+    let verdict = if denied {
+        enforce::doom(&tracked);
+        DENY
+    } else {
+        ALLOW
+    };
     let Some(mut entry) = reserve::<ConnectRecord>(KIND_CONNECT) else {
-        return ALLOW;
+        return verdict;
     };
     let record = entry.as_mut_ptr();
     // SAFETY: reserved ring-buffer memory of the right size.
@@ -81,7 +103,7 @@ fn on_sock_addr(ctx: &SockAddrContext, op: u32) -> i32 {
         // No task pointer in this program type: the daemon fills in the parent.
         fill_header(&mut (*record).header, KIND_CONNECT, cgroup_id, &tracked, 0);
         (*record).op = op;
-        (*record).action = ACTION_NONE;
+        (*record).action = if denied { ACTION_DENIED } else { ACTION_NONE };
         (*record).sock_type = sock_type;
         (*record).protocol = protocol;
         (*record).port = port;
@@ -90,7 +112,7 @@ fn on_sock_addr(ctx: &SockAddrContext, op: u32) -> i32 {
         (*record).addr = addr;
     }
     entry.submit(0);
-    ALLOW
+    verdict
 }
 
 /// Addressed sends (UDP, mostly) are reported once per (instance, destination), as

@@ -15,6 +15,8 @@ mod cgroups;
 #[cfg(target_arch = "bpf")]
 mod egress;
 #[cfg(target_arch = "bpf")]
+mod enforce;
+#[cfg(target_arch = "bpf")]
 mod files;
 #[cfg(target_arch = "bpf")]
 mod maps;

@@ -1,5 +1,8 @@
 //! Every map the programs share with the daemon. Sizes the daemon may override at load
 //! time (ring buffer, slots) are defaults here.
+use agent_common::policy::{
+    EgressKey, ExecKey, MAX_ALLOWED_EXECS, MAX_EGRESS_RULES, PHASES, PhasePolicy,
+};
 use agent_common::{
     config::Config,
     event::KIND_COUNT,
@@ -10,7 +13,7 @@ use agent_common::{
 };
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 
 use crate::{files::OpenArgs, process::ExecArgs};
@@ -64,3 +67,13 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// Records that did not fit in `EVENTS`, per kind.
 #[map(name = "PADDOCK_LOST")]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(KIND_COUNT, 0);
+
+/// What each phase enforces (see `agent_common::policy`).
+#[map(name = "PADDOCK_PHASE_POLICY")]
+pub static PHASE_POLICY: Array<PhasePolicy> = Array::with_max_entries(PHASES, 0);
+
+#[map(name = "PADDOCK_ALLOWED_EXECS")]
+pub static ALLOWED_EXECS: HashMap<ExecKey, u8> = HashMap::with_max_entries(MAX_ALLOWED_EXECS, 0);
+
+#[map(name = "PADDOCK_ALLOWED_EGRESS")]
+pub static ALLOWED_EGRESS: LpmTrie<EgressKey, u8> = LpmTrie::with_max_entries(MAX_EGRESS_RULES, 0);

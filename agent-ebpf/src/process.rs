@@ -4,8 +4,8 @@
 //! its head into `EXEC_ARGS` (keyed by thread id) for `execve` and `execveat`, and
 //! `sched_process_exec` takes it from there once the exec has succeeded.
 use agent_common::event::{
-    ACTION_NONE, ARGS_LEN, ExecRecord, ExitRecord, ForkRecord, KIND_EXEC, KIND_EXIT, KIND_FORK,
-    MAX_ARGS, PATH_LEN,
+    ACTION_KILLED, ACTION_NONE, ARGS_LEN, ExecRecord, ExitRecord, ForkRecord, KIND_EXEC, KIND_EXIT,
+    KIND_FORK, MAX_ARGS, PATH_LEN,
 };
 use aya_ebpf::{
     EbpfContext as _,
@@ -19,6 +19,7 @@ use aya_ebpf::{
 
 use crate::{
     args::{arg, nr},
+    enforce,
     maps::{EXEC_ARGS, SCRATCH},
     record::{config, current_ppid, fill_header, is_daemon, reserve},
     tracking,
@@ -167,6 +168,14 @@ pub fn paddock_process_exec(ctx: TracePointContext) -> i32 {
         if bpf_probe_read_kernel_str(path.as_mut_ptr().cast(), PATH_LEN as u32, filename.cast()) < 0
         {
             path[0] = 0;
+        }
+        if let Some(policy) = enforce::enforcing(&tracked)
+            && !enforce::exec_allowed(policy, &tracked, path)
+        {
+            // The new image never runs a user-space instruction.
+            enforce::kill_current();
+            enforce::doom(&tracked);
+            (*record).action = ACTION_KILLED;
         }
         match EXEC_ARGS.get(old_pid) {
             Some(args) => {

@@ -1,18 +1,19 @@
 //! `sys_enter`: the hot path, and the only syscall hook (enabling any `syscalls:*`
 //! tracepoint would switch on the kernel's generic syscall tracing for every syscall on the
 //! node). An untracked process leaves after reading its tgid and one inlined array lookup
-//! (`tracking::by_task`). A tracked one bumps a per-CPU counter, reports the first use of
-//! each syscall by its investigation, and hands the syscalls that need their arguments
-//! (opens, execs) to their probe area.
+//! (`tracking::by_task`). A tracked one bumps a per-CPU counter; in a phase that enforces,
+//! a syscall outside the baseline gets the process SIGKILLed; then the first use of each
+//! syscall by its investigation is reported, and the syscalls that need their arguments
+//! (opens, execs) go to their probe area.
 use agent_common::{
-    event::{ACTION_NONE, KIND_SYSCALL, SyscallRecord},
+    event::{ACTION_KILLED, ACTION_NONE, KIND_SYSCALL, SyscallRecord},
     tracking::{MAX_SYSCALLS, Tracked},
 };
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 
 use crate::{
     args::nr,
-    files,
+    enforce, files,
     maps::{SLOTS, SYSCALL_COUNTS},
     process,
     record::{current_ppid, fill_header, is_daemon, reserve},
@@ -40,6 +41,21 @@ pub fn paddock_sys_enter(ctx: RawTracePointContext) -> i32 {
     let Some(state) = SLOTS.get_ptr_mut(slot) else {
         return 0;
     };
+    // SAFETY: a pointer into an array map value, read once.
+    if unsafe { (*state).doomed } != 0 {
+        // The investigation is being killed: nothing more of it runs.
+        enforce::kill_current();
+        return 0;
+    }
+    if let Some(policy) = enforce::enforcing(&tracked)
+        && !enforce::syscall_allowed(policy, nr)
+    {
+        // The syscall itself still runs: the signal is taken on the way back to user space.
+        enforce::kill_current();
+        enforce::doom(&tracked);
+        report(nr, &tracked, ACTION_KILLED);
+        return 0;
+    }
     // SAFETY: a pointer into an array map value shared by all CPUs.
     if unsafe { (*state).pending_opens } != 0 {
         files::retry_pending(pid_tgid as u32, &tracked, state);
@@ -70,6 +86,11 @@ fn report_first_use(nr: u64, tracked: &Tracked, state: *mut agent_common::tracki
         return;
     }
     *word |= bit;
+    report(nr, tracked, ACTION_NONE);
+}
+
+#[inline(always)]
+fn report(nr: u64, tracked: &Tracked, action: u32) {
     let Some(mut entry) = reserve::<SyscallRecord>(KIND_SYSCALL) else {
         return;
     };
@@ -79,7 +100,7 @@ fn report_first_use(nr: u64, tracked: &Tracked, state: *mut agent_common::tracki
         let cgroup_id = tracking::current_cgroup_id();
         fill_header(&mut (*record).header, KIND_SYSCALL, cgroup_id, tracked, current_ppid());
         (*record).nr = nr as u32;
-        (*record).action = ACTION_NONE;
+        (*record).action = action;
     }
     entry.submit(0);
 }

@@ -147,10 +147,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `paddock --socket <ours> ARGS...`
+    /// `paddock --socket <ours> ARGS...`, without cargo's library path (which would only
+    /// make the loader of every tracked command probe more directories).
     pub fn paddock(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(paddock_bin());
-        cmd.arg("--socket").arg(&self.socket).args(args);
+        cmd.arg("--socket").arg(&self.socket).args(args).env_remove("LD_LIBRARY_PATH");
         cmd
     }
 
@@ -165,6 +166,28 @@ impl Daemon {
             .args(args)
             .output()
             .expect("spawn paddock run")
+    }
+
+    /// `paddock ARGS...` that must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.paddock(args).output().expect("spawn paddock");
+        assert!(
+            out.status.success(),
+            "paddock {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A phase's baseline, as `paddock baseline export` prints it.
+    pub fn baseline(&self, phase: &str) -> toml::Table {
+        let text = self.ok(&["baseline", "export", phase]);
+        text.parse().unwrap_or_else(|e| panic!("export of {phase} is not TOML: {e}\n{text}"))
+    }
+
+    pub fn set_mode(&self, phase: &str, mode: &str) {
+        self.ok(&["phase", "mode", phase, mode]);
     }
 
     pub fn status(&self) -> Value {
@@ -354,4 +377,22 @@ pub fn udp_port() -> (std::net::UdpSocket, u16) {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
     let port = socket.local_addr().expect("addr").port();
     (socket, port)
+}
+
+/// The strings of array `key` in a baseline table.
+pub fn entries(baseline: &toml::Table, key: &str) -> Vec<String> {
+    baseline[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Whether process `pid` is gone (or a zombie nobody reaped yet).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
 }

@@ -1,8 +1,9 @@
-//! `cargo xtask demo`: a daemon, an investigation that behaves and one that strays, with
-//! the events paddock saw printed as they happen.
+//! `cargo xtask demo`: the whole story on one machine. A daemon; the read-only phase learns
+//! from a few well-behaved investigations; it is switched to enforce; a well-behaved run
+//! passes and a straying one is killed, with the reason printed.
 use std::{
+    net::TcpListener,
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use crate::{daemon::Daemon, util};
@@ -11,33 +12,41 @@ fn say(text: &str) {
     println!("\n\x1b[1m== {text}\x1b[0m");
 }
 
-fn run_investigation(daemon: &Daemon, id: &str, phase: &str, script: &str) -> anyhow::Result<()> {
-    say(&format!("paddock run --investigation-id {id} --phase {phase} -- bash -c '{script}'"));
-    let status = daemon
-        .cmd(&["run", "--investigation-id", id, "--phase", phase, "--", "bash", "-c", script])
+/// `paddock run` of a bash script; prints its exit status and paddock's own messages.
+fn investigate(daemon: &Daemon, id: &str, script: &str) -> anyhow::Result<Option<i32>> {
+    say(&format!("paddock run --investigation-id {id} --phase read-only -- bash -c '{script}'"));
+    let out = daemon
+        .cmd(&["run", "--investigation-id", id, "--phase", "read-only", "--", "bash", "-c", script])
         // cargo's library path would only add noise to what the investigation opens
         .env_remove("LD_LIBRARY_PATH")
-        .status()?;
-    println!("   (exit status {})", status.code().map_or("signal".into(), |c| c.to_string()));
-    // Show its events once it has ended.
+        .stdout(Stdio::null())
+        .output()?;
+    print!("{}", String::from_utf8_lossy(&out.stderr));
+    println!("   exit status {}", out.status.code().map_or("(signal)".into(), |c| c.to_string()));
+    Ok(out.status.code())
+}
+
+/// The events of `id` worth reading (not first uses of syscalls, not loader and locale
+/// files), once it has ended.
+fn show_events(daemon: &Daemon, id: &str) -> anyhow::Result<()> {
     let mut follow = daemon
         .cmd(&["events", "--follow", "--investigation", id])
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = follow.stdout.take().expect("stdout");
+    let noise = [
+        " syscall ",
+        " open /usr/lib",
+        " open /lib",
+        " open /etc/ld.so",
+        " open /usr/share/locale",
+        " open /dev/null",
+    ];
     for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-        let noise = [
-            " syscall ",
-            " open /usr/lib",
-            " open /lib",
-            " open /etc/ld.so",
-            " open /usr/share/locale",
-        ];
-        if noise.iter().any(|n| line.contains(n)) {
-            continue; // first uses of syscalls, loader and locale files: counted in the summary
+        if !noise.iter().any(|n| line.contains(n)) {
+            println!("   {line}");
         }
-        println!("   {line}");
-        if line.contains(" ended: ") {
+        if line.contains(" ended ") {
             break;
         }
     }
@@ -49,29 +58,49 @@ fn run_investigation(daemon: &Daemon, id: &str, phase: &str, script: &str) -> an
 pub fn run() -> anyhow::Result<()> {
     util::require_root("the demo")?;
     crate::setup::run_setup_steps()?;
-    util::build(false)?;
-    say("starting paddock daemon");
-    let daemon = Daemon::start(&util::target_bin(false, "paddock"), "demo", "")?;
-    let status = util::output(&mut daemon.cmd(&["status"]))?;
-    println!("{status}");
-
-    run_investigation(
-        &daemon,
-        "demo-behaves",
-        "read-only",
-        "ls /etc > /dev/null; cat /etc/hostname > /dev/null",
-    )?;
-    run_investigation(
-        &daemon,
-        "demo-strays",
-        "read-only",
-        "cat /etc/hostname > /dev/null; echo exfil > /tmp/paddock-demo-loot; \
-         (exec 3<>/dev/tcp/127.0.0.1/9) 2>/dev/null; true",
-    )?;
-    std::thread::sleep(Duration::from_millis(100));
-    say("paddock status");
+    util::build(true)?;
+    say("paddock daemon");
+    let daemon = Daemon::start(&util::target_bin(true, "paddock"), "demo", "")?;
     println!("{}", util::output(&mut daemon.cmd(&["status"]))?);
+
+    // The API the agents are meant to call, on loopback; and somewhere they are not.
+    let api = TcpListener::bind("127.0.0.1:0")?;
+    let elsewhere = TcpListener::bind("127.0.0.1:0")?;
+    let (api, elsewhere) = (api.local_addr()?.port(), elsewhere.local_addr()?.port());
+    let behaves = format!(
+        "cat /etc/hostname > /dev/null; ls /etc > /dev/null; exec 3<>/dev/tcp/127.0.0.1/{api}; echo report > /tmp/paddock-demo-report"
+    );
+    let strays = format!(
+        "cat /etc/hostname > /dev/null; base64 /etc/hostname > /dev/null; exec 3<>/dev/tcp/127.0.0.1/{elsewhere}; echo stolen > /tmp/paddock-demo-loot"
+    );
+
+    say("the read-only phase learns from three well-behaved investigations");
+    for i in 1..=3 {
+        investigate(&daemon, &format!("triage-{i}"), &behaves)?;
+    }
+    show_events(&daemon, "triage-1")?;
+    say("paddock baseline list");
+    print!("{}", util::output(&mut daemon.cmd(&["baseline", "list"]))?);
+    say("paddock phase mode read-only enforce");
+    println!("{}", util::output(&mut daemon.cmd(&["phase", "mode", "read-only", "enforce"]))?);
+
+    investigate(&daemon, "triage-4", &behaves)?;
+    let code = investigate(&daemon, "triage-5-strays", &strays)?;
+    show_events(&daemon, "triage-5-strays")?;
+    println!(
+        "\n   /tmp/paddock-demo-loot {}",
+        if std::path::Path::new("/tmp/paddock-demo-loot").exists() {
+            "EXISTS"
+        } else {
+            "was never written"
+        }
+    );
+    say("paddock baseline list");
+    print!("{}", util::output(&mut daemon.cmd(&["baseline", "list"]))?);
     daemon.stop()?;
-    let _ = Command::new("rm").args(["-f", "/tmp/paddock-demo-loot"]).status();
+    let _ = Command::new("rm")
+        .args(["-f", "/tmp/paddock-demo-loot", "/tmp/paddock-demo-report"])
+        .status();
+    anyhow::ensure!(code == Some(99), "the straying investigation was not killed (exit {code:?})");
     Ok(())
 }

@@ -57,6 +57,10 @@ async fn handle(
         };
         match request {
             Request::Status => send(&mut write, &Reply::Status(Box::new(state.status()))).await?,
+            Request::Admin { request } => match state.tracker.admin(request).await {
+                Ok(answer) => send(&mut write, &Reply::Admin { answer }).await?,
+                Err(message) => send(&mut write, &Reply::Error { message }).await?,
+            },
             Request::Exited { .. } => {
                 send(&mut write, &error("`exited` outside a run session")).await?
             }
@@ -75,8 +79,10 @@ async fn handle(
                     match serde_json::from_str(&line) {
                         Ok(Request::Exited { status }) => {
                             tracing::debug!(investigation = %session.active.id, status, "command exited");
+                            // Every record up to now judged: a kill is known by now.
                             state.tracker.flush().await;
-                            send(&mut write, &Reply::Outcome { killed: None }).await?;
+                            let killed = state.outcomes.killed(session.active.instance);
+                            send(&mut write, &Reply::Outcome { killed }).await?;
                         }
                         _ => {
                             send(&mut write, &error("only `exited` is understood in a run session"))

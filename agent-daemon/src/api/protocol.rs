@@ -9,7 +9,10 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::events::Event;
+use crate::{
+    events::Event,
+    pipeline::{AdminReply, AdminRequest},
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -30,6 +33,10 @@ pub enum Request {
         investigation: Option<String>,
     },
     Status,
+    /// Phases and baselines.
+    Admin {
+        request: AdminRequest,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +58,9 @@ pub enum Reply {
         missed: u64,
     },
     Status(Box<StatusReport>),
+    Admin {
+        answer: AdminReply,
+    },
     Error {
         message: String,
     },

@@ -1,4 +1,5 @@
 //! The `paddock` command line.
+mod baseline;
 mod client;
 mod events;
 mod run;
@@ -35,6 +36,12 @@ pub enum Command {
     Events(events::EventsArgs),
     /// What the daemon is doing; exits non-zero when no daemon answers.
     Status(status::StatusArgs),
+    /// Trust phases: switch a phase between learn, flag and enforce.
+    #[command(subcommand)]
+    Phase(baseline::PhaseCommand),
+    /// Per-phase baselines: list, show, diff, export, import, reset.
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCommand),
     /// Tools for benchmarks and tests.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -116,6 +123,8 @@ pub fn main() -> i32 {
         Command::Run(args) => return run::main(args, &socket(cli.socket)),
         Command::Events(args) => events::main(args, &socket(cli.socket)),
         Command::Status(args) => status::main(args, &socket(cli.socket)),
+        Command::Phase(command) => baseline::phase_main(command, &socket(cli.socket)),
+        Command::Baseline(command) => baseline::baseline_main(command, &socket(cli.socket)),
         Command::Internal(Internal::EmptyHook) => empty_hook(),
     };
     match result {

@@ -7,7 +7,7 @@ use agent_common::{
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
         RawTracePoint, TracePoint,
@@ -117,6 +117,9 @@ impl Kernel {
             syscalls: take::<PerCpuArray<_, _>>(&mut ebpf, maps::SYSCALL_COUNTS)?,
             egress: take::<PerCpuArray<_, _>>(&mut ebpf, maps::EGRESS)?,
             lost: take::<PerCpuArray<_, _>>(&mut ebpf, maps::LOST)?,
+            phase_policy: take::<Array<_, _>>(&mut ebpf, maps::PHASE_POLICY)?,
+            allowed_execs: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_EXECS)?,
+            allowed_egress: take::<LpmTrie<_, _, _>>(&mut ebpf, maps::ALLOWED_EGRESS)?,
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, maps::EVENTS)?;
         let mut kernel = Kernel { _ebpf: ebpf, maps, ring: Some(ring), attached: Vec::new() };

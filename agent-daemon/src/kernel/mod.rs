@@ -4,6 +4,7 @@ pub mod btf;
 pub mod decode;
 mod load;
 pub mod mounts;
+mod policy;
 pub mod reader;
 mod tracking;
 

@@ -2,6 +2,7 @@
 //! per-slot counters. See `agent_common::tracking` for the layout.
 use std::collections::HashMap as StdHashMap;
 
+use agent_common::policy::{EgressKey, ExecKey, PhasePolicy};
 use agent_common::{
     event::KIND_COUNT,
     names::maps,
@@ -10,7 +11,7 @@ use agent_common::{
         Tracked, fast_index, task_index,
     },
 };
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues};
 
 pub struct KernelMaps {
     pub(super) tracked: HashMap<MapData, u64, Tracked>,
@@ -22,6 +23,9 @@ pub struct KernelMaps {
     pub(super) syscalls: PerCpuArray<MapData, SyscallCounts>,
     pub(super) egress: PerCpuArray<MapData, EgressCounts>,
     pub(super) lost: PerCpuArray<MapData, u64>,
+    pub(super) phase_policy: Array<MapData, PhasePolicy>,
+    pub(super) allowed_execs: HashMap<MapData, ExecKey, u8>,
+    pub(super) allowed_egress: LpmTrie<MapData, EgressKey, u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +58,8 @@ impl KernelMaps {
     /// Zero a slot's state and counters before a new investigation uses it.
     pub fn reset_slot(&mut self, slot: u16) -> Result<(), TrackError> {
         let slot = slot as u32;
-        let state = SlotState { seen: [0; (MAX_SYSCALLS / 64) as usize], pending_opens: 0 };
+        let state =
+            SlotState { seen: [0; (MAX_SYSCALLS / 64) as usize], pending_opens: 0, doomed: 0 };
         self.slots.set(slot, state, 0).map_err(at(maps::SLOTS))?;
         let counts = zeros(SyscallCounts { counts: [0; MAX_SYSCALLS as usize] })
             .map_err(at(maps::SYSCALL_COUNTS))?;
@@ -62,6 +67,14 @@ impl KernelMaps {
         let egress = zeros(EgressCounts::default()).map_err(at(maps::EGRESS))?;
         self.egress.set(slot, egress, 0).map_err(at(maps::EGRESS))?;
         Ok(())
+    }
+
+    /// Mark `slot`'s investigation doomed: the kernel kills each of its processes at its next
+    /// syscall.
+    pub fn doom(&mut self, slot: u16) -> Result<(), TrackError> {
+        let mut state = self.slots.get(&(slot as u32), 0).map_err(at(maps::SLOTS))?;
+        state.doomed = 1;
+        self.slots.set(slot as u32, state, 0).map_err(at(maps::SLOTS))
     }
 
     /// Track `cgroup_id` (whose hierarchy path hashes to `path_hash`) as `tracked`.

@@ -166,23 +166,24 @@ async fn lifecycle(
     let dir = active.cgroup.clone();
     let mut seen_populated = false;
     let mut client_gone = false;
-    loop {
+    let emptied_at = loop {
         let populated = cgroups::populated(&dir).unwrap_or(false);
+        let now = chrono::Utc::now();
         seen_populated |= populated;
         client_gone |= *gone.borrow_and_update();
         if !populated && (seen_populated || client_gone) {
-            break;
+            break now;
         }
         tokio::select! {
             _ = watch.changed.changed() => {}
             changed = gone.changed(), if !client_gone => {
                 if changed.is_err() { client_gone = true; }
             }
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => break chrono::Utc::now(),
         }
-    }
+    };
     drop(watch);
-    if let Err(e) = tracker.end(&active).await {
+    if let Err(e) = tracker.end(&active, emptied_at).await {
         tracing::warn!(investigation = %active.id, error = %e, "ending the investigation");
     }
     // The cgroup is empty, but its last process may still be leaving it.

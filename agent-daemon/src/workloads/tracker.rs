@@ -8,6 +8,7 @@ use std::{
 };
 
 use agent_common::{hash::fnv1a, tracking::Tracked};
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -17,7 +18,7 @@ use super::{
 use crate::{
     identity::{InvestigationId, Phase},
     kernel::{Kernel, SlotCounters, TrackError, mounts::Cgroup2, reader::FlushHandle},
-    pipeline::{Investigation, Lifecycle},
+    pipeline::{AdminReply, AdminRequest, Investigation, Lifecycle},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,7 @@ impl Tracker {
             phase: active.phase,
             source: active.source,
             cgroup: path.clone(),
+            dir: dir.to_path_buf(),
             started: active.started,
         };
         self.lifecycle.send(Lifecycle::Begin(info)).await.map_err(|_| TrackerError::Stopping)?;
@@ -120,8 +122,12 @@ impl Tracker {
         self.flush.flush().await;
     }
 
-    /// End `active`: its processes are gone (or no longer ours to watch).
-    pub async fn end(&self, active: &Active) -> Result<SlotCounters, TrackerError> {
+    /// End `active`: its processes are gone (at `emptied_at`), or no longer ours to watch.
+    pub async fn end(
+        &self,
+        active: &Active,
+        emptied_at: DateTime<Utc>,
+    ) -> Result<SlotCounters, TrackerError> {
         self.flush().await;
         let (counters, untracked) = {
             let mut kernel = self.kernel();
@@ -138,6 +144,7 @@ impl Tracker {
             slot: active.slot,
             instance: active.instance,
             counters: counters.clone(),
+            emptied_at,
             done,
         };
         if self.lifecycle.send(end).await.is_ok() {
@@ -154,5 +161,30 @@ impl Tracker {
 
     pub fn counters(&self, slot: u16) -> Result<SlotCounters, TrackError> {
         self.kernel().maps.counters(slot)
+    }
+}
+
+impl Tracker {
+    /// Send every running investigation's counters to the pipeline (envelope checks).
+    pub async fn sample(&self) {
+        let at = std::time::Instant::now();
+        for active in self.active() {
+            let Ok(counters) = self.counters(active.slot) else { continue };
+            let sample =
+                Lifecycle::Sample { slot: active.slot, instance: active.instance, counters, at };
+            if self.lifecycle.send(sample).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Hand an operator request to the pipeline and wait for its answer.
+    pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, String> {
+        let (reply, answer) = oneshot::channel();
+        self.lifecycle
+            .send(Lifecycle::Admin(request, reply))
+            .await
+            .map_err(|_| "the daemon is stopping".to_owned())?;
+        answer.await.map_err(|_| "the daemon is stopping".to_owned())?
     }
 }

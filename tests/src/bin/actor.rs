@@ -7,6 +7,8 @@
 //! - `connect:ADDR`      TCP connect to ADDR (host:port); a refusal is not an error
 //! - `udp:ADDR`          send one UDP datagram to ADDR
 //! - `getppid:N`         call getppid(2) N times
+//! - `personality`       call personality(2) to read the execution domain (a syscall
+//!   ordinary programs never make)
 //! - `sleep:MS`          sleep
 //! - `touch-many:DIR:N`  create N files in DIR as fast as possible
 //! - `open-many:FILE:N`  open FILE for writing (no create) and close it, N times
@@ -57,6 +59,10 @@ fn step(step: &str) -> Result<(), String> {
                 // SAFETY: no arguments, cannot fail.
                 unsafe { libc::getppid() };
             }
+        }
+        "personality" => {
+            // SAFETY: 0xffffffff only queries the current persona.
+            unsafe { libc::personality(0xffff_ffff) };
         }
         "sleep" => std::thread::sleep(Duration::from_millis(arg.parse().unwrap_or(0))),
         "touch-many" => {

@@ -1,5 +1,6 @@
 //! `cargo xtask bench ...`: each benchmark compares paddock with a baseline measured on the
 //! same machine in the same run, and prints ratios.
+mod enforce;
 mod overhead;
 
 use clap::Subcommand;
@@ -16,6 +17,12 @@ pub enum Which {
         #[arg(long, default_value_t = 8)]
         rounds: usize,
     },
+    /// Enforcement latency: from a straying action to the verdict and to every process of
+    /// the investigation gone.
+    Enforce {
+        #[arg(long, default_value_t = 150)]
+        runs: usize,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -24,6 +31,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     crate::util::build(true)?;
     match which {
         Which::Overhead { calls, rounds } => overhead::run(calls, rounds),
+        Which::Enforce { runs } => enforce::run(runs),
     }
 }
 

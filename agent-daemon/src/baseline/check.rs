@@ -1,0 +1,260 @@
+//! Is an observation inside its phase's baseline? If not, say what and why.
+use std::{collections::BTreeSet, fmt};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Baseline, Observation, generalise};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviationKind {
+    Syscall,
+    Exec,
+    Egress,
+    FileWrite,
+    FileRead,
+    Envelope,
+}
+
+impl DeviationKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeviationKind::Syscall => "syscall",
+            DeviationKind::Exec => "exec",
+            DeviationKind::Egress => "egress",
+            DeviationKind::FileWrite => "file_write",
+            DeviationKind::FileRead => "file_read",
+            DeviationKind::Envelope => "envelope",
+        }
+    }
+}
+
+impl fmt::Display for DeviationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deviation {
+    pub kind: DeviationKind,
+    /// What was done (`/usr/bin/curl`, `tcp 10.0.0.9 port 22`, `processes 12`): one verdict
+    /// per (kind, subject) and investigation.
+    pub subject: String,
+    /// Why it is outside the baseline, naming the phase, its revision and what it allows.
+    pub reason: String,
+}
+
+/// Up to three entries of `set`, and how many there are.
+fn sample<T: fmt::Display>(set: impl IntoIterator<Item = T>) -> String {
+    let items: Vec<String> = set.into_iter().map(|i| i.to_string()).collect();
+    match items.len() {
+        0 => "nothing".into(),
+        n if n <= 3 => items.join(", "),
+        n => format!("{} and {} more", items[..3].join(", "), n - 3),
+    }
+}
+
+fn outside<T: fmt::Display>(what: &str, b: &Baseline, set: &BTreeSet<T>) -> String {
+    format!(
+        "not among the {} {what} the {} baseline (revision {}) allows: {}",
+        set.len(),
+        b.phase,
+        b.revision,
+        sample(set)
+    )
+}
+
+/// Check `observation` against `baseline`.
+pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation> {
+    let b = baseline;
+    let deviation =
+        |kind, subject: String, reason: String| Some(Deviation { kind, subject, reason });
+    match observation {
+        Observation::Syscall(name) if !b.syscalls.contains(name) => deviation(
+            DeviationKind::Syscall,
+            name.clone(),
+            format!("syscall {name}: {}", outside("syscalls", b, &b.syscalls)),
+        ),
+        Observation::Exec(path) if !b.execs.contains(&generalise::path(path)) => deviation(
+            DeviationKind::Exec,
+            path.clone(),
+            format!("exec of {path}: {}", outside("executables", b, &b.execs)),
+        ),
+        Observation::Egress(d) if !b.egress.iter().any(|r| r.allows(d)) => deviation(
+            DeviationKind::Egress,
+            d.to_string(),
+            format!(
+                "egress to {d}: no rule matches among the {} egress rules the {} baseline (revision {}) allows: {}",
+                b.egress.len(),
+                b.phase,
+                b.revision,
+                sample(&b.egress)
+            ),
+        ),
+        Observation::FileWrite(path)
+            if !path.is_empty() && !b.file_writes.iter().any(|p| generalise::under(path, p)) =>
+        {
+            deviation(
+                DeviationKind::FileWrite,
+                path.clone(),
+                format!("write to {path}: {}", outside("write prefixes", b, &b.file_writes)),
+            )
+        }
+        Observation::FileRead(path)
+            if !path.is_empty() && !b.file_reads.iter().any(|p| generalise::under(path, p)) =>
+        {
+            deviation(
+                DeviationKind::FileRead,
+                path.clone(),
+                format!("read of {path}: {}", outside("read prefixes", b, &b.file_reads)),
+            )
+        }
+        Observation::Envelope(s) => {
+            let e = &b.envelope;
+            let over = |value: u64, max: u64| value as f64 > max as f64 * e.tolerance;
+            let (what, value, max) = if over(s.processes, e.max_processes) {
+                ("processes at once", s.processes, e.max_processes)
+            } else if over(s.syscalls_per_second, e.max_syscalls_per_second) {
+                ("syscalls per second", s.syscalls_per_second, e.max_syscalls_per_second)
+            } else if over(s.egress_bytes, e.max_egress_bytes) {
+                ("egress bytes", s.egress_bytes, e.max_egress_bytes)
+            } else {
+                return None;
+            };
+            deviation(
+                DeviationKind::Envelope,
+                what.into(),
+                format!(
+                    "{value} {what}: above the {} baseline's envelope (revision {}) of {max} x {} = {:.0}",
+                    b.phase,
+                    b.revision,
+                    e.tolerance,
+                    max as f64 * e.tolerance
+                ),
+            )
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        baseline::{Destination, EnvelopeSample, Protocol, learn},
+        identity::Phase,
+    };
+
+    fn learned() -> Baseline {
+        let mut b = Baseline::empty(Phase::ReadOnly);
+        b.revision = 3;
+        for o in [
+            Observation::Syscall("read".into()),
+            Observation::Exec("/usr/bin/ls".into()),
+            Observation::FileWrite("/tmp/tmp.Ab12cd/out.txt".into()),
+            Observation::FileRead("/etc/hostname".into()),
+            Observation::Egress(Destination {
+                protocol: Protocol::Tcp,
+                addr: "10.0.0.7".parse().unwrap(),
+                port: 443,
+            }),
+            Observation::Envelope(EnvelopeSample {
+                processes: 4,
+                syscalls_per_second: 1000,
+                egress_bytes: 100,
+            }),
+        ] {
+            learn(&mut b, &o);
+        }
+        b
+    }
+
+    #[test]
+    fn what_was_learned_passes() {
+        let b = learned();
+        for o in [
+            Observation::Syscall("read".into()),
+            Observation::Exec("/usr/bin/ls".into()),
+            Observation::FileWrite("/tmp/tmp.Zz99yy/other.txt".into()),
+            Observation::FileRead("/etc/passwd".into()),
+            Observation::Egress(Destination {
+                protocol: Protocol::Tcp,
+                addr: "10.0.0.7".parse().unwrap(),
+                port: 443,
+            }),
+            Observation::Envelope(EnvelopeSample {
+                processes: 8,
+                syscalls_per_second: 2000,
+                egress_bytes: 200,
+            }),
+            Observation::FileRead(String::new()),
+        ] {
+            assert_eq!(check(&b, &o), None, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn each_kind_of_deviation_names_what_and_why() {
+        let b = learned();
+        let cases = [
+            (
+                Observation::Syscall("ptrace".into()),
+                DeviationKind::Syscall,
+                "ptrace",
+                "syscall ptrace: not among the 1 syscalls the read-only baseline (revision 3) allows: read",
+            ),
+            (
+                Observation::Exec("/usr/bin/curl".into()),
+                DeviationKind::Exec,
+                "/usr/bin/curl",
+                "exec of /usr/bin/curl",
+            ),
+            (
+                Observation::FileWrite("/etc/passwd".into()),
+                DeviationKind::FileWrite,
+                "/etc/passwd",
+                "write to /etc/passwd: not among the 1 write prefixes",
+            ),
+            (
+                Observation::FileRead("/root/.ssh/id_rsa".into()),
+                DeviationKind::FileRead,
+                "/root/.ssh/id_rsa",
+                "read prefixes the read-only baseline (revision 3) allows: /etc/",
+            ),
+            (
+                Observation::Egress(Destination {
+                    protocol: Protocol::Tcp,
+                    addr: "10.0.0.7".parse().unwrap(),
+                    port: 22,
+                }),
+                DeviationKind::Egress,
+                "tcp 10.0.0.7 port 22",
+                "allows: tcp 10.0.0.7/32 port 443",
+            ),
+            (
+                Observation::Envelope(EnvelopeSample {
+                    processes: 9,
+                    syscalls_per_second: 0,
+                    egress_bytes: 0,
+                }),
+                DeviationKind::Envelope,
+                "processes at once",
+                "9 processes at once: above the read-only baseline's envelope (revision 3) of 4 x 2 = 8",
+            ),
+        ];
+        for (observation, kind, subject, reason) in cases {
+            let d = check(&b, &observation).unwrap_or_else(|| panic!("{observation:?} passed"));
+            assert_eq!(d.kind, kind);
+            assert_eq!(d.subject, subject);
+            assert!(d.reason.contains(reason), "{}", d.reason);
+        }
+    }
+
+    #[test]
+    fn an_empty_baseline_allows_nothing() {
+        let b = Baseline::empty(Phase::Shadow);
+        let d = check(&b, &Observation::Exec("/bin/true".into())).unwrap();
+        assert!(d.reason.ends_with("allows: nothing"), "{}", d.reason);
+    }
+}

@@ -1,0 +1,289 @@
+//! The baseline file: TOML an operator can read, diff, edit and review, one entry per line.
+//! Every field is required (a truncated file is refused, not half-read); each entry is
+//! checked, and an error names the file, the field and what is wrong with it.
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{Baseline, EgressRule, Envelope, generalise};
+use crate::{identity::Phase, syscalls};
+
+/// The format this paddock writes and reads.
+pub const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FileError {
+    #[error("baseline file {source_name}: {message}")]
+    Parse { source_name: String, message: String },
+    #[error("baseline file {source_name}: {field} = {value}: {problem}")]
+    Invalid { source_name: String, field: String, value: String, problem: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvelope {
+    max_processes: u64,
+    max_syscalls_per_second: u64,
+    max_egress_bytes: u64,
+    tolerance: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBaseline {
+    format: u32,
+    phase: String,
+    revision: u64,
+    learned_from: u64,
+    #[serde(default)]
+    updated: Option<String>,
+    syscalls: Vec<String>,
+    execs: Vec<String>,
+    egress: Vec<String>,
+    file_writes: Vec<String>,
+    file_reads: Vec<String>,
+    envelope: RawEnvelope,
+}
+
+/// Parse and check a baseline file's text; `source_name` names it in errors.
+pub fn parse(text: &str, source_name: &str) -> Result<Baseline, FileError> {
+    let raw: RawBaseline = toml::from_str(text).map_err(|e| FileError::Parse {
+        source_name: source_name.to_owned(),
+        message: e.to_string().trim_end().replace('\n', " "),
+    })?;
+    let invalid = |field: String, value: &str, problem: String| FileError::Invalid {
+        source_name: source_name.to_owned(),
+        field,
+        value: format!("{value:?}"),
+        problem,
+    };
+    if raw.format != FORMAT {
+        return Err(invalid(
+            "format".into(),
+            &raw.format.to_string(),
+            format!("this paddock reads format {FORMAT}"),
+        ));
+    }
+    let phase: Phase = raw.phase.parse().map_err(|e: crate::identity::UnknownPhase| {
+        invalid("phase".into(), &raw.phase, e.to_string())
+    })?;
+    let updated = match &raw.updated {
+        None => None,
+        Some(text) => Some(
+            DateTime::parse_from_rfc3339(text)
+                .map_err(|e| invalid("updated".into(), text, format!("not an RFC 3339 time: {e}")))?
+                .with_timezone(&Utc),
+        ),
+    };
+    let mut syscalls = BTreeSet::new();
+    for (i, name) in raw.syscalls.iter().enumerate() {
+        if syscalls::number(name).is_none_or(|nr| nr >= agent_common::tracking::MAX_SYSCALLS) {
+            return Err(invalid(
+                format!("syscalls[{i}]"),
+                name,
+                "not a syscall name of this architecture (or syscall_N, N < 512)".into(),
+            ));
+        }
+        syscalls.insert(name.clone());
+    }
+    let paths = |field: &str, entries: &[String]| -> Result<BTreeSet<String>, FileError> {
+        let mut set = BTreeSet::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let problem = if entry.is_empty() {
+                Some("an empty path".to_owned())
+            } else if entry.contains('\0') {
+                Some("a NUL character".to_owned())
+            } else {
+                generalise::unknown_placeholder(entry).map(|p| {
+                    format!(
+                        "unknown placeholder {p} (known: {})",
+                        generalise::PLACEHOLDERS.join(", ")
+                    )
+                })
+            };
+            if let Some(problem) = problem {
+                return Err(invalid(format!("{field}[{i}]"), entry, problem));
+            }
+            set.insert(entry.clone());
+        }
+        Ok(set)
+    };
+    let execs = paths("execs", &raw.execs)?;
+    let file_writes = paths("file_writes", &raw.file_writes)?;
+    let file_reads = paths("file_reads", &raw.file_reads)?;
+    let mut egress = BTreeSet::new();
+    for (i, rule) in raw.egress.iter().enumerate() {
+        let parsed: EgressRule = rule.parse().map_err(|e: super::egress::BadRule| {
+            invalid(format!("egress[{i}]"), rule, e.1.into())
+        })?;
+        egress.insert(parsed);
+    }
+    let e = raw.envelope;
+    if !(e.tolerance.is_finite() && e.tolerance >= 1.0) {
+        return Err(invalid(
+            "envelope.tolerance".into(),
+            &e.tolerance.to_string(),
+            "must be a number of at least 1".into(),
+        ));
+    }
+    Ok(Baseline {
+        phase,
+        revision: raw.revision,
+        learned_from: raw.learned_from,
+        updated,
+        syscalls,
+        execs,
+        egress,
+        file_writes,
+        file_reads,
+        envelope: Envelope {
+            max_processes: e.max_processes,
+            max_syscalls_per_second: e.max_syscalls_per_second,
+            max_egress_bytes: e.max_egress_bytes,
+            tolerance: e.tolerance,
+        },
+    })
+}
+
+fn array<T: ToString>(name: &str, items: impl IntoIterator<Item = T>) -> String {
+    let lines: Vec<String> =
+        items.into_iter().map(|i| format!("  {},\n", toml::Value::String(i.to_string()))).collect();
+    if lines.is_empty() {
+        format!("{name} = []\n")
+    } else {
+        format!("{name} = [\n{}]\n", lines.concat())
+    }
+}
+
+/// The file's text.
+pub fn render(b: &Baseline) -> String {
+    let mut out = format!(
+        "# paddock baseline: what Jobs of the {phase} trust phase normally do.\n\
+         # Review it, diff it, edit it; `paddock baseline import {phase} FILE` checks a file\n\
+         # before it takes effect. Placeholders: {placeholders}.\n\
+         format = {FORMAT}\nphase = \"{phase}\"\nrevision = {}\nlearned_from = {}\n",
+        b.revision,
+        b.learned_from,
+        phase = b.phase,
+        placeholders = generalise::PLACEHOLDERS.join(" "),
+    );
+    if let Some(updated) = b.updated {
+        out += &format!(
+            "updated = \"{}\"\n",
+            updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    out += "\n";
+    out += &array("syscalls", &b.syscalls);
+    out += &array("execs", &b.execs);
+    out += "# PROTOCOL NETWORK port PORT|any\n";
+    out += &array("egress", &b.egress);
+    out += "# prefixes: a trailing / covers everything below\n";
+    out += &array("file_writes", &b.file_writes);
+    out += &array("file_reads", &b.file_reads);
+    let e = &b.envelope;
+    out += &format!(
+        "\n# largest seen while learning; a deviation above max x tolerance\n[envelope]\n\
+         max_processes = {}\nmax_syscalls_per_second = {}\nmax_egress_bytes = {}\ntolerance = {:?}\n",
+        e.max_processes, e.max_syscalls_per_second, e.max_egress_bytes, e.tolerance
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::{Destination, EnvelopeSample, Observation, Protocol, learn};
+
+    fn sample() -> Baseline {
+        let mut b = Baseline::empty(Phase::LimitedWrite);
+        b.revision = 4;
+        b.learned_from = 2;
+        for o in [
+            Observation::Syscall("openat".into()),
+            Observation::Exec("/usr/bin/python3".into()),
+            Observation::FileWrite("/tmp/tmp.Ab12cd/out.txt".into()),
+            Observation::FileRead("/etc/ssl/certs/ca.pem".into()),
+            Observation::Egress(Destination {
+                protocol: Protocol::Udp,
+                addr: "10.96.0.10".parse().unwrap(),
+                port: 53,
+            }),
+            Observation::Envelope(EnvelopeSample {
+                processes: 3,
+                syscalls_per_second: 900,
+                egress_bytes: 512,
+            }),
+        ] {
+            learn(&mut b, &o);
+        }
+        b.updated = Some(DateTime::parse_from_rfc3339("2026-11-26T15:00:00Z").unwrap().to_utc());
+        b
+    }
+
+    #[test]
+    fn render_and_parse_round_trip() {
+        let b = sample();
+        let text = render(&b);
+        assert!(text.contains("execs = [\n  \"/usr/bin/python3\",\n]"), "{text}");
+        assert!(text.contains("\"udp 10.96.0.10/32 port 53\""), "{text}");
+        assert_eq!(parse(&text, "x").unwrap(), b);
+    }
+
+    fn error(text: &str) -> String {
+        parse(text, "/var/lib/paddock/baselines/limited-write.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused() {
+        let text = render(&sample());
+        for cut in [text.len() / 3, text.len() / 2, text.len() - 30] {
+            let err = error(&text[..cut]);
+            assert!(
+                err.starts_with("baseline file /var/lib/paddock/baselines/limited-write.toml: "),
+                "{err}"
+            );
+        }
+        assert!(
+            error(&text[..text.find("[envelope]").unwrap()]).contains("missing field `envelope`")
+        );
+    }
+
+    #[test]
+    fn hand_edits_gone_wrong_name_the_field() {
+        let text = render(&sample());
+        let cases = [
+            (
+                text.replace("\"openat\"", "\"opneat\""),
+                "syscalls[0] = \"opneat\": not a syscall name",
+            ),
+            (
+                text.replace("port 53", "port 5353x"),
+                "egress[0] = \"udp 10.96.0.10/32 port 5353x\": the port",
+            ),
+            (
+                text.replace("/tmp/<random>/", "/tmp/<rnd>/"),
+                "file_writes[0] = \"/tmp/<rnd>/\": unknown placeholder <rnd>",
+            ),
+            (
+                text.replace("tolerance = 2.0", "tolerance = 0.5"),
+                "envelope.tolerance = \"0.5\": must be a number of at least 1",
+            ),
+            (
+                text.replace("format = 1", "format = 9"),
+                "format = \"9\": this paddock reads format 1",
+            ),
+            (
+                text.replace("phase = \"limited-write\"", "phase = \"root\""),
+                "phase = \"root\": unknown trust phase",
+            ),
+            (text.replace("max_processes = 3", "max_processes = -3"), "max_processes"),
+            (text.replace("revision = 4", "revision = 4\nowner = \"me\""), "unknown field `owner`"),
+        ];
+        for (edited, expected) in cases {
+            let err = error(&edited);
+            assert!(err.contains(expected), "expected {expected:?} in {err}");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! `paddock phase mode ...` and `paddock baseline ...`: the operator's side of baselines.
+use std::{io::Read as _, path::Path};
+
+use clap::Subcommand;
+
+use super::client::Client;
+use crate::{
+    api::protocol::{Reply, Request},
+    baseline::Mode,
+    identity::Phase,
+    judge::PhaseSummary,
+    pipeline::{AdminReply, AdminRequest},
+};
+
+#[derive(Subcommand, Debug)]
+pub enum PhaseCommand {
+    /// Switch a phase to learn, flag or enforce (kept across restarts).
+    Mode { phase: String, mode: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BaselineCommand {
+    /// Each phase: mode, revision, what it learned from and when, how its Jobs went.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A phase's baseline, as its file reads.
+    Show { phase: String },
+    /// What would change if FILE were imported.
+    Diff { phase: String, file: String },
+    /// Print a phase's baseline file (to review, keep or edit).
+    Export { phase: String },
+    /// Put the baseline in FILE (or - for stdin) in force for a phase, once it checks out.
+    Import { phase: String, file: String },
+    /// Forget what a phase learned; it goes back to learning.
+    Reset { phase: String },
+}
+
+fn ask(socket: &Path, request: AdminRequest) -> anyhow::Result<AdminReply> {
+    let mut client = Client::connect(socket)?;
+    client.send(&Request::Admin { request })?;
+    match client.expect_reply()? {
+        Reply::Admin { answer } => Ok(answer),
+        other => anyhow::bail!("unexpected reply from the daemon: {other:?}"),
+    }
+}
+
+fn print(reply: AdminReply) {
+    match reply {
+        AdminReply::Text { text } => print!("{text}"),
+        AdminReply::Done { message } => println!("{message}"),
+        AdminReply::List { phases } => print!("{}", table(&phases)),
+    }
+}
+
+fn read_file(file: &str) -> anyhow::Result<(String, String)> {
+    if file == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        return Ok((text, "standard input".into()));
+    }
+    let text =
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {file}: {e}"))?;
+    let source =
+        std::fs::canonicalize(file).map_or_else(|_| file.to_owned(), |p| p.display().to_string());
+    Ok((text, source))
+}
+
+fn table(phases: &[PhaseSummary]) -> String {
+    let mut out = format!(
+        "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}\n",
+        "PHASE",
+        "MODE",
+        "REVISION",
+        "LEARNED",
+        "LAST NEW",
+        "RUNS",
+        "STRAYED",
+        "SYSCALLS/EXECS/EGRESS/WRITES/READS"
+    );
+    for p in phases {
+        let updated = p
+            .updated
+            .map_or("never".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        out += &format!(
+            "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}/{}/{}/{}/{}\n",
+            p.phase.as_str(),
+            p.mode.as_str(),
+            p.revision,
+            p.learned_from,
+            updated,
+            p.runs,
+            p.strayed,
+            p.syscalls,
+            p.execs,
+            p.egress,
+            p.file_writes,
+            p.file_reads
+        );
+    }
+    out
+}
+
+pub fn phase_main(command: PhaseCommand, socket: &Path) -> anyhow::Result<i32> {
+    match command {
+        PhaseCommand::Mode { phase, mode } => {
+            let phase: Phase = phase.parse()?;
+            let mode: Mode = mode.parse()?;
+            print(ask(socket, AdminRequest::SetMode { phase, mode })?);
+        }
+    }
+    Ok(0)
+}
+
+pub fn baseline_main(command: BaselineCommand, socket: &Path) -> anyhow::Result<i32> {
+    let request = match command {
+        BaselineCommand::List { json } => {
+            let reply = ask(socket, AdminRequest::List)?;
+            if json && let AdminReply::List { phases } = &reply {
+                println!("{}", serde_json::to_string_pretty(phases)?);
+                return Ok(0);
+            }
+            print(reply);
+            return Ok(0);
+        }
+        BaselineCommand::Show { phase } | BaselineCommand::Export { phase } => {
+            AdminRequest::Export { phase: phase.parse()? }
+        }
+        BaselineCommand::Diff { phase, file } => {
+            let phase = phase.parse()?;
+            let (text, source) = read_file(&file)?;
+            AdminRequest::Diff { phase, text, source }
+        }
+        BaselineCommand::Import { phase, file } => {
+            let phase = phase.parse()?;
+            let (text, source) = read_file(&file)?;
+            AdminRequest::Import { phase, text, source }
+        }
+        BaselineCommand::Reset { phase } => AdminRequest::Reset { phase: phase.parse()? },
+    };
+    print(ask(socket, request)?);
+    Ok(0)
+}

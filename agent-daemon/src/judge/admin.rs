@@ -1,0 +1,131 @@
+//! What an operator does with phases: switch modes, list, show, export, diff, import, reset.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Judge;
+use crate::{
+    baseline::{Baseline, Mode, diff, file, store::StoreError},
+    identity::Phase,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    File(#[from] file::FileError),
+    #[error("{source_name} holds the {found} baseline, not the {wanted} one: refused")]
+    WrongPhase { source_name: String, found: Phase, wanted: Phase },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One line of `paddock baseline list`: what an operator needs to decide a phase is ready.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSummary {
+    pub phase: Phase,
+    pub mode: Mode,
+    pub revision: u64,
+    pub learned_from: u64,
+    /// When it last learned something new.
+    pub updated: Option<DateTime<Utc>>,
+    pub runs: u64,
+    pub strayed: u64,
+    pub syscalls: usize,
+    pub execs: usize,
+    pub egress: usize,
+    pub file_writes: usize,
+    pub file_reads: usize,
+}
+
+impl Judge {
+    pub fn summaries(&self) -> Vec<PhaseSummary> {
+        self.books
+            .iter()
+            .map(|(phase, book)| {
+                let b = &book.baseline;
+                PhaseSummary {
+                    phase: *phase,
+                    mode: book.state.mode,
+                    revision: b.revision,
+                    learned_from: b.learned_from,
+                    updated: b.updated,
+                    runs: book.state.runs,
+                    strayed: book.state.strayed,
+                    syscalls: b.syscalls.len(),
+                    execs: b.execs.len(),
+                    egress: b.egress.len(),
+                    file_writes: b.file_writes.len(),
+                    file_reads: b.file_reads.len(),
+                }
+            })
+            .collect()
+    }
+
+    /// Switch `phase` to `mode`; returns the previous mode.
+    pub fn set_mode(&mut self, phase: Phase, mode: Mode) -> Result<Mode, AdminError> {
+        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        let before = std::mem::replace(&mut book.state.mode, mode);
+        if let Err(e) = self.save(phase) {
+            self.books.get_mut(&phase).expect("book").state.mode = before;
+            return Err(e.into());
+        }
+        Ok(before)
+    }
+
+    pub fn export(&self, phase: Phase) -> String {
+        file::render(self.baseline(phase))
+    }
+
+    fn parse_for(phase: Phase, text: &str, source_name: &str) -> Result<Baseline, AdminError> {
+        let parsed = file::parse(text, source_name)?;
+        if parsed.phase != phase {
+            return Err(AdminError::WrongPhase {
+                source_name: source_name.into(),
+                found: parsed.phase,
+                wanted: phase,
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// The differences from the baseline in force to the one in `text`.
+    pub fn diff(
+        &self,
+        phase: Phase,
+        text: &str,
+        source_name: &str,
+    ) -> Result<Vec<String>, AdminError> {
+        Ok(diff::diff(self.baseline(phase), &Self::parse_for(phase, text, source_name)?))
+    }
+
+    /// Put the baseline in `text` in force for `phase`. A file that does not check out
+    /// leaves the current baseline in force. Returns the new revision.
+    pub fn import(
+        &mut self,
+        phase: Phase,
+        text: &str,
+        source_name: &str,
+    ) -> Result<u64, AdminError> {
+        let mut imported = Self::parse_for(phase, text, source_name)?;
+        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        imported.revision = book.baseline.revision.max(imported.revision) + 1;
+        let previous = std::mem::replace(&mut book.baseline, imported);
+        book.dirty = false;
+        if let Err(e) = self.save(phase) {
+            self.books.get_mut(&phase).expect("book").baseline = previous;
+            return Err(e.into());
+        }
+        Ok(self.baseline(phase).revision)
+    }
+
+    /// Forget what `phase` learned and counted; it goes back to learning. Returns the mode
+    /// it was in.
+    pub fn reset(&mut self, phase: Phase) -> Result<Mode, AdminError> {
+        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        let revision = book.baseline.revision + 1;
+        book.baseline = Baseline { revision, ..Baseline::empty(phase) };
+        book.dirty = false;
+        let before = std::mem::take(&mut book.state).mode;
+        self.save(phase)?;
+        Ok(before)
+    }
+}

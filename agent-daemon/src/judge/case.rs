@@ -1,0 +1,97 @@
+//! One running investigation, as the judge follows it.
+use std::{
+    collections::{HashSet, hash_map::RandomState},
+    time::Instant,
+};
+
+use super::{Outcome, Verdict};
+use crate::{
+    baseline::{Deviation, DeviationKind, EnvelopeSample, Mode},
+    identity::Phase,
+};
+
+pub(super) struct Case {
+    pub phase: Phase,
+    /// Deviations already judged: one verdict each.
+    judged: HashSet<(DeviationKind, String), RandomState>,
+    flagged: bool,
+    pub killed: Option<String>,
+    live: HashSet<u32>,
+    pub envelope: EnvelopeSample,
+    started: Instant,
+    last: Option<(Instant, u64)>,
+}
+
+impl Case {
+    pub fn new(phase: Phase) -> Case {
+        Case {
+            phase,
+            judged: HashSet::default(),
+            flagged: false,
+            killed: None,
+            live: HashSet::new(),
+            envelope: EnvelopeSample::default(),
+            started: Instant::now(),
+            last: None,
+        }
+    }
+
+    /// A verdict for `deviation` unless it was judged already or the investigation is
+    /// already being killed.
+    pub fn verdict(&mut self, deviation: Deviation, mode: Mode, revision: u64) -> Option<Verdict> {
+        if self.killed.is_some() || !self.judged.insert((deviation.kind, deviation.subject.clone()))
+        {
+            return None;
+        }
+        self.flagged = true;
+        let kill = mode == Mode::Enforce;
+        if kill {
+            self.killed = Some(deviation.reason.clone());
+        }
+        Some(Verdict { deviation, mode, kill, revision })
+    }
+
+    /// Track live processes; true when the most seen at once grew.
+    pub fn process(&mut self, pid: u32, alive: bool) -> bool {
+        if !alive {
+            self.live.remove(&pid);
+            return false;
+        }
+        if !self.live.insert(pid) || self.live.len() as u64 <= self.envelope.processes {
+            return false;
+        }
+        self.envelope.processes = self.live.len() as u64;
+        true
+    }
+
+    pub fn sample(&mut self, syscalls: u64, egress_bytes: u64, now: Instant) {
+        if let Some((then, before)) = self.last {
+            let seconds = now.duration_since(then).as_secs_f64();
+            if seconds > 0.0 {
+                let rate = (syscalls.saturating_sub(before) as f64 / seconds) as u64;
+                self.envelope.syscalls_per_second = self.envelope.syscalls_per_second.max(rate);
+            }
+        }
+        self.last = Some((now, syscalls));
+        self.envelope.egress_bytes = self.envelope.egress_bytes.max(egress_bytes);
+    }
+
+    /// Final counters: an investigation too short to be sampled gets its average rate.
+    pub fn finish(&mut self, syscalls: u64, egress_bytes: u64, now: Instant) {
+        if self.last.is_none() {
+            let seconds = now.duration_since(self.started).as_secs_f64().max(1.0);
+            self.envelope.syscalls_per_second = (syscalls as f64 / seconds) as u64;
+        } else {
+            self.sample(syscalls, egress_bytes, now);
+        }
+        self.envelope.egress_bytes = self.envelope.egress_bytes.max(egress_bytes);
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match (&self.killed, self.flagged) {
+            (Some(_), _) => Outcome::Killed,
+            (None, true) => Outcome::Flagged,
+            (None, false) => Outcome::Ok,
+        }
+    }
+}

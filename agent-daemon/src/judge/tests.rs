@@ -1,0 +1,183 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::baseline::{Destination, Protocol};
+
+fn judge() -> (tempfile::TempDir, Judge) {
+    let dir = tempfile::tempdir().unwrap();
+    let (judge, problems) = Judge::open(Store::open(dir.path()).unwrap()).unwrap();
+    assert!(problems.is_empty());
+    (dir, judge)
+}
+
+fn exec(path: &str) -> Observation {
+    Observation::Exec(path.into())
+}
+
+fn run(
+    judge: &mut Judge,
+    instance: u32,
+    phase: Phase,
+    observations: &[Observation],
+) -> (Vec<Verdict>, Outcome) {
+    judge.begin(instance, phase);
+    let mut verdicts: Vec<Verdict> =
+        observations.iter().filter_map(|o| judge.observe(instance, o, Action::None)).collect();
+    let (last, outcome) = judge.end(instance, 10, 0, Instant::now());
+    verdicts.extend(last);
+    (verdicts, outcome)
+}
+
+#[test]
+fn learns_while_learning_then_flags_once_per_new_thing() {
+    let (_dir, mut judge) = judge();
+    let usual = [exec("/bin/ls"), Observation::Syscall("read".into())];
+    for i in 0..3 {
+        assert_eq!(run(&mut judge, i, Phase::ReadOnly, &usual), (vec![], Outcome::Ok));
+    }
+    assert_eq!(judge.baseline(Phase::ReadOnly).learned_from, 3);
+    assert_eq!(judge.baseline(Phase::ReadOnly).revision, 1, "content changed once");
+    judge.set_mode(Phase::ReadOnly, Mode::Flag).unwrap();
+    assert_eq!(run(&mut judge, 10, Phase::ReadOnly, &usual).1, Outcome::Ok);
+    let (verdicts, outcome) = run(
+        &mut judge,
+        11,
+        Phase::ReadOnly,
+        &[exec("/bin/ls"), exec("/bin/cat"), exec("/bin/cat")],
+    );
+    assert_eq!(outcome, Outcome::Flagged);
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    assert_eq!(verdicts[0].deviation.subject, "/bin/cat");
+    assert!(!verdicts[0].kill);
+    assert!(
+        !judge.baseline(Phase::ReadOnly).execs.contains("/bin/cat"),
+        "flag mode does not learn"
+    );
+    let summary = &judge.summaries()[1];
+    assert_eq!((summary.phase, summary.runs, summary.strayed), (Phase::ReadOnly, 5, 1));
+}
+
+#[test]
+fn enforce_kills_on_the_first_deviation_and_says_nothing_more() {
+    let (_dir, mut judge) = judge();
+    run(&mut judge, 1, Phase::Autonomous, &[exec("/bin/ls")]);
+    judge.set_mode(Phase::Autonomous, Mode::Enforce).unwrap();
+    let (verdicts, outcome) =
+        run(&mut judge, 2, Phase::Autonomous, &[exec("/bin/sh"), exec("/bin/curl")]);
+    assert_eq!(outcome, Outcome::Killed);
+    assert_eq!(verdicts.len(), 1);
+    assert!(verdicts[0].kill);
+    assert!(verdicts[0].deviation.reason.contains("exec of /bin/sh"));
+}
+
+#[test]
+fn phases_are_judged_apart() {
+    let (_dir, mut judge) = judge();
+    run(&mut judge, 1, Phase::Shadow, &[exec("/bin/ls")]);
+    judge.set_mode(Phase::Shadow, Mode::Enforce).unwrap();
+    // Another phase, still learning, takes in the same exec without a verdict.
+    assert_eq!(
+        run(&mut judge, 2, Phase::LimitedWrite, &[exec("/bin/curl")]),
+        (vec![], Outcome::Ok)
+    );
+    assert!(judge.baseline(Phase::LimitedWrite).execs.contains("/bin/curl"));
+}
+
+#[test]
+fn envelopes_are_learned_at_the_end_and_checked_while_running() {
+    let (_dir, mut judge) = judge();
+    judge.begin(1, Phase::Shadow);
+    for pid in [10, 11, 12] {
+        assert!(judge.process(1, pid, true).is_none());
+    }
+    judge.end(1, 100, 0, Instant::now());
+    assert_eq!(judge.baseline(Phase::Shadow).envelope.max_processes, 3);
+    judge.set_mode(Phase::Shadow, Mode::Flag).unwrap();
+    judge.begin(2, Phase::Shadow);
+    let verdicts: Vec<Verdict> = (20..30).filter_map(|pid| judge.process(2, pid, true)).collect();
+    assert_eq!(verdicts.len(), 1, "one verdict: {verdicts:?}");
+    assert!(
+        verdicts[0].deviation.reason.starts_with("7 processes at once"),
+        "{}",
+        verdicts[0].deviation.reason
+    );
+}
+
+#[test]
+fn syscall_rates_come_from_samples() {
+    let (_dir, mut judge) = judge();
+    let t0 = Instant::now();
+    judge.begin(1, Phase::Shadow);
+    judge.sample(1, 0, 0, t0);
+    judge.sample(1, 1_000, 0, t0 + Duration::from_secs(1));
+    judge.end(1, 1_500, 64, t0 + Duration::from_secs(2));
+    let e = &judge.baseline(Phase::Shadow).envelope;
+    assert_eq!((e.max_syscalls_per_second, e.max_egress_bytes), (1_000, 64));
+}
+
+#[test]
+fn import_checks_the_file_and_keeps_the_current_baseline_when_it_is_bad() {
+    let (_dir, mut judge) = judge();
+    run(&mut judge, 1, Phase::ReadOnly, &[exec("/bin/ls")]);
+    let good = judge.export(Phase::ReadOnly);
+    let before = judge.baseline(Phase::ReadOnly).clone();
+    for (text, says) in [
+        (good.replace("/bin/ls", "/tmp/<oops>/x"), "execs[0]"),
+        (good[..good.len() / 2].to_owned(), "baseline file edited.toml"),
+        (
+            good.replace("phase = \"read-only\"", "phase = \"shadow\""),
+            "holds the shadow baseline, not the read-only one",
+        ),
+    ] {
+        let err = judge.import(Phase::ReadOnly, &text, "edited.toml").unwrap_err().to_string();
+        assert!(err.contains(says), "{err}");
+        assert_eq!(judge.baseline(Phase::ReadOnly), &before, "still in force after {says}");
+    }
+    let edited = good.replace("\"/bin/ls\",", "\"/bin/ls\",\n  \"/bin/cat\",");
+    assert_eq!(judge.diff(Phase::ReadOnly, &edited, "edited.toml").unwrap(), ["+ exec /bin/cat"]);
+    let revision = judge.import(Phase::ReadOnly, &edited, "edited.toml").unwrap();
+    assert_eq!(revision, before.revision + 1);
+    assert!(judge.baseline(Phase::ReadOnly).execs.contains("/bin/cat"));
+}
+
+#[test]
+fn state_survives_a_restart_and_reset_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut judge, _) = Judge::open(Store::open(dir.path()).unwrap()).unwrap();
+        run(&mut judge, 1, Phase::Autonomous, &[exec("/bin/ls")]);
+        judge.set_mode(Phase::Autonomous, Mode::Enforce).unwrap();
+    }
+    let (mut judge, _) = Judge::open(Store::open(dir.path()).unwrap()).unwrap();
+    assert_eq!(judge.mode(Phase::Autonomous), Mode::Enforce);
+    assert!(judge.baseline(Phase::Autonomous).execs.contains("/bin/ls"));
+    assert_eq!(judge.reset(Phase::Autonomous).unwrap(), Mode::Enforce);
+    assert_eq!(judge.mode(Phase::Autonomous), Mode::Learn);
+    assert_eq!(judge.baseline(Phase::Autonomous).size(), 0);
+    assert_eq!(judge.summaries()[3].runs, 0);
+}
+
+#[test]
+fn events_become_observations() {
+    let connect = EventKind::Connect {
+        op: "connect".into(),
+        protocol: "tcp".into(),
+        address: "10.0.0.1".parse().unwrap(),
+        port: 443,
+        action: Action::Denied,
+    };
+    assert_eq!(
+        observation(&connect),
+        Some((
+            Observation::Egress(Destination {
+                protocol: Protocol::Tcp,
+                addr: "10.0.0.1".parse().unwrap(),
+                port: 443
+            }),
+            Action::Denied
+        ))
+    );
+    let open = EventKind::Open { path: "/etc/x".into(), requested: None, write: false, flags: 0 };
+    assert_eq!(observation(&open), Some((Observation::FileRead("/etc/x".into()), Action::None)));
+    assert_eq!(observation(&EventKind::Fork { child_pid: 3 }), None);
+}

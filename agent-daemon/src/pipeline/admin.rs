@@ -1,0 +1,97 @@
+//! Operator requests (phase modes, baselines), answered by the pipeline, which owns the
+//! judge; a change to what a phase enforces reaches the kernel before the answer.
+use serde::{Deserialize, Serialize};
+
+use super::Pipeline;
+use crate::{baseline::Mode, identity::Phase, judge::PhaseSummary};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum AdminRequest {
+    List,
+    Export { phase: Phase },
+    Diff { phase: Phase, text: String, source: String },
+    Import { phase: Phase, text: String, source: String },
+    Reset { phase: Phase },
+    SetMode { phase: Phase, mode: Mode },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AdminReply {
+    List { phases: Vec<PhaseSummary> },
+    Text { text: String },
+    Done { message: String },
+}
+
+impl Pipeline {
+    pub(super) fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, String> {
+        let judge = &mut self.judge;
+        match request {
+            AdminRequest::List => Ok(AdminReply::List { phases: judge.summaries() }),
+            AdminRequest::Export { phase } => Ok(AdminReply::Text { text: judge.export(phase) }),
+            AdminRequest::Diff { phase, text, source } => {
+                let lines = judge.diff(phase, &text, &source).map_err(|e| e.to_string())?;
+                let text = if lines.is_empty() {
+                    format!("no difference from the {phase} baseline in force\n")
+                } else {
+                    lines.join("\n") + "\n"
+                };
+                Ok(AdminReply::Text { text })
+            }
+            AdminRequest::Import { phase, text, source } => {
+                let revision = judge.import(phase, &text, &source).map_err(|e| e.to_string())?;
+                self.enforce_phase(phase)?;
+                Ok(AdminReply::Done {
+                    message: format!(
+                        "{phase} baseline revision {revision} from {source} is in force"
+                    ),
+                })
+            }
+            AdminRequest::Reset { phase } => {
+                let before = judge.reset(phase).map_err(|e| e.to_string())?;
+                self.enforce_phase(phase)?;
+                let was = if before == Mode::Learn {
+                    String::new()
+                } else {
+                    format!(" (it was in {before} mode)")
+                };
+                Ok(AdminReply::Done {
+                    message: format!("{phase} baseline reset; the phase learns again{was}"),
+                })
+            }
+            AdminRequest::SetMode { phase, mode } => {
+                // The kernel first: entering enforce, its maps must be ready before anything
+                // counts as switched.
+                self.enforcer
+                    .apply(phase, mode, judge.baseline(phase))
+                    .map_err(|e| format!("cannot put {phase} in {mode} mode in the kernel: {e}"))?;
+                match judge.set_mode(phase, mode) {
+                    Ok(before) => {
+                        Ok(AdminReply::Done { message: format!("{phase}: {before} -> {mode}") })
+                    }
+                    Err(e) => {
+                        let restore = judge.mode(phase);
+                        let _ = self.enforcer.apply(phase, restore, self.judge.baseline(phase));
+                        Err(e.to_string())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Put `phase`'s current mode and baseline in force in the kernel.
+    pub(super) fn enforce_phase(&mut self, phase: Phase) -> Result<(), String> {
+        let mode = self.judge.mode(phase);
+        self.enforcer.apply(phase, mode, self.judge.baseline(phase)).map_err(|e| {
+            format!(
+                "the {phase} baseline changed but the kernel still enforces the previous one: {e}"
+            )
+        })
+    }
+
+    /// Put every phase in force in the kernel (at start).
+    pub fn enforce_all(&mut self) -> Result<(), String> {
+        Phase::ALL.into_iter().try_for_each(|phase| self.enforce_phase(phase))
+    }
+}

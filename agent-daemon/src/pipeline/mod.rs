@@ -1,0 +1,206 @@
+//! The event pipeline: kernel records to attributed events (`attribute`), each judged
+//! against its phase's baseline (`judging`), published to the hub with any verdicts.
+//! Lifecycle and operator messages arrive on their own channel and are always taken before
+//! records, so a record never outruns its investigation's begin.
+mod admin;
+mod attribute;
+mod judging;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+pub use admin::{AdminReply, AdminRequest};
+use attribute::{Attribution, Clock};
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    enforce::Enforcer,
+    events::EventKind,
+    hub::Hub,
+    identity::{InvestigationId, Phase},
+    judge::Judge,
+    kernel::{SlotCounters, reader::FromKernel},
+    syscalls,
+};
+
+/// An investigation as the pipeline needs to know it.
+#[derive(Debug, Clone)]
+pub struct Investigation {
+    pub slot: u16,
+    pub instance: u32,
+    pub id: InvestigationId,
+    pub phase: Phase,
+    pub source: &'static str,
+    /// Its cgroup as the hierarchy names it.
+    pub cgroup: String,
+    /// Its cgroup directory.
+    pub dir: PathBuf,
+    pub started: DateTime<Utc>,
+}
+
+pub enum Lifecycle {
+    Begin(Investigation),
+    /// Counters read while it runs.
+    Sample {
+        slot: u16,
+        instance: u32,
+        counters: SlotCounters,
+        at: Instant,
+    },
+    /// All records of the instance have been handled (the caller flushed first).
+    End {
+        slot: u16,
+        instance: u32,
+        counters: SlotCounters,
+        emptied_at: DateTime<Utc>,
+        done: oneshot::Sender<()>,
+    },
+    Admin(AdminRequest, oneshot::Sender<Result<AdminReply, String>>),
+}
+
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    /// Records whose slot held no investigation (or another instance of it).
+    pub unattributed: AtomicU64,
+    /// "First seen" records already seen (two CPUs raced in the kernel).
+    pub duplicates: AtomicU64,
+}
+
+pub struct Pipeline {
+    records: mpsc::Receiver<FromKernel>,
+    lifecycle: mpsc::Receiver<Lifecycle>,
+    hub: Arc<Hub>,
+    stats: Arc<PipelineStats>,
+    active: HashMap<u16, Attribution>,
+    clock: Clock,
+    judge: Judge,
+    enforcer: Enforcer,
+}
+
+fn total(counters: &SlotCounters) -> u64 {
+    counters.syscalls.iter().map(|(_, n)| n).sum()
+}
+
+impl Pipeline {
+    pub fn new(
+        records: mpsc::Receiver<FromKernel>,
+        lifecycle: mpsc::Receiver<Lifecycle>,
+        hub: Arc<Hub>,
+        stats: Arc<PipelineStats>,
+        judge: Judge,
+        enforcer: Enforcer,
+    ) -> Pipeline {
+        Pipeline {
+            records,
+            lifecycle,
+            hub,
+            stats,
+            active: HashMap::new(),
+            clock: Clock::new(),
+            judge,
+            enforcer,
+        }
+    }
+
+    /// Run until both inputs are closed.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                biased;
+                Some(message) = self.lifecycle.recv() => self.on_lifecycle(message),
+                Some(message) = self.records.recv() => match message {
+                    FromKernel::Record(record) => self.on_record(record),
+                    FromKernel::Barrier(ack) => { let _ = ack.send(()); }
+                },
+                else => return,
+            }
+        }
+    }
+
+    fn on_lifecycle(&mut self, message: Lifecycle) {
+        match message {
+            Lifecycle::Begin(info) => {
+                self.judge.begin(info.instance, info.phase);
+                let slot = info.slot;
+                let kind =
+                    EventKind::Started { source: info.source.into(), cgroup: info.cgroup.clone() };
+                let started = info.started;
+                let attribution = Attribution::new(info);
+                let event = attribution.lifecycle_event(started, kind);
+                self.active.insert(slot, attribution);
+                self.hub.publish(event);
+            }
+            Lifecycle::Sample { slot, instance, counters, at } => {
+                if self.active.get(&slot).is_some_and(|a| a.info.instance == instance)
+                    && let Some(verdict) =
+                        self.judge.sample(instance, total(&counters), counters.egress_bytes, at)
+                {
+                    let event = self.act(slot, verdict, None);
+                    self.hub.publish(event);
+                }
+            }
+            Lifecycle::End { slot, instance, counters, emptied_at, done } => {
+                if self.active.get(&slot).is_some_and(|a| a.info.instance == instance) {
+                    let killed = self.judge.killed(instance).map(str::to_owned);
+                    let (verdict, outcome) = self.judge.end(
+                        instance,
+                        total(&counters),
+                        counters.egress_bytes,
+                        Instant::now(),
+                    );
+                    if let Some(verdict) = verdict {
+                        let event = self.act(slot, verdict, None);
+                        self.hub.publish(event);
+                    }
+                    let attribution = self.active.remove(&slot).expect("checked above");
+                    let syscalls: BTreeMap<String, u64> = counters
+                        .syscalls
+                        .iter()
+                        .map(|(nr, count)| (syscalls::name(*nr).into_owned(), *count))
+                        .collect();
+                    let kind = EventKind::Ended {
+                        syscalls,
+                        egress_bytes: counters.egress_bytes,
+                        egress_packets: counters.egress_packets,
+                        events: attribution.events + 1,
+                        outcome: outcome.as_str().into(),
+                        reason: killed,
+                        emptied_at,
+                    };
+                    self.hub.publish(attribution.lifecycle_event(Utc::now(), kind));
+                }
+                let _ = done.send(());
+            }
+            Lifecycle::Admin(request, reply) => {
+                let _ = reply.send(self.admin(request));
+            }
+        }
+    }
+
+    fn on_record(&mut self, record: crate::kernel::decode::Record) {
+        let slot = record.header.slot;
+        let Some(attribution) =
+            self.active.get_mut(&slot).filter(|a| a.info.instance == record.header.instance)
+        else {
+            self.stats.unattributed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Some(event) = attribution.event(record, &mut self.clock) else {
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let verdicts = self.judge_event(slot, &event);
+        self.hub.publish(event);
+        for verdict in verdicts {
+            self.hub.publish(verdict);
+        }
+    }
+}

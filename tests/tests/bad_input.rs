@@ -171,3 +171,43 @@ fn a_bad_configuration_file_names_the_file_and_the_field() {
     assert!(err.contains(config.to_str().unwrap()), "{err}");
     assert!(err.contains("kernel.ring_buffer_bytes = 1000"), "{err}");
 }
+
+#[test]
+fn an_id_runs_again_right_after_it_ends_but_not_while_it_runs() {
+    if !root_or_skip("an_id_runs_again_right_after_it_ends_but_not_while_it_runs") {
+        return;
+    }
+    let daemon = Daemon::start();
+    for _ in 0..5 {
+        let out = daemon.run("inv-again-and-again", "shadow", &["/bin/true"], &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let mut running = daemon
+        .paddock(&[
+            "run",
+            "--investigation-id",
+            "inv-busy",
+            "--phase",
+            "shadow",
+            "--",
+            "sleep",
+            "2",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while daemon.status()["investigations"].as_array().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = std::time::Instant::now();
+    let out = daemon.run("inv-busy", "shadow", &["/bin/true"], &[]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("investigation inv-busy is already running on this node"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "refused at once, not after a wait");
+    assert!(running.wait().unwrap().success());
+}

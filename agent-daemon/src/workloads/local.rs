@@ -93,7 +93,7 @@ impl LocalSource {
     ) -> Result<Session, LocalError> {
         let id: InvestigationId = investigation_id.parse()?;
         let phase: Phase = phase.parse()?;
-        let mut active = tracker.reserve(id, phase, "local")?;
+        let mut active = tracker.reserve(id, phase, "local").await?;
         let dir = match self.make_cgroup(&active) {
             Ok(dir) => dir,
             Err(e) => {

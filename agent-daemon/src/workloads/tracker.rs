@@ -38,6 +38,8 @@ pub enum TrackerError {
 pub struct Tracker {
     kernel: Arc<Mutex<Kernel>>,
     registry: Mutex<Registry>,
+    /// Woken whenever a slot is freed.
+    released: tokio::sync::Notify,
     lifecycle: mpsc::Sender<Lifecycle>,
     flush: FlushHandle,
     cgroup2: Cgroup2,
@@ -50,7 +52,14 @@ impl Tracker {
         flush: FlushHandle,
         cgroup2: Cgroup2,
     ) -> Tracker {
-        Tracker { kernel, registry: Mutex::default(), lifecycle, flush, cgroup2 }
+        Tracker {
+            kernel,
+            registry: Mutex::default(),
+            released: tokio::sync::Notify::new(),
+            lifecycle,
+            flush,
+            cgroup2,
+        }
     }
 
     fn kernel(&self) -> std::sync::MutexGuard<'_, Kernel> {
@@ -61,14 +70,27 @@ impl Tracker {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserve a slot and instance for `id`; nothing is tracked yet.
-    pub fn reserve(
+    /// Reserve a slot and instance for `id`; nothing is tracked yet. When a run of `id` is
+    /// still ending (its processes gone, its last events being handled), wait for it.
+    pub async fn reserve(
         &self,
         id: InvestigationId,
         phase: Phase,
         source: &'static str,
     ) -> Result<Active, TrackerError> {
-        let active = self.registry().allocate(id, phase, source)?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let active = loop {
+            let released = self.released.notified();
+            let allocated = self.registry().allocate(id.clone(), phase, source);
+            match allocated {
+                Err(RegisterError::AlreadyRunning(_)) if self.ending(&id) => {
+                    if tokio::time::timeout_at(deadline, released).await.is_err() {
+                        break allocated?;
+                    }
+                }
+                other => break other?,
+            }
+        };
         if let Err(e) = self.kernel().maps.reset_slot(active.slot) {
             self.registry().release(active.slot, active.instance);
             return Err(e.into());
@@ -79,6 +101,13 @@ impl Tracker {
     /// Give back a reservation that never got tracked.
     pub fn abandon(&self, active: &Active) {
         self.registry().release(active.slot, active.instance);
+        self.released.notify_waiters();
+    }
+
+    /// Whether the running investigation `id` has no process left (it is ending).
+    fn ending(&self, id: &InvestigationId) -> bool {
+        let cgroup = self.registry().active().find(|a| &a.id == id).map(|a| a.cgroup.clone());
+        cgroup.is_some_and(|dir| !cgroups::populated(&dir).unwrap_or(true))
     }
 
     /// Track the cgroup `dir` (existing) and everything made below it, for `active`.
@@ -151,6 +180,7 @@ impl Tracker {
             let _ = wait.await;
         }
         self.registry().release(active.slot, active.instance);
+        self.released.notify_waiters();
         untracked?;
         Ok(counters)
     }

@@ -14,6 +14,38 @@ pub struct Config {
     pub daemon: DaemonConfig,
     pub kernel: KernelConfig,
     pub local: LocalConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where `/metrics`, `/healthz`, `/readyz` and the query API (`/v1/...`) are served.
+    /// Loopback by default; a DaemonSet sets its pod address.
+    pub listen: std::net::SocketAddr,
+    /// A bearer token the query API requires (`/metrics` and the probes stay open).
+    pub token: Option<String>,
+    /// The same, read from a file (a mounted Secret).
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: ([127, 0, 0, 1], 9477).into(), token: None, token_file: None }
+    }
+}
+
+impl HttpConfig {
+    /// The query API's token, if one is set.
+    pub fn token(&self) -> Result<Option<String>, ConfigError> {
+        match (&self.token, &self.token_file) {
+            (Some(token), _) => Ok(Some(token.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| Some(t.trim().to_owned()))
+                .map_err(|source| ConfigError::Read { path: path.clone(), source }),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -135,6 +167,20 @@ impl Config {
                 "local.cgroup_parent",
                 parent.display().to_string(),
                 "must be a relative path below the cgroup v2 mount, without '..'",
+            ));
+        }
+        if self.http.token.is_some() && self.http.token_file.is_some() {
+            return Err(invalid(
+                "http.token_file",
+                format!("{:?}", self.http.token_file),
+                "set http.token or http.token_file, not both",
+            ));
+        }
+        if self.http.token.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(invalid(
+                "http.token",
+                "\"\"".into(),
+                "an empty token would let anyone in; leave it out instead",
             ));
         }
         if self.daemon.recent_events == 0 {

@@ -19,7 +19,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     api::{
-        control,
+        control, http,
         protocol::{InvestigationStatus, StatusReport},
     },
     baseline::store::Store,
@@ -31,6 +31,7 @@ use crate::{
         Kernel, LoadOptions, mounts,
         reader::{Reader, ReaderStats},
     },
+    metrics::{self, EventMetrics, Sources, StatsCollector},
     pipeline::{Pipeline, PipelineStats},
     workloads::{Tracker, local::LocalSource},
 };
@@ -47,6 +48,7 @@ pub struct State {
     pipeline_stats: Arc<PipelineStats>,
     started: DateTime<Utc>,
     probes: Vec<String>,
+    http_address: std::net::SocketAddr,
 }
 
 pub fn kind_name(kind: u32) -> &'static str {
@@ -104,6 +106,7 @@ impl State {
             version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
             started: self.started,
+            http: self.http_address.to_string(),
             probes: self.probes.clone(),
             investigations,
             tracked_cgroups: self
@@ -191,6 +194,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         format!("cannot make state directory {}", config.daemon.state_dir.display())
     })?;
 
+    let http_listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen)", config.http.listen))?;
+    let token = config.http.token()?;
+    let http_address = http_listener.local_addr()?;
+
     let kc = &config.kernel;
     if !kc.btf_path.exists() {
         bail!(
@@ -238,6 +247,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (records_tx, records_rx) = mpsc::channel(64 * 1024);
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(1024);
     let (reader, flush) = Reader::new(ring, records_tx, reader_stats.clone())?;
+    let summaries = Arc::default();
+    let event_metrics = EventMetrics::new();
+    tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", 64 * 1024)));
     let mut pipeline = Pipeline::new(
         records_rx,
         lifecycle_rx,
@@ -245,6 +257,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pipeline_stats.clone(),
         judge,
         enforcer,
+        Arc::clone(&summaries),
     );
     pipeline
         .enforce_all()
@@ -264,6 +277,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pipeline_stats,
         started: Utc::now(),
         probes,
+        http_address,
     });
 
     match std::fs::remove_file(&socket) {
@@ -277,6 +291,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(socket = %socket.display(), probes = state.probes.len(), "paddock daemon ready");
 
     let control = tokio::spawn(control::serve(listener, state.clone(), shutdown.clone()));
+    let collector = StatsCollector::new(Sources {
+        kernel: Some(state.kernel.clone()),
+        reader: Some(state.reader_stats.clone()),
+        pipeline: Some(state.pipeline_stats.clone()),
+        hub: Some(state.hub.clone()),
+        phases: Some(summaries),
+    });
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let http_state = Arc::new(http::HttpState {
+        registry: metrics::registry(&event_metrics, collector),
+        ready,
+        token,
+    });
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        http::router(http_state, axum::Router::new()),
+        shutdown.clone(),
+    ));
+    tracing::info!(address = %http_address, "serving /metrics, /healthz, /readyz and /v1");
     tokio::spawn(report_losses(state.clone(), shutdown.clone()));
     tokio::spawn(sample(state.tracker.clone(), shutdown.clone()));
 
@@ -288,6 +321,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = control.await;
+    let _ = http_task.await;
     let _ = std::fs::remove_file(&socket);
     tasks.close();
     tasks.wait().await;

@@ -13,10 +13,10 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::events::Event;
 
-pub struct Sink {
-    pub name: &'static str,
+struct Sink {
+    name: &'static str,
     queue: mpsc::Sender<Arc<Event>>,
-    pub dropped: AtomicU64,
+    dropped: AtomicU64,
 }
 
 pub struct Hub {
@@ -37,6 +37,14 @@ impl Hub {
             sinks: Mutex::new(Vec::new()),
             published: AtomicU64::new(0),
         })
+    }
+
+    /// A bounded queue fed with every event from now on.
+    pub fn add_sink(&self, name: &'static str, depth: usize) -> mpsc::Receiver<Arc<Event>> {
+        let (queue, rx) = mpsc::channel(depth);
+        let sink = Arc::new(Sink { name, queue, dropped: AtomicU64::new(0) });
+        self.sinks.lock().unwrap_or_else(|e| e.into_inner()).push(sink);
+        rx
     }
 
     /// The recent history, oldest first.

@@ -11,6 +11,7 @@ mod hub;
 mod identity;
 mod judge;
 mod kernel;
+mod metrics;
 mod pipeline;
 mod syscalls;
 mod workloads;

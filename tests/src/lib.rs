@@ -90,7 +90,7 @@ impl Daemon {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut text = format!(
             "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n\n\
-             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[kernel]\n",
+             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[kernel]\n",
             state = dir.path().join("state"),
             pid = std::process::id(),
         );

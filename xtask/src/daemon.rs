@@ -24,7 +24,7 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[daemon]\nsocket = {socket:?}\nstate_dir = {:?}\n\n[local]\ncgroup_parent = \"paddock-{name}-{}\"\n{extra}",
+                "[daemon]\nsocket = {socket:?}\nstate_dir = {:?}\n\n[local]\ncgroup_parent = \"paddock-{name}-{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n{extra}",
                 dir.path().join("state"),
                 std::process::id()
             ),

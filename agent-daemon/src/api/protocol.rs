@@ -84,6 +84,8 @@ pub struct StatusReport {
     pub version: String,
     pub pid: u32,
     pub started: DateTime<Utc>,
+    /// Where `/metrics` and the query API are served.
+    pub http: String,
     pub probes: Vec<String>,
     pub investigations: Vec<InvestigationStatus>,
     pub tracked_cgroups: usize,

@@ -32,6 +32,7 @@ fn render(r: &StatusReport) -> String {
         r.pid,
         r.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
+    out += &format!("metrics and query API: http://{}\n", r.http);
     out += &format!("probes attached: {}\n", r.probes.len());
     for probe in &r.probes {
         out += &format!("  {probe}\n");

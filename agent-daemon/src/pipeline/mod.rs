@@ -83,6 +83,8 @@ pub struct Pipeline {
     clock: Clock,
     judge: Judge,
     enforcer: Enforcer,
+    /// The phases as last judged, for the metrics collector.
+    summaries: Arc<std::sync::Mutex<Vec<crate::judge::PhaseSummary>>>,
 }
 
 fn total(counters: &SlotCounters) -> u64 {
@@ -97,8 +99,9 @@ impl Pipeline {
         stats: Arc<PipelineStats>,
         judge: Judge,
         enforcer: Enforcer,
+        summaries: Arc<std::sync::Mutex<Vec<crate::judge::PhaseSummary>>>,
     ) -> Pipeline {
-        Pipeline {
+        let pipeline = Pipeline {
             records,
             lifecycle,
             hub,
@@ -107,7 +110,14 @@ impl Pipeline {
             clock: Clock::new(),
             judge,
             enforcer,
-        }
+            summaries,
+        };
+        pipeline.publish_summaries();
+        pipeline
+    }
+
+    fn publish_summaries(&self) {
+        *self.summaries.lock().unwrap_or_else(|e| e.into_inner()) = self.judge.summaries();
     }
 
     /// Run until both inputs are closed.
@@ -176,11 +186,13 @@ impl Pipeline {
                         emptied_at,
                     };
                     self.hub.publish(attribution.lifecycle_event(Utc::now(), kind));
+                    self.publish_summaries();
                 }
                 let _ = done.send(());
             }
             Lifecycle::Admin(request, reply) => {
                 let _ = reply.send(self.admin(request));
+                self.publish_summaries();
             }
         }
     }

@@ -1,0 +1,91 @@
+//! The daemon's HTTP server: `/metrics` (Prometheus, classic text format), `/healthz`,
+//! `/readyz`, and the query API under `/v1/`, which an optional bearer token protects.
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{
+    Router,
+    extract::{Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub struct HttpState {
+    pub registry: Registry,
+    /// Set once the probes are attached and the workload sources have synced.
+    pub ready: Arc<AtomicBool>,
+    pub token: Option<String>,
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+    match crate::metrics::encode(&state.registry) {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+            .into_response(),
+        Err(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n").into_response()
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+/// Requests to the query API must carry `Authorization: Bearer <token>` when a token is set.
+async fn require_token(
+    State(state): State<Arc<HttpState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            let problem =
+                if given.is_some() { "wrong bearer token" } else { "a bearer token is required" };
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                axum::Json(serde_json::json!({ "error": problem })),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+pub fn router(state: Arc<HttpState>, api: Router<Arc<HttpState>>) -> Router {
+    let api = api.layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/v1", api)
+        .with_state(state)
+}
+
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
+    if let Err(e) =
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    {
+        tracing::error!(error = %e, "HTTP server stopped");
+    }
+}

@@ -1,0 +1,174 @@
+//! Values read at scrape time from where they live: the kernel's maps, the reader's,
+//! pipeline's and sinks' stats, and the phases' baselines.
+use std::sync::{Arc, Mutex, atomic::Ordering};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+};
+
+use crate::{
+    daemon::kind_name,
+    hub::Hub,
+    judge::PhaseSummary,
+    kernel::{Kernel, reader::ReaderStats},
+    pipeline::PipelineStats,
+};
+
+/// Where the collector reads from; anything absent is left out of the scrape.
+#[derive(Default)]
+pub struct Sources {
+    pub kernel: Option<Arc<Mutex<Kernel>>>,
+    pub reader: Option<Arc<ReaderStats>>,
+    pub pipeline: Option<Arc<PipelineStats>>,
+    pub hub: Option<Arc<Hub>>,
+    /// The phases' baselines as the pipeline last saw them.
+    pub phases: Option<Arc<Mutex<Vec<PhaseSummary>>>>,
+}
+
+pub struct StatsCollector(Sources);
+
+impl std::fmt::Debug for StatsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatsCollector")
+    }
+}
+
+impl StatsCollector {
+    pub fn new(sources: Sources) -> StatsCollector {
+        StatsCollector(sources)
+    }
+
+    #[cfg(test)]
+    pub fn empty() -> StatsCollector {
+        StatsCollector(Sources::default())
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    ConstCounter::new(value).encode(encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        MetricType::Counter,
+    )?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> std::fmt::Result {
+    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+}
+
+impl Collector for StatsCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        if let Some(kernel) = &s.kernel {
+            let kernel = kernel.lock().unwrap_or_else(|e| e.into_inner());
+            gauge(
+                &mut encoder,
+                "probes_attached",
+                "Kernel programs attached",
+                kernel.attached.len() as i64,
+            )?;
+            gauge(
+                &mut encoder,
+                "tracked_cgroups",
+                "Cgroups the kernel tracks now",
+                kernel.maps.tracked_cgroups() as i64,
+            )?;
+            if let Ok(lost) = kernel.maps.lost() {
+                let mut family = encoder.encode_descriptor(
+                    "ring_buffer_lost_records",
+                    "Records the kernel could not put in the ring buffer (it was full), by record kind",
+                    None,
+                    MetricType::Counter,
+                )?;
+                for (kind, n) in lost.iter().enumerate().skip(1) {
+                    let labels = [("kind", kind_name(kind as u32))];
+                    ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        if let Some(reader) = &s.reader {
+            counter(
+                &mut encoder,
+                "kernel_records",
+                "Records read from the kernel",
+                reader.records.load(Ordering::Relaxed),
+            )?;
+            counter(
+                &mut encoder,
+                "malformed_records",
+                "Kernel records that could not be decoded (skipped)",
+                reader.malformed.load(Ordering::Relaxed),
+            )?;
+        }
+        if let Some(pipeline) = &s.pipeline {
+            counter(
+                &mut encoder,
+                "unattributed_records",
+                "Kernel records of no running investigation",
+                pipeline.unattributed.load(Ordering::Relaxed),
+            )?;
+        }
+        if let Some(hub) = &s.hub {
+            let mut family = encoder.encode_descriptor(
+                "sink_dropped_events",
+                "Events a sink's queue could not take, by sink",
+                None,
+                MetricType::Counter,
+            )?;
+            for (sink, dropped) in hub.sink_drops() {
+                ConstCounter::new(dropped).encode(family.encode_family(&[("sink", sink)])?)?;
+            }
+        }
+        if let Some(phases) = &s.phases {
+            let phases = phases.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut family = encoder.encode_descriptor(
+                "baseline_entries",
+                "Entries in each phase's baseline, by set",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &phases {
+                for (set, n) in [
+                    ("syscalls", p.syscalls),
+                    ("execs", p.execs),
+                    ("egress", p.egress),
+                    ("file_writes", p.file_writes),
+                    ("file_reads", p.file_reads),
+                ] {
+                    ConstGauge::new(n as i64).encode(
+                        family.encode_family(&[("phase", p.phase.as_str()), ("set", set)])?,
+                    )?;
+                }
+            }
+            let mut family = encoder.encode_descriptor(
+                "baseline_revision",
+                "Revision of each phase's baseline",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &phases {
+                ConstGauge::new(p.revision as i64)
+                    .encode(family.encode_family(&[("phase", p.phase.as_str())])?)?;
+            }
+            let mut family = encoder.encode_descriptor(
+                "phase_mode",
+                "1 for each phase's current mode (learn, flag, enforce)",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &phases {
+                let labels = [("phase", p.phase.as_str()), ("mode", p.mode.as_str())];
+                ConstGauge::new(1).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Prometheus metrics: per phase and per kind, never per investigation id, pid or path
+//! (their values are unbounded; they belong in events and alerts).
+//!
+//! Counters about events are kept by a hub sink (`sink`), so the pipeline knows nothing of
+//! them; values that live elsewhere (the kernel's maps, the reader's and sinks' stats, the
+//! baselines) are read at scrape time by a collector (`collect`).
+mod collect;
+mod sink;
+
+pub use collect::{Sources, StatsCollector};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+pub use sink::run as run_sink;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseKind {
+    pub phase: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    pub phase: String,
+    pub kind: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KillLabels {
+    pub phase: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseOutcome {
+    pub phase: String,
+    pub outcome: String,
+}
+
+/// The metric families the event sink updates (each a cheap handle: clones share values).
+#[derive(Clone)]
+pub struct EventMetrics {
+    pub events: Family<PhaseKind, Counter>,
+    pub verdicts: Family<VerdictLabels, Counter>,
+    pub kills: Family<KillLabels, Counter>,
+    pub active: Family<PhaseLabel, Gauge>,
+    pub finished: Family<PhaseOutcome, Counter>,
+    pub latency: Histogram,
+}
+
+/// Seconds from the kernel's timestamp of an event to its handling by the sink.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]
+        .into_iter()
+}
+
+impl EventMetrics {
+    pub fn new() -> EventMetrics {
+        EventMetrics {
+            events: Family::default(),
+            verdicts: Family::default(),
+            kills: Family::default(),
+            active: Family::default(),
+            finished: Family::default(),
+            latency: Histogram::new(latency_buckets()),
+        }
+    }
+}
+
+/// The registry served at `/metrics`, with every family registered under `paddock_`.
+pub fn registry(events: &EventMetrics, collector: StatsCollector) -> Registry {
+    let mut registry = Registry::with_prefix("paddock");
+    registry.register("events", "Events seen, by trust phase and kind", events.events.clone());
+    registry.register(
+        "verdicts",
+        "Deviations from a phase's baseline, by phase, deviation kind and outcome (flagged or killed)",
+        events.verdicts.clone(),
+    );
+    registry.register(
+        "kills",
+        "Investigations killed, by phase and reason (the deviation kind)",
+        events.kills.clone(),
+    );
+    registry.register(
+        "investigations_active",
+        "Investigations running now, by phase",
+        events.active.clone(),
+    );
+    registry.register(
+        "investigations_finished",
+        "Investigations that ended, by phase and outcome (ok, flagged, killed)",
+        events.finished.clone(),
+    );
+    registry.register(
+        "event_processing_seconds",
+        "From the kernel's timestamp of an event to its handling by the metrics sink",
+        events.latency.clone(),
+    );
+    registry.register_collector(Box::new(collector));
+    registry
+}
+
+/// The registry in the classic Prometheus text format (which `promtool` also reads).
+pub fn encode(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, registry)?;
+    Ok(out)
+}

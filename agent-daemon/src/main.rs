@@ -13,6 +13,7 @@ mod judge;
 mod kernel;
 mod metrics;
 mod pipeline;
+mod sinks;
 mod syscalls;
 mod workloads;
 

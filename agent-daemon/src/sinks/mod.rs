@@ -1,0 +1,2 @@
+//! Where events go beyond the hub: alert receivers.
+pub mod alerts;

@@ -15,6 +15,8 @@ pub struct Config {
     pub kernel: KernelConfig,
     pub local: LocalConfig,
     pub http: HttpConfig,
+    /// Where verdicts are sent as alerts (`[[alerts.receivers]]`).
+    pub alerts: crate::sinks::alerts::AlertsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -112,11 +114,21 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {source}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{path}: {message}")]
+    Alerts { path: PathBuf, message: String },
     #[error("{path}: {field} = {value}: {rule}")]
     Invalid { path: PathBuf, field: &'static str, value: String, rule: &'static str },
 }
 
 impl Config {
+    /// This node's name: from `NODE_NAME` (a DaemonSet sets it from a fieldRef), else the
+    /// host name.
+    pub fn node_name(&self) -> Option<String> {
+        std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned())
+        })
+    }
+
     /// Load `path`, or the default file when it exists, or the defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (path, required) = match path {
@@ -183,6 +195,9 @@ impl Config {
                 "an empty token would let anyone in; leave it out instead",
             ));
         }
+        if let Err(e) = self.alerts.validate() {
+            return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
+        }
         if self.daemon.recent_events == 0 {
             return Err(invalid("daemon.recent_events", "0".into(), "must be at least 1"));
         }
@@ -229,6 +244,24 @@ mod tests {
         assert!(err.contains("power of two"), "{err}");
         let err = parse("[local]\ncgroup_parent = \"../escape\"\n").unwrap_err().to_string();
         assert!(err.contains("local.cgroup_parent"), "{err}");
+    }
+
+    #[test]
+    fn alert_receivers_are_read_and_checked() {
+        let config = parse(
+            "[[alerts.receivers]]\nkind = \"alertmanager\"\nname = \"am\"\nurl = \"http://127.0.0.1:9093\"\n\
+             [[alerts.receivers]]\nkind = \"stdout\"\nname = \"log\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.alerts.receivers.len(), 2);
+        let err =
+            parse("[[alerts.receivers]]\nkind = \"webhook\"\nname = \"w\"\nurl = \"ftp://x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("/etc/paddock/test.toml") && err.contains("alerts.receivers[0]"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -247,6 +247,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (records_tx, records_rx) = mpsc::channel(64 * 1024);
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(1024);
     let (reader, flush) = Reader::new(ring, records_tx, reader_stats.clone())?;
+    let mut alerts_config = config.alerts.clone();
+    if alerts_config.node.is_none() {
+        alerts_config.node = config.node_name();
+    }
+    let alerts = crate::sinks::alerts::AlertRouter::new(&alerts_config)
+        .context("cannot set up alert routing")?;
+    let alert_stats = alerts.stats();
+    tokio::spawn(alerts.run(hub.add_sink("alerts", 16 * 1024), shutdown.clone()));
     let summaries = Arc::default();
     let event_metrics = EventMetrics::new();
     tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", 64 * 1024)));
@@ -297,6 +305,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pipeline: Some(state.pipeline_stats.clone()),
         hub: Some(state.hub.clone()),
         phases: Some(summaries),
+        alerts: alert_stats,
     });
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let http_state = Arc::new(http::HttpState {

@@ -14,6 +14,10 @@ pub enum Phase {
     ReadOnly,
     LimitedWrite,
     Autonomous,
+    /// A Kubernetes pod whose phase label is none of the four, tracked under the
+    /// `unknown_phase = "observe"` policy: watched and recorded, never learned from,
+    /// judged or enforced. Not a phase anyone can ask for.
+    Unknown,
 }
 
 impl Phase {
@@ -26,6 +30,7 @@ impl Phase {
             Phase::ReadOnly => "read-only",
             Phase::LimitedWrite => "limited-write",
             Phase::Autonomous => "autonomous",
+            Phase::Unknown => "unknown",
         }
     }
 
@@ -36,6 +41,7 @@ impl Phase {
             Phase::ReadOnly => PHASE_READ_ONLY,
             Phase::LimitedWrite => PHASE_LIMITED_WRITE,
             Phase::Autonomous => PHASE_AUTONOMOUS,
+            Phase::Unknown => agent_common::tracking::PHASE_UNKNOWN,
         }
     }
 }

@@ -181,3 +181,12 @@ fn events_become_observations() {
     assert_eq!(observation(&open), Some((Observation::FileRead("/etc/x".into()), Action::None)));
     assert_eq!(observation(&EventKind::Fork { child_pid: 3 }), None);
 }
+
+#[test]
+fn an_unknown_phase_is_watched_but_never_learned_or_judged() {
+    let (_dir, mut judge) = judge();
+    let (verdicts, outcome) = run(&mut judge, 1, Phase::Unknown, &[exec("/bin/curl")]);
+    assert_eq!((verdicts, outcome), (vec![], Outcome::Ok));
+    assert!(Phase::ALL.iter().all(|p| judge.baseline(*p).execs.is_empty()));
+    assert_eq!(judge.summaries().len(), 4);
+}

@@ -14,6 +14,7 @@ use crate::{
     judge::PhaseSummary,
     kernel::{Kernel, reader::ReaderStats},
     pipeline::PipelineStats,
+    sinks::alerts::ReceiverStats,
 };
 
 /// Where the collector reads from; anything absent is left out of the scrape.
@@ -25,6 +26,8 @@ pub struct Sources {
     pub hub: Option<Arc<Hub>>,
     /// The phases' baselines as the pipeline last saw them.
     pub phases: Option<Arc<Mutex<Vec<PhaseSummary>>>>,
+    /// Each alert receiver's delivery counters.
+    pub alerts: Vec<Arc<ReceiverStats>>,
 }
 
 pub struct StatsCollector(Sources);
@@ -125,6 +128,28 @@ impl Collector for StatsCollector {
             )?;
             for (sink, dropped) in hub.sink_drops() {
                 ConstCounter::new(dropped).encode(family.encode_family(&[("sink", sink)])?)?;
+            }
+        }
+        for (name, help, read) in [
+            (
+                "alert_deliveries",
+                "Alerts delivered, by receiver",
+                ReceiverStats::delivered as fn(&ReceiverStats) -> u64,
+            ),
+            (
+                "alert_failures",
+                "Alerts given up on (retries exhausted, refused, or queue full), by receiver",
+                ReceiverStats::failed,
+            ),
+            ("alert_retries", "Delivery attempts retried, by receiver", ReceiverStats::retries),
+        ] {
+            if s.alerts.is_empty() {
+                break;
+            }
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for r in &s.alerts {
+                let labels = [("receiver", r.name.as_str()), ("kind", r.kind)];
+                ConstCounter::new(read(r)).encode(family.encode_family(&labels)?)?;
             }
         }
         if let Some(phases) = &s.phases {

@@ -2,6 +2,7 @@
 //! which slot, and how an investigation begins and ends across kernel, pipeline and
 //! cgroups.
 pub mod cgroups;
+pub mod kubernetes;
 pub mod local;
 mod registry;
 mod tracker;

@@ -1,4 +1,3 @@
-#![allow(dead_code, unused_imports, reason = "wired into the daemon separately")]
 //! Alert routing: each verdict becomes an alert (`PaddockDeviation`, or `PaddockKill` when
 //! the investigation was killed) sent to every configured receiver: Prometheus
 //! Alertmanager, a signed webhook, or JSON lines on stdout.

@@ -12,6 +12,7 @@ mod identity;
 mod judge;
 mod kernel;
 mod pipeline;
+mod sinks;
 mod syscalls;
 mod workloads;
 

@@ -1,0 +1,2 @@
+//! Where events go to be kept: the audit store.
+pub mod audit;

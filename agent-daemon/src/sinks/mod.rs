@@ -1,2 +1,3 @@
-//! Where events go beyond the hub: alert receivers.
+//! Where events go beyond the hub: the audit store, and alert receivers.
 pub mod alerts;
+pub mod audit;

@@ -1,0 +1,208 @@
+//! Opening the database: pragmas, and the schema, versioned with `PRAGMA user_version`.
+//! Version 0 is an empty file; each entry of `MIGRATIONS` takes the schema one version up.
+//! A file of a newer version than this build knows is refused, never touched.
+use std::{collections::HashMap, path::Path};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{AuditConfig, AuditError, AuditStore, BUSY_TIMEOUT};
+
+/// The schema this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1];
+
+/// Version 1. `events.seq` is AUTOINCREMENT so a seq is never reused, even after the
+/// newest rows are deleted: cursors stay valid. Each index on `events` ends, implicitly,
+/// with `seq` (the rowid), so `(investigation)` serves "one investigation, by seq".
+const V1: &str = "
+CREATE TABLE investigations (
+    run        INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance   INTEGER NOT NULL,
+    id         TEXT NOT NULL,
+    phase      TEXT NOT NULL,
+    source     TEXT,
+    cgroup     TEXT,
+    started_ns INTEGER NOT NULL,
+    ended_ns   INTEGER,
+    outcome    TEXT,
+    reason     TEXT,
+    events     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX investigations_by_id ON investigations (id, started_ns);
+CREATE INDEX investigations_by_start ON investigations (started_ns);
+CREATE INDEX investigations_running ON investigations (instance) WHERE ended_ns IS NULL;
+CREATE TABLE events (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    run           INTEGER NOT NULL,
+    investigation TEXT NOT NULL,
+    time_ns       INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    ppid          INTEGER NOT NULL,
+    body          TEXT NOT NULL
+);
+CREATE INDEX events_by_investigation ON events (investigation);
+CREATE INDEX events_by_investigation_kind ON events (investigation, kind);
+CREATE INDEX events_by_run ON events (run);
+CREATE INDEX events_by_time ON events (time_ns);
+";
+
+/// The write-ahead log is truncated back to this size after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
+
+impl AuditStore {
+    /// Open (creating it and its directory if needed) and upgrade the store at `path`.
+    pub fn open(path: &Path, config: &AuditConfig) -> Result<AuditStore, AuditError> {
+        config.validate()?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| AuditError::Dir { path: path.to_path_buf(), source })?;
+        }
+        let at = |source| AuditError::Open { path: path.to_path_buf(), source };
+        let mut conn = Connection::open(path).map_err(at)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
+        let version = user_version(&conn).map_err(at)?;
+        check_not_newer(path, version)?;
+        if version == 0 {
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                .map_err(at)?;
+            if tables != 0 {
+                return Err(AuditError::NotAnAuditStore { path: path.to_path_buf() });
+            }
+            // Only takes effect before the first table is made.
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(at)?;
+        }
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(at)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(AuditError::NoWal { path: path.to_path_buf(), mode });
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(at)?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT).map_err(at)?;
+        if version < SCHEMA_VERSION {
+            let tx = conn.transaction().map_err(at)?;
+            for migration in &MIGRATIONS[version as usize..] {
+                tx.execute_batch(migration).map_err(at)?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(at)?;
+            tx.commit().map_err(at)?;
+        }
+        Ok(AuditStore {
+            conn,
+            path: path.to_path_buf(),
+            config: config.clone(),
+            open_runs: HashMap::new(),
+        })
+    }
+
+    /// Open an existing store for queries only; it must have this build's schema version.
+    pub fn open_read_only(path: &Path) -> Result<AuditStore, AuditError> {
+        let at = |source| AuditError::Open { path: path.to_path_buf(), source };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(at)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
+        let version = user_version(&conn).map_err(at)?;
+        check_not_newer(path, version)?;
+        if version < SCHEMA_VERSION {
+            return Err(AuditError::OlderSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(AuditStore {
+            conn,
+            path: path.to_path_buf(),
+            config: AuditConfig::default(),
+            open_runs: HashMap::new(),
+        })
+    }
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn check_not_newer(path: &Path, found: i64) -> Result<(), AuditError> {
+    if found > SCHEMA_VERSION {
+        return Err(AuditError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pragma<T: rusqlite::types::FromSql>(store: &AuditStore, name: &str) -> T {
+        store.conn.pragma_query_value(None, name, |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_new_store_has_the_schema_and_the_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/audit.db");
+        let store = AuditStore::open(&path, &AuditConfig::default()).unwrap();
+        assert_eq!(pragma::<i64>(&store, "user_version"), SCHEMA_VERSION);
+        assert_eq!(pragma::<String>(&store, "journal_mode"), "wal");
+        assert_eq!(pragma::<i64>(&store, "synchronous"), 1, "NORMAL");
+        assert_eq!(pragma::<i64>(&store, "auto_vacuum"), 2, "INCREMENTAL");
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        drop(store);
+        // Opening again leaves it as it is.
+        let store = AuditStore::open(&path, &AuditConfig::default()).unwrap();
+        assert_eq!(pragma::<i64>(&store, "user_version"), SCHEMA_VERSION);
+        AuditStore::open_read_only(&path).unwrap();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        drop(AuditStore::open(&path, &AuditConfig::default()).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(conn);
+        for err in [
+            AuditStore::open(&path, &AuditConfig::default()).err().unwrap(),
+            AuditStore::open_read_only(&path).err().unwrap(),
+        ] {
+            let text = err.to_string();
+            assert!(matches!(err, AuditError::NewerSchema { found: 2, .. }), "{text}");
+            assert!(text.contains(&path.display().to_string()), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x)").unwrap();
+        let err = AuditStore::open(&path, &AuditConfig::default()).err().unwrap().to_string();
+        assert!(err.contains("not an audit store") && err.contains("other.db"), "{err}");
+        let path = dir.path().join("text.db");
+        std::fs::write(&path, "not a database, just some text that is long enough".repeat(50))
+            .unwrap();
+        let err = AuditStore::open(&path, &AuditConfig::default()).err().unwrap().to_string();
+        assert!(err.contains("text.db"), "{err}");
+        let err = AuditStore::open_read_only(&dir.path().join("missing.db")).err().unwrap();
+        assert!(err.to_string().contains("missing.db"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_config_is_refused_before_any_file_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let config = AuditConfig { batch_max_events: 0, ..AuditConfig::default() };
+        let err = AuditStore::open(&path, &config).err().unwrap().to_string();
+        assert!(err.starts_with("audit.batch_max_events = 0"), "{err}");
+        assert!(!path.exists());
+    }
+}

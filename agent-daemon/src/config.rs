@@ -17,6 +17,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Where verdicts are sent as alerts (`[[alerts.receivers]]`).
     pub alerts: crate::sinks::alerts::AlertsConfig,
+    /// The audit store: every event of every investigation, for forensic queries.
+    pub audit: crate::sinks::audit::AuditConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -114,6 +116,7 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {source}")]
     Parse { path: PathBuf, source: Box<toml::de::Error> },
+    /// A section that validates itself (`[alerts]`, `[audit]`); the message names the field.
     #[error("{path}: {message}")]
     Alerts { path: PathBuf, message: String },
     #[error("{path}: {field} = {value}: {rule}")]
@@ -127,6 +130,11 @@ impl Config {
         std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()).or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|h| h.trim().to_owned())
         })
+    }
+
+    /// Where the audit store lives: `audit.path`, or `<state_dir>/audit.db`.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit.path.clone().unwrap_or_else(|| self.daemon.state_dir.join("audit.db"))
     }
 
     /// Load `path`, or the default file when it exists, or the defaults.
@@ -196,6 +204,9 @@ impl Config {
             ));
         }
         if let Err(e) = self.alerts.validate() {
+            return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
+        }
+        if let Err(e) = self.audit.validate() {
             return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
         }
         if self.daemon.recent_events == 0 {

@@ -20,7 +20,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     api::{
         control, http,
-        protocol::{InvestigationStatus, StatusReport},
+        protocol::{AuditStatus, InvestigationStatus, StatusReport},
     },
     baseline::store::Store,
     config::Config,
@@ -33,8 +33,13 @@ use crate::{
     },
     metrics::{self, EventMetrics, Sources, StatsCollector},
     pipeline::{Pipeline, PipelineStats},
+    sinks::audit::{self, AuditStore, writer::AuditStats},
     workloads::{Tracker, local::LocalSource},
 };
+
+/// Events the audit writer may have queued before the hub counts the rest as dropped: a few
+/// seconds at the highest sustained rate (see BENCHMARKS.md), tens of MiB at most.
+const AUDIT_QUEUE: usize = 256 * 1024;
 
 /// What the control socket and status reports reach.
 pub struct State {
@@ -49,6 +54,7 @@ pub struct State {
     started: DateTime<Utc>,
     probes: Vec<String>,
     http_address: std::net::SocketAddr,
+    audit: Option<(PathBuf, Arc<AuditStats>)>,
 }
 
 pub fn kind_name(kind: u32) -> &'static str {
@@ -122,6 +128,10 @@ impl State {
             lost_total: lost_records.values().sum(),
             lost_records,
             sink_drops: self.hub.sink_drops().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            audit: self.audit.as_ref().map(|(path, stats)| {
+                let (stored, batches, failed, bytes) = stats.snapshot();
+                AuditStatus { path: path.clone(), stored, batches, failed, bytes }
+            }),
         }
     }
 }
@@ -254,7 +264,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let alerts = crate::sinks::alerts::AlertRouter::new(&alerts_config)
         .context("cannot set up alert routing")?;
     let alert_stats = alerts.stats();
+    if !alert_stats.is_empty() {
+        tracing::info!(node = alerts.node(), receivers = alert_stats.len(), "alert routing on");
+    }
     tokio::spawn(alerts.run(hub.add_sink("alerts", 16 * 1024), shutdown.clone()));
+    let audit_cancel = CancellationToken::new();
+    let (audit_path, audit_stats, audit_task) = if config.audit.enabled {
+        let path = config.audit_path();
+        let store = AuditStore::open(&path, &config.audit)
+            .with_context(|| format!("cannot open the audit store {}", path.display()))?;
+        let stats = Arc::new(AuditStats::default());
+        let task = tokio::spawn(audit::writer::run_writer(
+            store,
+            hub.add_sink("audit", AUDIT_QUEUE),
+            stats.clone(),
+            audit_cancel.clone(),
+        ));
+        tracing::info!(path = %path.display(), "audit store open");
+        (Some(path), Some(stats), Some(task))
+    } else {
+        tracing::warn!("audit store disabled (audit.enabled = false): no forensic trail is kept");
+        (None, None, None)
+    };
     let summaries = Arc::default();
     let event_metrics = EventMetrics::new();
     tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", 64 * 1024)));
@@ -286,6 +317,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         started: Utc::now(),
         probes,
         http_address,
+        audit: audit_path.clone().zip(audit_stats.clone()),
     });
 
     match std::fs::remove_file(&socket) {
@@ -306,16 +338,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         hub: Some(state.hub.clone()),
         phases: Some(summaries),
         alerts: alert_stats,
+        audit: audit_stats,
     });
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let http_state = Arc::new(http::HttpState {
         registry: metrics::registry(&event_metrics, collector),
         ready,
         token,
+        audit: audit_path,
     });
     let http_task = tokio::spawn(http::serve(
         http_listener,
-        http::router(http_state, axum::Router::new()),
+        http::router(http_state, crate::api::audit::routes()),
         shutdown.clone(),
     ));
     tracing::info!(address = %http_address, "serving /metrics, /healthz, /readyz and /v1");
@@ -343,6 +377,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(state);
     if tokio::time::timeout(Duration::from_secs(2), pipeline_task).await.is_err() {
         tracing::warn!("event pipeline still busy at exit");
+    }
+    // Every event is published by now: the audit writer stores what is queued, then stops.
+    audit_cancel.cancel();
+    if let Some(task) = audit_task
+        && tokio::time::timeout(Duration::from_secs(10), task).await.is_err()
+    {
+        tracing::warn!("audit store writer still busy at exit");
     }
     tracing::info!("programs detached; paddock daemon stopped");
     Ok(())

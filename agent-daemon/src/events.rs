@@ -15,6 +15,10 @@ pub struct Event {
     pub time: DateTime<Utc>,
     pub investigation: InvestigationId,
     pub phase: Phase,
+    /// The daemon's number for this run of the investigation: an id may run more than once
+    /// (a retried Job, a re-run), each run has its own instance.
+    #[serde(default)]
+    pub instance: u32,
     /// Process id (thread-group id) of the acting process; 0 for lifecycle events.
     pub pid: u32,
     /// Thread id, when it differs from `pid`.
@@ -194,6 +198,7 @@ mod tests {
             time: DateTime::parse_from_rfc3339("2026-11-26T15:00:00.5Z").unwrap().to_utc(),
             investigation: "inv-1".parse().unwrap(),
             phase: Phase::ReadOnly,
+            instance: 1,
             pid: 42,
             tid: None,
             ppid: 1,

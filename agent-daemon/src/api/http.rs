@@ -22,6 +22,8 @@ pub struct HttpState {
     /// Set once the probes are attached and the workload sources have synced.
     pub ready: Arc<AtomicBool>,
     pub token: Option<String>,
+    /// The audit store the query API reads; `None` when it is disabled.
+    pub audit: Option<std::path::PathBuf>,
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {

@@ -1,5 +1,6 @@
 //! The daemon's edges: the control socket (`paddock run`, `events`, `status`) and its
-//! line protocol, and the HTTP server (metrics, probes, query API).
+//! line protocol, and the HTTP server (metrics, probes, and the audit query API).
+pub mod audit;
 pub mod control;
 pub mod http;
 pub mod protocol;

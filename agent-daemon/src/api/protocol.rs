@@ -98,6 +98,21 @@ pub struct StatusReport {
     pub lost_total: u64,
     /// Events a sink's queue could not take, by sink.
     pub sink_drops: BTreeMap<String, u64>,
+    /// The audit store, when it is enabled.
+    #[serde(default)]
+    pub audit: Option<AuditStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditStatus {
+    pub path: std::path::PathBuf,
+    /// Events committed: each one is in the file, whatever happens to the daemon next.
+    pub stored: u64,
+    pub batches: u64,
+    /// Events that could not be stored.
+    pub failed: u64,
+    /// The database and its write-ahead log, in bytes.
+    pub bytes: u64,
 }
 
 /// Write one message as a JSON line.

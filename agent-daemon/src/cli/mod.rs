@@ -1,4 +1,5 @@
 //! The `paddock` command line.
+mod audit;
 mod baseline;
 mod client;
 mod events;
@@ -42,6 +43,8 @@ pub enum Command {
     /// Per-phase baselines: list, show, diff, export, import, reset.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
+    /// Forensic queries on the audit store: list, show, tree, check.
+    Audit(audit::AuditArgs),
     /// Tools for benchmarks and tests.
     #[command(hide = true, subcommand)]
     Internal(Internal),
@@ -125,6 +128,7 @@ pub fn main() -> i32 {
         Command::Status(args) => status::main(args, &socket(cli.socket)),
         Command::Phase(command) => baseline::phase_main(command, &socket(cli.socket)),
         Command::Baseline(command) => baseline::baseline_main(command, &socket(cli.socket)),
+        Command::Audit(args) => audit::main(args, &socket(cli.socket)),
         Command::Internal(Internal::EmptyHook) => empty_hook(),
     };
     match result {

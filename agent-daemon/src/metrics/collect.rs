@@ -14,7 +14,7 @@ use crate::{
     judge::PhaseSummary,
     kernel::{Kernel, reader::ReaderStats},
     pipeline::PipelineStats,
-    sinks::alerts::ReceiverStats,
+    sinks::{alerts::ReceiverStats, audit::writer::AuditStats},
 };
 
 /// Where the collector reads from; anything absent is left out of the scrape.
@@ -28,6 +28,8 @@ pub struct Sources {
     pub phases: Option<Arc<Mutex<Vec<PhaseSummary>>>>,
     /// Each alert receiver's delivery counters.
     pub alerts: Vec<Arc<ReceiverStats>>,
+    /// The audit store writer's counters.
+    pub audit: Option<Arc<AuditStats>>,
 }
 
 pub struct StatsCollector(Sources);
@@ -151,6 +153,32 @@ impl Collector for StatsCollector {
                 let labels = [("receiver", r.name.as_str()), ("kind", r.kind)];
                 ConstCounter::new(read(r)).encode(family.encode_family(&labels)?)?;
             }
+        }
+        if let Some(audit) = &s.audit {
+            counter(
+                &mut encoder,
+                "audit_events_stored",
+                "Events committed to the audit store",
+                audit.stored.load(Ordering::Relaxed),
+            )?;
+            counter(
+                &mut encoder,
+                "audit_batches",
+                "Transactions committed to the audit store",
+                audit.batches.load(Ordering::Relaxed),
+            )?;
+            counter(
+                &mut encoder,
+                "audit_write_failures",
+                "Events the audit store could not store (refused, or every retry failed)",
+                audit.failed.load(Ordering::Relaxed),
+            )?;
+            gauge(
+                &mut encoder,
+                "audit_store_size_bytes",
+                "The audit database and its write-ahead log on disk",
+                audit.bytes.load(Ordering::Relaxed) as i64,
+            )?;
         }
         if let Some(phases) = &s.phases {
             let phases = phases.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -75,6 +75,7 @@ mod tests {
             time: Utc::now(),
             investigation: "inv-1".parse().unwrap(),
             phase: Phase::ReadOnly,
+            instance: 1,
             pid: 7,
             tid: None,
             ppid: 1,

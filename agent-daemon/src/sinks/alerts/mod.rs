@@ -16,4 +16,3 @@ mod tests;
 pub use config::AlertsConfig;
 pub use router::AlertRouter;
 pub use stats::ReceiverStats;
-pub use targets::AlertsError;

@@ -15,6 +15,7 @@ use super::{
 use crate::events::{Event, EventKind};
 
 /// What a batch came to: events committed, and records refused as malformed (not retried).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     pub stored: usize,
@@ -45,14 +46,14 @@ pub(super) fn prepare(records: &[AuditRecord]) -> (Vec<Row<'_>>, usize) {
     let mut rows = Vec::with_capacity(records.len());
     let mut rejected = 0;
     for record in records {
-        let event = &*record.event;
+        let event = &**record;
         let encoded = to_ns(event.time).and_then(|time_ns| {
             let body = serde_json::to_string(event).map_err(AuditError::Encode)?;
             Ok((time_ns, body))
         });
         match encoded {
             Ok((time_ns, body)) => rows.push(Row {
-                instance: record.instance,
+                instance: event.instance,
                 event,
                 time_ns,
                 kind: kind_name(&event.kind),
@@ -62,7 +63,7 @@ pub(super) fn prepare(records: &[AuditRecord]) -> (Vec<Row<'_>>, usize) {
                 rejected += 1;
                 tracing::warn!(
                     investigation = %event.investigation,
-                    instance = record.instance,
+                    instance = event.instance,
                     kind = kind_name(&event.kind),
                     %error,
                     "audit store: event refused"
@@ -75,7 +76,9 @@ pub(super) fn prepare(records: &[AuditRecord]) -> (Vec<Row<'_>>, usize) {
 
 impl AuditStore {
     /// Store `records` in one transaction. On error nothing of the batch is stored and the
-    /// store is as before, so the same batch can be tried again.
+    /// store is as before, so the same batch can be tried again. (The writer thread uses
+    /// `prepare` and `write_rows` itself, to retry without encoding twice.)
+    #[cfg(test)]
     pub fn write_batch(&mut self, records: &[AuditRecord]) -> Result<BatchOutcome, AuditError> {
         let (rows, rejected) = prepare(records);
         let stored = self.write_rows(&rows)?;

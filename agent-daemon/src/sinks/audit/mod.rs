@@ -1,4 +1,3 @@
-#![allow(dead_code, reason = "wired into the daemon separately")]
 //! The audit store: every event of every investigation, kept in one embedded SQLite file
 //! (`<state_dir>/audit.db` by default) that the daemon writes and people query, with the
 //! daemon's API or with the stock `sqlite3` tool. See `docs/audit-store.md`.
@@ -9,11 +8,13 @@
 //! - `writer`: the task that batches records off a channel, with retries and statistics;
 //! - `retention`: the age and size limits;
 //! - `filter`, `query`: what can be asked, and the queries;
+//! - `params`: query parameters as people write them, checked into filters;
 //! - `tree`: the process tree of one run, from its fork, exec, exit and verdict events.
 pub mod batch;
 pub mod config;
 pub mod error;
 pub mod filter;
+pub mod params;
 pub mod query;
 pub mod retention;
 pub mod schema;

@@ -156,9 +156,9 @@ fn runs_are_listed_newest_first_and_filtered() {
     store.write_batch(&run("c", 3, 20, 1, Some("killed"))).unwrap();
     let mut shadow = run("d", 4, 30, 1, None);
     for r in &mut shadow {
-        let mut e = (*r.event).clone();
+        let mut e = (**r).clone();
         e.phase = Phase::Shadow;
-        r.event = std::sync::Arc::new(e);
+        *r = std::sync::Arc::new(e);
     }
     store.write_batch(&shadow).unwrap();
     let ids = |filter: InvestigationFilter| -> Vec<String> {

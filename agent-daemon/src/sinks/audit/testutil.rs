@@ -21,6 +21,7 @@ pub fn event(id: &str, time: DateTime<Utc>, pid: u32, comm: &str, kind: EventKin
         time,
         investigation: id.parse().unwrap(),
         phase: Phase::ReadOnly,
+        instance: 1,
         pid,
         tid: None,
         ppid: if pid == 0 { 0 } else { 1 },
@@ -30,8 +31,9 @@ pub fn event(id: &str, time: DateTime<Utc>, pid: u32, comm: &str, kind: EventKin
     }
 }
 
-pub fn record(instance: u32, event: Event) -> AuditRecord {
-    AuditRecord { instance, event: Arc::new(event) }
+pub fn record(instance: u32, mut event: Event) -> AuditRecord {
+    event.instance = instance;
+    Arc::new(event)
 }
 
 pub fn started() -> EventKind {

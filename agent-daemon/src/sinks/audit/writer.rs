@@ -27,12 +27,9 @@ use tokio_util::sync::CancellationToken;
 use super::{AuditStore, batch};
 use crate::events::Event;
 
-/// One event, with the daemon's instance number of the run it belongs to.
-#[derive(Debug, Clone)]
-pub struct AuditRecord {
-    pub instance: u32,
-    pub event: Arc<Event>,
-}
+/// One event; its `instance` says which run of its investigation it belongs to. The hub's
+/// audit sink hands these over as they are.
+pub type AuditRecord = Arc<Event>;
 
 #[derive(Debug, Default)]
 pub struct AuditStats {

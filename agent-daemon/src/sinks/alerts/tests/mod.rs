@@ -29,6 +29,7 @@ pub fn verdict(outcome: &str) -> Arc<Event> {
         time: time("2026-11-26T15:00:01.250Z"),
         investigation: "inv-7".parse().unwrap(),
         phase: Phase::ReadOnly,
+        instance: 1,
         pid: 4242,
         tid: None,
         ppid: 4200,

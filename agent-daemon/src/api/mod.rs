@@ -1,6 +1,8 @@
 //! The daemon's edges: the control socket (`paddock run`, `events`, `status`) and its
 //! line protocol, and the HTTP server (metrics, probes, and the audit query API).
 pub mod audit;
+#[cfg(test)]
+mod audit_tests;
 pub mod control;
 pub mod http;
 pub mod protocol;

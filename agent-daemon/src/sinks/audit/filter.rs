@@ -46,18 +46,22 @@ pub enum Outcome {
     Ok,
     Flagged,
     Killed,
+    /// The daemon stopped (crashed, was killed) before the run ended; closed when the
+    /// store was next opened.
+    Interrupted,
     Running,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] =
-        [Outcome::Ok, Outcome::Flagged, Outcome::Killed, Outcome::Running];
+    pub const ALL: [Outcome; 5] =
+        [Outcome::Ok, Outcome::Flagged, Outcome::Killed, Outcome::Interrupted, Outcome::Running];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Flagged => "flagged",
             Outcome::Killed => "killed",
+            Outcome::Interrupted => "interrupted",
             Outcome::Running => "running",
         }
     }
@@ -70,7 +74,7 @@ impl fmt::Display for Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown outcome {given:?}: expected one of ok, flagged, killed, running")]
+#[error("unknown outcome {given:?}: expected one of ok, flagged, killed, interrupted, running")]
 pub struct UnknownOutcome {
     pub given: String,
 }
@@ -189,7 +193,7 @@ mod tests {
             assert!(err.contains(kind), "{err}");
         }
         let err = "dead".parse::<Outcome>().unwrap_err().to_string();
-        assert_eq!(err, "unknown outcome \"dead\": expected one of ok, flagged, killed, running");
+        assert_eq!(err, "unknown outcome \"dead\": expected one of ok, flagged, killed, interrupted, running");
         for outcome in Outcome::ALL {
             assert_eq!(outcome.as_str().parse::<Outcome>().unwrap(), outcome);
         }

@@ -32,7 +32,7 @@ mod tests_tree;
 #[cfg(test)]
 mod tests_writer;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::{
     collections::HashMap,

@@ -90,6 +90,7 @@ impl AuditStore {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(at)?;
             tx.commit().map_err(at)?;
         }
+        close_interrupted(&conn).map_err(at)?;
         Ok(AuditStore {
             conn,
             path: path.to_path_buf(),
@@ -205,4 +206,22 @@ mod tests {
         assert!(err.starts_with("audit.batch_max_events = 0"), "{err}");
         assert!(!path.exists());
     }
+}
+
+/// Runs a previous daemon left open (it was killed, or the machine went down) can no longer
+/// end: close them as `interrupted`, at their last stored event. Only the writer calls this,
+/// when it opens the store, before any run of its own exists.
+fn close_interrupted(conn: &Connection) -> rusqlite::Result<usize> {
+    let closed = conn.execute(
+        "UPDATE investigations SET outcome = 'interrupted', \
+             reason = 'the daemon stopped before the run ended', \
+             ended_ns = COALESCE((SELECT MAX(time_ns) FROM events \
+                                  WHERE events.run = investigations.run), started_ns) \
+         WHERE ended_ns IS NULL",
+        [],
+    )?;
+    if closed > 0 {
+        tracing::warn!(runs = closed, "audit store: closed runs a previous daemon left open");
+    }
+    Ok(closed)
 }

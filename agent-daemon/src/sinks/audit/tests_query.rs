@@ -290,3 +290,31 @@ fn event_queries_use_the_indexes_in_seq_order() {
         assert!(!p.contains("TEMP B-TREE"), "no sort: {p}");
     }
 }
+
+#[test]
+fn runs_left_open_by_a_dead_daemon_are_closed_as_interrupted_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = store(dir.path());
+        store.write_batch(&run("done", 1, 0, 2, Some("ok"))).unwrap();
+        store.write_batch(&run("cut", 2, 10, 3, None)).unwrap();
+    } // the daemon dies: "cut" never ends
+    let reader = AuditStore::open_read_only(&dir.path().join("audit.db")).unwrap();
+    let running = InvestigationFilter { outcome: Some(Outcome::Running), ..Default::default() };
+    assert_eq!(reader.list_investigations(&running).unwrap().len(), 1, "a reader changes nothing");
+    let mut store = store(dir.path());
+    let runs = store.list_investigations(&InvestigationFilter::default()).unwrap();
+    let cut = runs.iter().find(|r| r.id.as_str() == "cut").unwrap();
+    assert_eq!(cut.outcome, Outcome::Interrupted);
+    assert_eq!(cut.ended, Some(at(13)), "closed at its last stored event");
+    assert_eq!(cut.events, 4, "nothing stored is lost");
+    let done = runs.iter().find(|r| r.id.as_str() == "done").unwrap();
+    assert_eq!(done.outcome, Outcome::Ok, "ended runs are left alone");
+    // The same instance number in the new daemon starts a new run, not the old one.
+    store.write_batch(&run("cut", 2, 100, 1, Some("ok"))).unwrap();
+    let runs = store
+        .list_investigations(&InvestigationFilter { id: Some("cut".parse().unwrap()), ..Default::default() })
+        .unwrap();
+    let outcomes: Vec<Outcome> = runs.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Ok, Outcome::Interrupted]);
+}

@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod scenario;
+
 /// True when the tests can run (root); otherwise prints why they are skipped.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: no arguments.
@@ -48,6 +50,8 @@ pub struct Settings {
     pub ring_buffer_bytes: Option<u32>,
     pub btf_path: Option<PathBuf>,
     pub mountinfo_path: Option<PathBuf>,
+    /// `[http] token`: the bearer token the query API requires.
+    pub http_token: Option<String>,
     /// Raw TOML appended to the file (whole extra sections).
     pub extra: String,
 }
@@ -90,9 +94,10 @@ impl Daemon {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut text = format!(
             "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n\n\
-             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[kernel]\n",
+             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n{token}\n[kernel]\n",
             state = dir.path().join("state"),
             pid = std::process::id(),
+            token = settings.http_token.map(|t| format!("token = {t:?}\n")).unwrap_or_default(),
         );
         if let Some(bytes) = settings.ring_buffer_bytes {
             text += &format!("ring_buffer_bytes = {bytes}\n");
@@ -115,28 +120,81 @@ impl Daemon {
         config: PathBuf,
         log: PathBuf,
     ) -> Started {
-        let log_file = std::fs::File::create(&log).expect("log file");
+        let daemon = Daemon { child: None, dir, socket, config, log };
+        daemon.launch()
+    }
+
+    /// Start the daemon process (again) with the same configuration; its log is appended.
+    fn launch(mut self) -> Started {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(paddock_bin())
             .args(["daemon", "--config"])
-            .arg(&config)
+            .arg(&self.config)
             .env("PADDOCK_LOG", "info,paddock=debug")
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("spawn paddock daemon");
-        let mut daemon = Daemon { child: Some(child), dir, socket, config, log };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = daemon.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                daemon.child = None;
-                return Started::Exited { status, log: daemon.log() };
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Started::Exited { status, log: self.log() };
             }
-            if daemon.paddock(&["status"]).output().is_ok_and(|o| o.status.success()) {
-                return Started::Ready(daemon);
+            if self.paddock(&["status"]).output().is_ok_and(|o| o.status.success()) {
+                return Started::Ready(self);
             }
-            assert!(Instant::now() < deadline, "daemon not ready after 30 s:\n{}", daemon.log());
+            assert!(Instant::now() < deadline, "daemon not ready after 30 s:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILL the daemon (no clean-up of any kind) and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start a new daemon process on the same configuration and state after `kill9` or `stop`.
+    pub fn restart(self) -> Daemon {
+        match self.launch() {
+            Started::Ready(daemon) => daemon,
+            Started::Exited { status, log } => {
+                panic!("daemon exited on restart ({status}):\n{log}")
+            }
+        }
+    }
+
+    /// `http://ADDR` of the daemon's HTTP server.
+    pub fn http_base(&self) -> String {
+        format!("http://{}", self.status()["http"].as_str().expect("status has http"))
+    }
+
+    /// GET `path` (e.g. `/v1/investigations`) with an optional bearer token: the status
+    /// and the body as JSON (`Null` when it is not JSON).
+    pub fn http_get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request =
+            reqwest::blocking::Client::new().get(format!("{}{path}", self.http_base()));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The daemon's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.http_base());
+        reqwest::blocking::get(&url).and_then(|r| r.text()).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
     pub fn pid(&self) -> u32 {

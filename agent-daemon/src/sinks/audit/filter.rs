@@ -193,7 +193,10 @@ mod tests {
             assert!(err.contains(kind), "{err}");
         }
         let err = "dead".parse::<Outcome>().unwrap_err().to_string();
-        assert_eq!(err, "unknown outcome \"dead\": expected one of ok, flagged, killed, interrupted, running");
+        assert_eq!(
+            err,
+            "unknown outcome \"dead\": expected one of ok, flagged, killed, interrupted, running"
+        );
         for outcome in Outcome::ALL {
             assert_eq!(outcome.as_str().parse::<Outcome>().unwrap(), outcome);
         }

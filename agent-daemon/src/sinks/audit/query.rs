@@ -238,7 +238,11 @@ impl RawRun {
             (None, _) => Outcome::Running,
             (Some(_), Some(text)) => match text.parse() {
                 Ok(Outcome::Running) | Err(_) => {
-                    return Err(bad("outcome", text, "expected ok, flagged, killed or interrupted".into()));
+                    return Err(bad(
+                        "outcome",
+                        text,
+                        "expected ok, flagged, killed or interrupted".into(),
+                    ));
                 }
                 Ok(outcome) => outcome,
             },

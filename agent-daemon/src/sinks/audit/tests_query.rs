@@ -313,7 +313,10 @@ fn runs_left_open_by_a_dead_daemon_are_closed_as_interrupted_on_the_next_open() 
     // The same instance number in the new daemon starts a new run, not the old one.
     store.write_batch(&run("cut", 2, 100, 1, Some("ok"))).unwrap();
     let runs = store
-        .list_investigations(&InvestigationFilter { id: Some("cut".parse().unwrap()), ..Default::default() })
+        .list_investigations(&InvestigationFilter {
+            id: Some("cut".parse().unwrap()),
+            ..Default::default()
+        })
         .unwrap();
     let outcomes: Vec<Outcome> = runs.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, [Outcome::Ok, Outcome::Interrupted]);

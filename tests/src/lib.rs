@@ -14,6 +14,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod monitoring;
 pub mod scenario;
 
 /// True when the tests can run (root); otherwise prints why they are skipped.

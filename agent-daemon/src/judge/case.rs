@@ -64,27 +64,22 @@ impl Case {
         true
     }
 
+    /// Fold in the counters read at `now`. The rate is over the time since the last sample
+    /// (or the start), but never over less than a second: the tail of a run, or a run
+    /// younger than the sampler's tick, would otherwise turn a handful of calls into a flood
+    /// (20 calls in 40 ms is not 500 per second of anything).
     pub fn sample(&mut self, syscalls: u64, egress_bytes: u64, now: Instant) {
-        if let Some((then, before)) = self.last {
-            let seconds = now.duration_since(then).as_secs_f64();
-            if seconds > 0.0 {
-                let rate = (syscalls.saturating_sub(before) as f64 / seconds) as u64;
-                self.envelope.syscalls_per_second = self.envelope.syscalls_per_second.max(rate);
-            }
-        }
+        let (then, before) = self.last.unwrap_or((self.started, 0));
+        let seconds = now.duration_since(then).as_secs_f64().max(1.0);
+        let rate = (syscalls.saturating_sub(before) as f64 / seconds) as u64;
+        self.envelope.syscalls_per_second = self.envelope.syscalls_per_second.max(rate);
         self.last = Some((now, syscalls));
         self.envelope.egress_bytes = self.envelope.egress_bytes.max(egress_bytes);
     }
 
-    /// Final counters: an investigation too short to be sampled gets its average rate.
+    /// Final counters, as one last sample.
     pub fn finish(&mut self, syscalls: u64, egress_bytes: u64, now: Instant) {
-        if self.last.is_none() {
-            let seconds = now.duration_since(self.started).as_secs_f64().max(1.0);
-            self.envelope.syscalls_per_second = (syscalls as f64 / seconds) as u64;
-        } else {
-            self.sample(syscalls, egress_bytes, now);
-        }
-        self.envelope.egress_bytes = self.envelope.egress_bytes.max(egress_bytes);
+        self.sample(syscalls, egress_bytes, now);
     }
 
     pub fn outcome(&self) -> Outcome {

@@ -116,6 +116,21 @@ fn syscall_rates_come_from_samples() {
 }
 
 #[test]
+fn short_windows_are_taken_over_a_whole_second() {
+    let (_dir, mut judge) = judge();
+    let t0 = Instant::now();
+    judge.begin(1, Phase::Shadow);
+    judge.sample(1, 300, 0, t0 + Duration::from_secs(1));
+    // The run ends 40 ms after the sample with 20 more calls: 20 per second, not 500.
+    judge.end(1, 320, 0, t0 + Duration::from_millis(1_040));
+    // A run of 200 ms that made 50 calls, never sampled.
+    judge.begin(2, Phase::ReadOnly);
+    judge.end(2, 50, 0, t0 + Duration::from_millis(200));
+    assert_eq!(judge.baseline(Phase::Shadow).envelope.max_syscalls_per_second, 300);
+    assert_eq!(judge.baseline(Phase::ReadOnly).envelope.max_syscalls_per_second, 50);
+}
+
+#[test]
 fn import_checks_the_file_and_keeps_the_current_baseline_when_it_is_bad() {
     let (_dir, mut judge) = judge();
     run(&mut judge, 1, Phase::ReadOnly, &[exec("/bin/ls")]);

@@ -39,7 +39,7 @@ use crate::{
 
 /// Events the audit writer may have queued before the hub counts the rest as dropped: a few
 /// seconds at the highest sustained rate (see BENCHMARKS.md), tens of MiB at most.
-const AUDIT_QUEUE: usize = 256 * 1024;
+pub const AUDIT_QUEUE: usize = 256 * 1024;
 
 /// What the control socket and status reports reach.
 pub struct State {

@@ -2,6 +2,7 @@
 //! kernel -> reader -> decode -> pipeline (attribute) -> hub -> sinks.
 mod api;
 mod baseline;
+mod bench;
 mod cli;
 mod config;
 mod daemon;

@@ -54,6 +54,10 @@ pub enum Command {
 pub enum Internal {
     /// Attach an empty program to `sys_enter` until SIGTERM or SIGINT (the benchmark floor).
     EmptyHook,
+    /// Push synthetic kernel records through the data path at a fixed rate, on one CPU.
+    BenchPipeline(crate::bench::PipelineArgs),
+    /// Time one-page audit queries on an investigation of a million events.
+    BenchAuditQuery(crate::bench::QueryArgs),
 }
 
 fn empty_hook() -> anyhow::Result<i32> {
@@ -130,6 +134,8 @@ pub fn main() -> i32 {
         Command::Baseline(command) => baseline::baseline_main(command, &socket(cli.socket)),
         Command::Audit(args) => audit::main(args, &socket(cli.socket)),
         Command::Internal(Internal::EmptyHook) => empty_hook(),
+        Command::Internal(Internal::BenchPipeline(args)) => crate::bench::pipeline(args),
+        Command::Internal(Internal::BenchAuditQuery(args)) => crate::bench::audit_query(args),
     };
     match result {
         Ok(code) => code,

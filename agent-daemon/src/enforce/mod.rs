@@ -56,20 +56,28 @@ impl Outcomes {
 /// What the event pipeline calls to act.
 #[derive(Clone)]
 pub struct Enforcer {
-    kernel: Arc<Mutex<Kernel>>,
+    /// `None` only in benchmarks that drive the pipeline without a kernel.
+    kernel: Option<Arc<Mutex<Kernel>>>,
     kills: mpsc::UnboundedSender<KillOrder>,
     pub outcomes: Arc<Outcomes>,
 }
 
 impl Enforcer {
     pub fn new(kernel: Arc<Mutex<Kernel>>, kills: mpsc::UnboundedSender<KillOrder>) -> Enforcer {
-        Enforcer { kernel, kills, outcomes: Arc::default() }
+        Enforcer { kernel: Some(kernel), kills, outcomes: Arc::default() }
+    }
+
+    /// An enforcer with no kernel behind it: policies go nowhere, kill orders only to
+    /// `kills`. For `paddock internal bench-pipeline`.
+    pub fn detached(kills: mpsc::UnboundedSender<KillOrder>) -> Enforcer {
+        Enforcer { kernel: None, kills, outcomes: Arc::default() }
     }
 
     /// Put `phase`'s mode and baseline in force in the kernel.
     pub fn apply(&self, phase: Phase, mode: Mode, baseline: &Baseline) -> Result<(), TrackError> {
+        let Some(kernel) = &self.kernel else { return Ok(()) };
         let policy = policy::kernel_policy(phase.kernel_id(), mode, baseline);
-        self.kernel
+        kernel
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .maps
@@ -80,7 +88,8 @@ impl Enforcer {
     /// each of its processes at its next syscall; `cgroup.kill` then takes them all.
     pub fn kill(&self, order: KillOrder) {
         self.outcomes.record(order.instance, &order.reason);
-        if let Err(e) = self.kernel.lock().unwrap_or_else(|e| e.into_inner()).maps.doom(order.slot)
+        if let Some(kernel) = &self.kernel
+            && let Err(e) = kernel.lock().unwrap_or_else(|e| e.into_inner()).maps.doom(order.slot)
         {
             tracing::warn!(investigation = %order.investigation, error = %e, "cannot mark the investigation doomed in the kernel");
         }

@@ -46,6 +46,20 @@ pub struct Investigation {
     pub started: DateTime<Utc>,
 }
 
+/// One investigation's records turned into events outside the pipeline, as the pipeline
+/// does it (for `paddock internal bench-audit-query`).
+pub struct Attributor(Attribution, Clock);
+
+impl Attributor {
+    pub fn new(info: Investigation) -> Attributor {
+        Attributor(Attribution::new(info), Clock::new())
+    }
+
+    pub fn event(&mut self, record: crate::kernel::decode::Record) -> Option<crate::events::Event> {
+        self.0.event(record, &mut self.1)
+    }
+}
+
 pub enum Lifecycle {
     Begin(Investigation),
     /// Counters read while it runs.

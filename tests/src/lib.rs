@@ -14,6 +14,9 @@ use std::{
 
 use serde_json::Value;
 
+pub mod kube_client;
+pub mod kubelet;
+
 /// True when the tests can run (root); otherwise prints why they are skipped.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: no arguments.
@@ -53,6 +56,13 @@ pub struct Settings {
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+static UNIQUE: AtomicU32 = AtomicU32::new(0);
+
+/// A number no other call in this test process returns.
+pub fn unique() -> u32 {
+    UNIQUE.fetch_add(1, Ordering::Relaxed)
+}
 
 /// A running `paddock daemon`, stopped (SIGTERM) when dropped.
 pub struct Daemon {

@@ -27,6 +27,12 @@ pub struct Kubepods {
     pub root: PathBuf,
 }
 
+impl Default for Kubepods {
+    fn default() -> Self {
+        Kubepods::new()
+    }
+}
+
 impl Kubepods {
     pub fn new() -> Kubepods {
         let relative = format!("paddock-k8s-test-{}-{}", std::process::id(), crate::unique());
@@ -99,6 +105,5 @@ pub fn spawn_in(dir: &Path, mut cmd: Command) -> Child {
             None => Ok(()),
         });
     }
-    let child = cmd.env_remove("LD_LIBRARY_PATH").spawn().expect("spawn in the cgroup");
-    child
+    cmd.env_remove("LD_LIBRARY_PATH").spawn().expect("spawn in the cgroup")
 }

@@ -72,16 +72,14 @@ pub async fn start(
         actions.clone(),
         config.delete_jobs,
     ));
-    let source = PodSource::new(
-        config,
-        node.clone(),
-        client,
+    let runs = runs::Runs::new(
         shared.tracker,
         directory,
         Some(actions),
         shared.parent,
-        shared.ready,
+        config.cgroup_driver.fixed(),
     );
+    let source = PodSource::new(config, node.clone(), client, runs, shared.ready);
     tracing::info!(node = %node, "Kubernetes pod source starting");
     tasks.spawn(source.run(shutdown));
     Ok(stats)

@@ -3,7 +3,6 @@
 //! ready once the first full list has been taken in.
 use std::{
     collections::HashSet,
-    path::PathBuf,
     pin::pin,
     sync::{
         Arc,
@@ -21,13 +20,11 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    actions::Actions,
     config::{KubernetesConfig, UnknownPhasePolicy},
-    directory::Directory,
     pods::{LabelKeys, PodClass, PodView, classify},
     runs::Runs,
 };
-use crate::{identity::Phase, workloads::Tracker};
+use crate::identity::Phase;
 
 /// The field and label selectors of the watch.
 pub fn selectors(node: &str, keys: &LabelKeys) -> (String, String) {
@@ -84,10 +81,7 @@ impl PodSource {
         config: &KubernetesConfig,
         node: String,
         client: kube::Client,
-        tracker: Arc<Tracker>,
-        directory: Arc<Directory>,
-        actions: Option<Actions>,
-        parent: PathBuf,
+        runs: Runs,
         ready: Arc<AtomicBool>,
     ) -> PodSource {
         PodSource {
@@ -98,7 +92,7 @@ impl PodSource {
                 phase: config.phase_label.clone(),
             },
             unknown: config.unknown_phase,
-            runs: Runs::new(tracker, directory, actions, parent, config.cgroup_driver.fixed()),
+            runs,
             ready,
             ignored: HashSet::new(),
         }

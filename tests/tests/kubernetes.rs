@@ -311,6 +311,48 @@ fn a_deviation_in_flag_mode_is_a_warning_event_on_the_job() {
     let message = event["message"].as_str().unwrap();
     assert!(message.contains("inv-flag") && message.contains("limited-write"), "{message}");
     assert!(cluster.job(&ns.name, "inv-flag").is_some(), "flag mode deletes nothing");
+    let (_, metrics) = http_get(&daemon, "/metrics");
+    let delivered = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("paddock_alert_deliveries_total{")
+                && l.contains("receiver=\"kubernetes\"")
+        })
+        .unwrap_or_else(|| panic!("no Kubernetes delivery counter:\n{metrics}"));
+    assert!(!delivered.ends_with(" 0"), "{delivered}");
+}
+
+#[test]
+fn not_ready_until_the_pod_list_has_synced() {
+    if !root_or_skip("not_ready_until_the_pod_list_has_synced") {
+        return;
+    }
+    let cluster = Cluster::connect();
+    // The same cluster settings, but a server that never answers.
+    let text = std::fs::read_to_string(&cluster.kubeconfig).unwrap();
+    let server = text.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, text.replace(&server, "https://127.0.0.1:1")).unwrap();
+    let world = World::new();
+    let daemon = Daemon::start_with(Settings {
+        extra: format!(
+            "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n",
+            world.node, world.kubepods.relative, kubeconfig
+        ),
+        ..Settings::default()
+    });
+    assert_eq!(http_get(&daemon, "/healthz").0, 200);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        assert_eq!(http_get(&daemon, "/readyz").0, 503, "ready without a pod list");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let deadline = Instant::now() + WAIT;
+    while !daemon.log().contains("pod watch failed") {
+        assert!(Instant::now() < deadline, "the failing watch is not logged:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -369,6 +369,22 @@ mod tests {
     }
 
     #[test]
+    fn refusals_are_not_retried_but_conflicts_throttling_and_outages_are() {
+        let api = |code: u16| {
+            CallError::Api(kube::Error::Api(Box::new(
+                kube::core::Status::failure("x", "y").with_code(code),
+            )))
+        };
+        for code in [400, 403, 404, 422] {
+            assert!(!api(code).retryable(), "{code}");
+        }
+        for code in [409, 429, 500, 503] {
+            assert!(api(code).retryable(), "{code}");
+        }
+        assert!(CallError::Timeout(CALL_TIMEOUT).retryable());
+    }
+
+    #[test]
     fn pods_without_a_job_get_the_event_and_others_nothing() {
         let cmds = commands(&verdict("flagged"), &directory(false), true);
         assert_eq!(cmds.len(), 2, "one per pod");

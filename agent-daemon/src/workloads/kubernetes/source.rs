@@ -175,9 +175,14 @@ impl PodSource {
                 }
             }
             Decision::Finished => {}
-            Decision::Track { .. } if deleting => {}
             Decision::Track { view, phase, warn_unknown } => {
+                // Being deleted (a daemon restarted during its termination): watched until
+                // its last process is gone.
+                let latest = deleting.then(|| (*view).clone());
                 self.runs.start(*view, phase, warn_unknown).await;
+                if let Some(view) = latest {
+                    self.runs.update(view, true);
+                }
             }
         }
     }

@@ -19,6 +19,8 @@ pub struct Config {
     pub alerts: crate::sinks::alerts::AlertsConfig,
     /// The audit store: every event of every investigation, for forensic queries.
     pub audit: crate::sinks::audit::AuditConfig,
+    /// Pods of this node as investigations (`[kubernetes]`).
+    pub kubernetes: crate::workloads::kubernetes::config::KubernetesConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -119,6 +121,11 @@ pub enum ConfigError {
     /// A section that validates itself (`[alerts]`, `[audit]`); the message names the field.
     #[error("{path}: {message}")]
     Alerts { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Kubernetes {
+        path: PathBuf,
+        source: crate::workloads::kubernetes::config::KubernetesConfigError,
+    },
     #[error("{path}: {field} = {value}: {rule}")]
     Invalid { path: PathBuf, field: &'static str, value: String, rule: &'static str },
 }
@@ -209,6 +216,10 @@ impl Config {
         if let Err(e) = self.audit.validate() {
             return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
         }
+        let node_env = std::env::var("NODE_NAME").ok();
+        if let Err(source) = self.kubernetes.check(node_env) {
+            return Err(ConfigError::Kubernetes { path: path.to_path_buf(), source });
+        }
         if self.daemon.recent_events == 0 {
             return Err(invalid("daemon.recent_events", "0".into(), "must be at least 1"));
         }
@@ -273,6 +284,17 @@ mod tests {
             err.contains("/etc/paddock/test.toml") && err.contains("alerts.receivers[0]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn kubernetes_errors_name_the_file_and_the_key() {
+        let err = parse("[kubernetes]\ncgroup_parent = \"../x\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("/etc/paddock/test.toml") && err.contains("kubernetes.cgroup_parent"),
+            "{err}"
+        );
+        let config = parse("[kubernetes]\nenabled = true\nnode_name = \"node-a\"\n").unwrap();
+        assert!(config.kubernetes.enabled);
     }
 
     #[test]

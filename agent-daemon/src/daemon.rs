@@ -34,7 +34,7 @@ use crate::{
     metrics::{self, EventMetrics, Sources, StatsCollector},
     pipeline::{Pipeline, PipelineStats},
     sinks::audit::{self, AuditStore, writer::AuditStats},
-    workloads::{Tracker, local::LocalSource},
+    workloads::{Tracker, kubernetes, local::LocalSource},
 };
 
 /// Events the audit writer may have queued before the hub counts the rest as dropped: a few
@@ -100,6 +100,8 @@ impl State {
                     instance: a.instance,
                     source: a.source.into(),
                     cgroup: a.cgroup,
+                    pod: a.pod.as_ref().map(|p| format!("{}/{}", p.namespace, p.name)),
+                    job: a.pod.and_then(|p| p.job),
                     started: a.started,
                     syscalls: counters.syscalls.iter().map(|(_, n)| n).sum(),
                     distinct_syscalls: counters.syscalls.len(),
@@ -231,11 +233,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let local = LocalSource::new(local_parent.clone(), shutdown.clone(), tasks.clone())
         .with_context(|| format!("cannot prepare cgroup {}", local_parent.display()))?;
 
+    let kube_parent = cgroup2.mount_point.join(&config.kubernetes.cgroup_parent);
+    let mut egress_cgroups = vec![local_parent.clone()];
+    if config.kubernetes.enabled {
+        egress_cgroups.push(kubernetes::egress_root(&config.kubernetes, &kube_parent));
+    }
     let mut kernel = Kernel::load(&LoadOptions {
         ring_buffer_bytes: kc.ring_buffer_bytes,
         btf_path: kc.btf_path.clone(),
         daemon_tgid: std::process::id(),
-        egress_cgroups: vec![local_parent.clone()],
+        egress_cgroups,
     })?;
     let probes = kernel.attached.clone();
     let ring = kernel.take_ring().context("ring buffer already taken")?;
@@ -263,7 +270,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let alerts = crate::sinks::alerts::AlertRouter::new(&alerts_config)
         .context("cannot set up alert routing")?;
-    let alert_stats = alerts.stats();
+    let mut alert_stats = alerts.stats();
     if !alert_stats.is_empty() {
         tracing::info!(node = alerts.node(), receivers = alert_stats.len(), "alert routing on");
     }
@@ -306,6 +313,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let reader_task = tokio::spawn(reader.run(shutdown.clone()));
 
     let tracker = Arc::new(Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2));
+    // Not ready until the workload sources have synced (the pod list, when enabled).
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(!config.kubernetes.enabled));
+    if config.kubernetes.enabled {
+        let stats = kubernetes::start(
+            &config.kubernetes,
+            kubernetes::Shared {
+                tracker: tracker.clone(),
+                hub: hub.clone(),
+                ready: ready.clone(),
+                parent: kube_parent,
+            },
+            shutdown.clone(),
+            tasks.clone(),
+        )
+        .await?;
+        alert_stats.push(stats);
+    }
     let state = Arc::new(State {
         tracker,
         hub,
@@ -340,7 +364,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         alerts: alert_stats,
         audit: audit_stats,
     });
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let http_state = Arc::new(http::HttpState {
         registry: metrics::registry(&event_metrics, collector),
         ready,

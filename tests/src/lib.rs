@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod kube_client;
+pub mod kubelet;
 pub mod monitoring;
 pub mod scenario;
 
@@ -58,6 +60,13 @@ pub struct Settings {
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+static UNIQUE: AtomicU32 = AtomicU32::new(0);
+
+/// A number no other call in this test process returns.
+pub fn unique() -> u32 {
+    UNIQUE.fetch_add(1, Ordering::Relaxed)
+}
 
 /// A running `paddock daemon`, stopped (SIGTERM) when dropped.
 pub struct Daemon {

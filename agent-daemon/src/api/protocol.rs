@@ -73,6 +73,12 @@ pub struct InvestigationStatus {
     pub instance: u32,
     pub source: String,
     pub cgroup: PathBuf,
+    /// `namespace/name` of the pod, for a Kubernetes investigation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The pod's Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     pub started: DateTime<Utc>,
     pub syscalls: u64,
     pub distinct_syscalls: usize,

@@ -52,6 +52,9 @@ fn render(r: &StatusReport) -> String {
             i.egress_bytes,
             i.cgroup.display()
         );
+        if let Some(pod) = &i.pod {
+            out += &format!("    pod {pod}, job {}\n", i.job.as_deref().unwrap_or("(none)"));
+        }
     }
     out += &format!(
         "events: {} records read, {} events published, {} malformed, {} unattributed\n",

@@ -97,6 +97,12 @@ impl KernelMaps {
         self.fast.set(index, entry, 0).map_err(at(maps::FAST))
     }
 
+    /// Register a cgroup path (its hash) before the cgroup exists: the kernel tracks the
+    /// cgroup as `tracked` when it is made, and its children in turn.
+    pub fn register_path(&mut self, path_hash: u64, tracked: Tracked) -> Result<(), TrackError> {
+        self.paths.insert(path_hash, tracked, 0).map_err(at(maps::CGROUP_PATHS))
+    }
+
     /// Track the processes `tgids` (already in a cgroup of `tracked`).
     pub fn track_tasks(&mut self, tgids: &[u32], tracked: Tracked) -> Result<(), TrackError> {
         for &tgid in tgids {

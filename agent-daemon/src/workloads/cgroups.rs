@@ -37,18 +37,38 @@ fn parse_populated(events: &str) -> Option<bool> {
 /// The processes (tgids) in `dir` and every cgroup below it.
 pub fn processes(dir: &Path) -> io::Result<Vec<u32>> {
     let mut tgids = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs"))?;
-        tgids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                dirs.push(entry.path());
-            }
+    for (i, dir) in tree(dir)?.into_iter().enumerate() {
+        match std::fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(procs) => tgids.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
+            // A cgroup below removed meanwhile: nothing runs there any more.
+            Err(e) if i > 0 && e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(tgids)
+}
+
+/// `dir` and every cgroup below it, parents before children.
+pub fn tree(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let mut all = vec![dir.to_path_buf()];
+    let mut next = 0;
+    while next < all.len() {
+        let entries = match std::fs::read_dir(&all[next]) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && next > 0 => {
+                next += 1;
+                continue;
+            }
+            other => other?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                all.push(entry.path());
+            }
+        }
+        next += 1;
+    }
+    Ok(all)
 }
 
 /// Remove `dir` and every cgroup below it, deepest first. The cgroups must be empty.

@@ -7,5 +7,5 @@ pub mod local;
 mod registry;
 mod tracker;
 
-pub use registry::Active;
+pub use registry::{Active, PodOwner};
 pub use tracker::{Tracker, TrackerError};

@@ -16,6 +16,17 @@ pub struct Active {
     pub cgroup: PathBuf,
     pub source: &'static str,
     pub started: DateTime<Utc>,
+    /// The pod it is, for a Kubernetes investigation.
+    pub pod: Option<PodOwner>,
+}
+
+/// A pod and its Job, as `paddock status` and the Kubernetes actions name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodOwner {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub job: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,13 +50,26 @@ impl Default for Registry {
 
 impl Registry {
     /// Reserve a slot for `id`. The cgroup may be filled in later with [`Registry::set_cgroup`].
+    #[cfg(test)]
     pub fn allocate(
         &mut self,
         id: InvestigationId,
         phase: Phase,
         source: &'static str,
     ) -> Result<Active, RegisterError> {
-        if self.slots.iter().flatten().any(|a| a.id == id) {
+        self.allocate_with(id, phase, source, None)
+    }
+
+    /// Reserve a slot for `id`; with `pod`, other runs of `id` may be running (Kubernetes
+    /// puts one investigation id on every pod of a Job, retries and parallel pods alike).
+    pub fn allocate_with(
+        &mut self,
+        id: InvestigationId,
+        phase: Phase,
+        source: &'static str,
+        pod: Option<PodOwner>,
+    ) -> Result<Active, RegisterError> {
+        if pod.is_none() && self.slots.iter().flatten().any(|a| a.id == id) {
             return Err(RegisterError::AlreadyRunning(id));
         }
         let slot = self
@@ -63,6 +87,7 @@ impl Registry {
             cgroup: PathBuf::new(),
             source,
             started: Utc::now(),
+            pod,
         };
         self.slots[slot] = Some(active.clone());
         Ok(active)
@@ -109,6 +134,22 @@ mod tests {
         // A stale release (old instance) leaves the new holder alone.
         r.release(a.slot, a.instance);
         assert_eq!(r.active().count(), 2);
+    }
+
+    #[test]
+    fn pods_may_share_an_investigation_id() {
+        let mut r = Registry::default();
+        let pod = |name: &str| PodOwner {
+            namespace: "agents".into(),
+            name: name.into(),
+            uid: name.into(),
+            job: Some("inv-a".into()),
+        };
+        let a = r.allocate_with(id("a"), Phase::Shadow, "kubernetes", Some(pod("p1"))).unwrap();
+        let b = r.allocate_with(id("a"), Phase::Shadow, "kubernetes", Some(pod("p2"))).unwrap();
+        assert_ne!(a.slot, b.slot);
+        assert_eq!(b.pod.as_ref().map(|p| p.name.as_str()), Some("p2"));
+        assert!(r.allocate(id("a"), Phase::Shadow, "local").is_err(), "a local run may not");
     }
 
     #[test]

@@ -78,10 +78,30 @@ impl Tracker {
         phase: Phase,
         source: &'static str,
     ) -> Result<Active, TrackerError> {
+        self.reserve_with(id, phase, source, None).await
+    }
+
+    /// [`Tracker::reserve`] for a pod: other pods may run the same investigation id.
+    pub async fn reserve_pod(
+        &self,
+        id: InvestigationId,
+        phase: Phase,
+        pod: super::PodOwner,
+    ) -> Result<Active, TrackerError> {
+        self.reserve_with(id, phase, "kubernetes", Some(pod)).await
+    }
+
+    async fn reserve_with(
+        &self,
+        id: InvestigationId,
+        phase: Phase,
+        source: &'static str,
+        pod: Option<super::PodOwner>,
+    ) -> Result<Active, TrackerError> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         let active = loop {
             let released = self.released.notified();
-            let allocated = self.registry().allocate(id.clone(), phase, source);
+            let allocated = self.registry().allocate_with(id.clone(), phase, source, pod.clone());
             match allocated {
                 Err(RegisterError::AlreadyRunning(_)) if self.ending(&id) => {
                     if tokio::time::timeout_at(deadline, released).await.is_err() {
@@ -110,14 +130,21 @@ impl Tracker {
         cgroup.is_some_and(|dir| !cgroups::populated(&dir).unwrap_or(true))
     }
 
-    /// Track the cgroup `dir` (existing) and everything made below it, for `active`.
-    pub async fn track(&self, active: &mut Active, dir: &Path) -> Result<(), TrackerError> {
+    fn tracked(active: &Active) -> Tracked {
+        Tracked {
+            slot: active.slot,
+            phase: active.phase.kernel_id(),
+            flags: 0,
+            instance: active.instance,
+        }
+    }
+
+    /// Tell the pipeline `active` begins, with its cgroup `dir`.
+    async fn begin(&self, active: &mut Active, dir: &Path) -> Result<String, TrackerError> {
         let path = self
             .cgroup2
             .hierarchy_path(dir)
             .ok_or_else(|| TrackerError::OutsideHierarchy(dir.display().to_string()))?;
-        let cgroup_id = cgroups::cgroup_id(dir)
-            .map_err(|source| TrackerError::Cgroup { path: dir.display().to_string(), source })?;
         active.cgroup = dir.to_path_buf();
         self.registry().set_cgroup(active.slot, dir.to_path_buf());
         let info = Investigation {
@@ -131,17 +158,59 @@ impl Tracker {
             started: active.started,
         };
         self.lifecycle.send(Lifecycle::Begin(info)).await.map_err(|_| TrackerError::Stopping)?;
-        let tracked = Tracked {
-            slot: active.slot,
-            phase: active.phase.kernel_id(),
-            flags: 0,
-            instance: active.instance,
-        };
-        self.kernel().maps.track(cgroup_id, fnv1a(path.as_bytes()), tracked)?;
+        Ok(path)
+    }
+
+    /// Track the cgroup `dir` (existing) and everything made below it, for `active`.
+    pub async fn track(&self, active: &mut Active, dir: &Path) -> Result<(), TrackerError> {
+        self.begin(active, dir).await?;
+        self.track_existing(active, dir)
+    }
+
+    /// Track `dir` for `active` whether it exists yet or not: its path is registered, so the
+    /// kernel tracks it the moment it is made (a pod's cgroup, made by the kubelet later);
+    /// if it exists, it and every cgroup and process already below it are tracked now.
+    pub async fn expect(&self, active: &mut Active, dir: &Path) -> Result<(), TrackerError> {
+        let path = self.begin(active, dir).await?;
+        self.kernel().maps.register_path(fnv1a(path.as_bytes()), Self::tracked(active))?;
+        // Made before the path was registered: the kernel did not see it; track it here.
+        self.track_present(active)
+    }
+
+    /// Track `active`'s cgroup now if it exists and is not tracked yet (a missed race with
+    /// its creation, or a pod the daemon found already running). Returns nothing when the
+    /// cgroup is not there yet.
+    pub fn track_present(&self, active: &Active) -> Result<(), TrackerError> {
+        let dir = active.cgroup.clone();
+        match cgroups::cgroup_id(&dir) {
+            Ok(_) => self.track_existing(active, &dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(TrackerError::Cgroup { path: dir.display().to_string(), source }),
+        }
+    }
+
+    /// Track the existing `dir`, every cgroup below it and every process in them.
+    fn track_existing(&self, active: &Active, dir: &Path) -> Result<(), TrackerError> {
+        let tracked = Self::tracked(active);
+        let cgroup_err = |source| TrackerError::Cgroup { path: dir.display().to_string(), source };
+        for sub in cgroups::tree(dir).map_err(cgroup_err)? {
+            let path = self
+                .cgroup2
+                .hierarchy_path(&sub)
+                .ok_or_else(|| TrackerError::OutsideHierarchy(sub.display().to_string()))?;
+            let cgroup_id = match cgroups::cgroup_id(&sub) {
+                Ok(id) => id,
+                // Removed meanwhile: nothing runs there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(TrackerError::Cgroup { path: sub.display().to_string(), source });
+                }
+            };
+            self.kernel().maps.track(cgroup_id, fnv1a(path.as_bytes()), tracked)?;
+        }
         // Processes already inside (a pod registered late, a daemon restart) are tracked as
         // processes too; those that start from now on are tracked by the kernel.
-        let running = cgroups::processes(dir)
-            .map_err(|source| TrackerError::Cgroup { path: dir.display().to_string(), source })?;
+        let running = cgroups::processes(dir).map_err(cgroup_err)?;
         self.kernel().maps.track_tasks(&running, tracked)?;
         Ok(())
     }

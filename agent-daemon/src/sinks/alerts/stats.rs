@@ -41,15 +41,15 @@ impl ReceiverStats {
         self.retries.load(Ordering::Relaxed)
     }
 
-    pub(super) fn add_delivered(&self, n: usize) {
+    pub(crate) fn add_delivered(&self, n: usize) {
         self.delivered.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    pub(super) fn add_failed(&self, n: usize) {
+    pub(crate) fn add_failed(&self, n: usize) {
         self.failed.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    pub(super) fn add_retry(&self) {
+    pub(crate) fn add_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -1,4 +1,86 @@
 //! The Kubernetes workload source: investigation Jobs' pods on this node, tracked from
 //! the moment the API shows them, and Kubernetes-side actions on verdicts.
+pub mod actions;
+pub mod client;
+pub mod config;
+pub mod directory;
+pub mod notice;
 pub mod paths;
 pub mod pods;
+pub mod ratelimit;
+mod runs;
+pub mod source;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::AtomicBool},
+};
+
+use anyhow::Context as _;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use self::{config::KubernetesConfig, directory::Directory, source::PodSource};
+use crate::{hub::Hub, sinks::alerts::ReceiverStats, workloads::Tracker};
+
+/// What the source shares with the rest of the daemon.
+pub struct Shared {
+    pub tracker: Arc<Tracker>,
+    pub hub: Arc<Hub>,
+    /// Set once the pod list has synced.
+    pub ready: Arc<AtomicBool>,
+    /// Absolute path of the folder holding `kubepods.slice` / `kubepods`.
+    pub parent: PathBuf,
+}
+
+/// The cgroup the egress programs attach to for pods: the kubepods root when it is there,
+/// else the configured parent.
+pub fn egress_root(config: &KubernetesConfig, parent: &Path) -> PathBuf {
+    let driver = config.cgroup_driver.fixed().or_else(|| paths::detect_driver(parent));
+    let root = match driver {
+        Some(paths::Driver::Systemd) => parent.join("kubepods.slice"),
+        Some(paths::Driver::Cgroupfs) => parent.join("kubepods"),
+        None => parent.to_path_buf(),
+    };
+    if root.is_dir() {
+        root
+    } else {
+        tracing::warn!(cgroup = %root.display(), "no kubepods cgroup yet: pod egress watched from the parent");
+        parent.to_path_buf()
+    }
+}
+
+/// Connect, start the actions worker and its hub sink, and the pod watch. Returns the
+/// actions' delivery counters (reported with the alert receivers').
+pub async fn start(
+    config: &KubernetesConfig,
+    shared: Shared,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) -> anyhow::Result<Arc<ReceiverStats>> {
+    let node = config
+        .node(std::env::var("NODE_NAME").ok())
+        .context("kubernetes.node_name is not set (nor NODE_NAME)")?;
+    let client = client::client(config.kubeconfig.as_ref())
+        .await
+        .context("cannot connect to the Kubernetes API")?;
+    let directory = Arc::new(Directory::default());
+    let actions = actions::start(client.clone(), node.clone(), shutdown.clone());
+    let stats = actions.stats.clone();
+    tokio::spawn(actions::sink(
+        shared.hub.add_sink("kubernetes", 4096),
+        directory.clone(),
+        actions.clone(),
+        config.delete_jobs,
+    ));
+    let runs = runs::Runs::new(
+        shared.tracker,
+        directory,
+        Some(actions),
+        shared.parent,
+        config.cgroup_driver.fixed(),
+    );
+    let source = PodSource::new(config, node.clone(), client, runs, shared.ready);
+    tracing::info!(node = %node, "Kubernetes pod source starting");
+    tasks.spawn(source.run(shutdown));
+    Ok(stats)
+}

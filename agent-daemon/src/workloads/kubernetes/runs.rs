@@ -1,0 +1,267 @@
+//! The pods being tracked, one investigation run each: begun when the API first shows the
+//! pod (its cgroup path registered so the kernel tracks it as the kubelet makes it), ended
+//! once the pod is deleted or finished and no process is left in its cgroup.
+use std::{
+    collections::{HashMap, HashSet},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::{
+    actions::{Actions, Command},
+    directory::{Directory, PodRecord},
+    notice::{Notice, REASON_UNKNOWN_PHASE, Target},
+    paths::{self, Driver},
+    pods::PodView,
+};
+use crate::{
+    identity::Phase,
+    workloads::{Active, PodOwner, Tracker, cgroups},
+};
+
+/// A container cgroup still missing after this long is worth a warning.
+const MISSING_WARN_AFTER: Duration = Duration::from_secs(30);
+
+struct Run {
+    active: Active,
+    view: PodView,
+    driver: Driver,
+    /// Deleted, finished or being deleted: it ends when its cgroup is empty.
+    terminal: bool,
+    /// Its cgroup has been seen (and tracked) at least once.
+    seen: bool,
+    /// Containers whose cgroup was not there yet: since when, and whether warned.
+    missing: HashMap<String, (Instant, bool)>,
+}
+
+/// A pod waiting to be begun: no driver could be told yet, or no slot was free.
+struct Pending {
+    view: PodView,
+    phase: Phase,
+    warn_unknown: Option<String>,
+}
+
+pub struct Runs {
+    tracker: Arc<Tracker>,
+    directory: Arc<Directory>,
+    actions: Option<Actions>,
+    /// Absolute: the folder holding `kubepods.slice` / `kubepods`.
+    parent: PathBuf,
+    driver: Option<Driver>,
+    runs: HashMap<String, Run>,
+    pending: HashMap<String, Pending>,
+    /// Pods whose start failed, logged once.
+    complained: HashSet<String>,
+}
+
+impl Runs {
+    pub fn new(
+        tracker: Arc<Tracker>,
+        directory: Arc<Directory>,
+        actions: Option<Actions>,
+        parent: PathBuf,
+        driver: Option<Driver>,
+    ) -> Runs {
+        Runs {
+            tracker,
+            directory,
+            actions,
+            parent,
+            driver,
+            runs: HashMap::new(),
+            pending: HashMap::new(),
+            complained: HashSet::new(),
+        }
+    }
+
+    pub fn knows(&self, uid: &str) -> bool {
+        self.runs.contains_key(uid) || self.pending.contains_key(uid)
+    }
+
+    /// Uids of every pod tracked or waiting.
+    pub fn uids(&self) -> Vec<String> {
+        self.runs.keys().chain(self.pending.keys()).cloned().collect()
+    }
+
+    /// A newer view of a pod already known.
+    pub fn update(&mut self, view: PodView, deleting: bool) {
+        if let Some(run) = self.runs.get_mut(&view.uid) {
+            run.terminal |= view.finished || deleting;
+            run.view = view;
+        } else if view.finished || deleting {
+            self.pending.remove(&view.uid);
+        } else if let Some(pending) = self.pending.get_mut(&view.uid) {
+            pending.view = view;
+        }
+    }
+
+    /// The pod is gone from the API.
+    pub fn gone(&mut self, uid: &str) {
+        if let Some(run) = self.runs.get_mut(uid) {
+            run.terminal = true;
+        }
+        self.pending.remove(uid);
+        self.complained.remove(uid);
+    }
+
+    /// Begin tracking a pod (not finished) as `phase`.
+    pub async fn start(&mut self, view: PodView, phase: Phase, warn_unknown: Option<String>) {
+        let uid = view.uid.clone();
+        let Some(driver) = self.driver.or_else(|| paths::detect_driver(&self.parent)) else {
+            if self.complained.insert(uid.clone()) {
+                tracing::warn!(pod = %format!("{}/{}", view.namespace, view.name), parent = %self.parent.display(),
+                    "no kubepods.slice or kubepods cgroup yet: cannot tell the cgroup driver; waiting");
+            }
+            self.pending.insert(uid, Pending { view, phase, warn_unknown });
+            return;
+        };
+        let dir = self.parent.join(paths::pod_cgroup(driver, view.qos, &uid));
+        let owner = PodOwner {
+            namespace: view.namespace.clone(),
+            name: view.name.clone(),
+            uid: uid.clone(),
+            job: view.job.as_ref().map(|j| j.name.clone()),
+        };
+        let mut active = match self
+            .tracker
+            .reserve_pod(view.investigation.clone(), phase, owner)
+            .await
+        {
+            Ok(active) => active,
+            Err(e) => {
+                if self.complained.insert(uid.clone()) {
+                    tracing::warn!(pod = %format!("{}/{}", view.namespace, view.name), error = %e, "cannot track the pod yet; retrying");
+                }
+                self.pending.insert(uid, Pending { view, phase, warn_unknown });
+                return;
+            }
+        };
+        self.pending.remove(&uid);
+        self.complained.remove(&uid);
+        if let Err(e) = self.tracker.expect(&mut active, &dir).await {
+            tracing::error!(pod = %format!("{}/{}", view.namespace, view.name), cgroup = %dir.display(), error = %e, "cannot track the pod");
+            let _ = self.tracker.end(&active, chrono::Utc::now()).await;
+            return;
+        }
+        tracing::info!(
+            investigation = %active.id, phase = %phase, pod = %format!("{}/{}", view.namespace, view.name),
+            job = ?view.job.as_ref().map(|j| &j.name), cgroup = %dir.display(), exists = dir.exists(),
+            "tracking pod"
+        );
+        self.directory.begin(
+            active.id.clone(),
+            PodRecord {
+                instance: active.instance,
+                phase,
+                namespace: view.namespace.clone(),
+                name: view.name.clone(),
+                uid: uid.clone(),
+                job: view.job.clone(),
+                ended: None,
+            },
+        );
+        if let (Some(label), Some(actions)) = (warn_unknown, &self.actions) {
+            actions.submit(Command::Notice(Notice {
+                target: Target::pod(&view.namespace, &view.name, &uid),
+                reason: REASON_UNKNOWN_PHASE,
+                message: format!(
+                    "trust phase label {label:?} is none of shadow, read-only, limited-write, \
+                     autonomous: paddock records this pod (investigation {}) as phase \"unknown\", \
+                     without a baseline, verdicts or enforcement",
+                    active.id
+                ),
+            }));
+        }
+        let seen = dir.exists();
+        self.runs.insert(
+            uid,
+            Run { active, view, driver, terminal: false, seen, missing: HashMap::new() },
+        );
+    }
+
+    /// Once a second: begin waiting pods, track cgroups that appeared, end what is over.
+    pub async fn reconcile(&mut self) {
+        let waiting: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in waiting {
+            self.start(p.view, p.phase, p.warn_unknown).await;
+        }
+        let mut over = Vec::new();
+        for (uid, run) in &mut self.runs {
+            let dir = run.active.cgroup.clone();
+            if !run.seen && dir.exists() {
+                run.seen = true;
+                if let Err(e) = self.tracker.track_present(&run.active) {
+                    tracing::warn!(cgroup = %dir.display(), error = %e, "cannot track the pod's cgroup");
+                }
+            }
+            check_containers(&self.tracker, run, &dir);
+            if run.terminal && !populated(&dir) {
+                over.push(uid.clone());
+            }
+        }
+        for uid in over {
+            if let Some(run) = self.runs.remove(&uid) {
+                self.end(run).await;
+            }
+        }
+    }
+
+    async fn end(&self, run: Run) {
+        let active = &run.active;
+        if let Err(e) = self.tracker.end(active, chrono::Utc::now()).await {
+            tracing::warn!(investigation = %active.id, error = %e, "ending the pod's investigation");
+        }
+        self.directory.end(&active.id, active.instance);
+        tracing::info!(investigation = %active.id, pod = %format!("{}/{}", run.view.namespace, run.view.name), "pod investigation ended");
+    }
+
+    /// The daemon stops: end every run (their events drained).
+    pub async fn end_all(&mut self) {
+        for (_, run) in self.runs.drain().collect::<Vec<_>>() {
+            self.end(run).await;
+        }
+    }
+}
+
+fn populated(dir: &Path) -> bool {
+    match cgroups::populated(dir) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            tracing::warn!(cgroup = %dir.display(), error = %e, "cannot read cgroup.events");
+            true
+        }
+    }
+}
+
+/// Log containers the API reports whose cgroup is not (yet) there; track those that
+/// turn up late.
+fn check_containers(tracker: &Tracker, run: &mut Run, dir: &Path) {
+    if run.terminal {
+        return;
+    }
+    for c in &run.view.containers {
+        let path = dir.join(paths::container_cgroup(run.driver, c.runtime, &c.id));
+        let exists = path.exists();
+        match (run.missing.get_mut(&c.id), exists) {
+            (None, false) => {
+                tracing::info!(container = %c.name, cgroup = %path.display(), "container cgroup not there yet; will look again");
+                run.missing.insert(c.id.clone(), (Instant::now(), false));
+            }
+            (Some((since, warned)), false) if !*warned && since.elapsed() > MISSING_WARN_AFTER => {
+                *warned = true;
+                tracing::warn!(container = %c.name, cgroup = %path.display(), investigation = %run.active.id,
+                    "container cgroup still missing: wrong cgroup_driver or cgroup_parent?");
+            }
+            (Some(_), true) => {
+                run.missing.remove(&c.id);
+                tracing::info!(container = %c.name, cgroup = %path.display(), "container cgroup found");
+                if let Err(e) = tracker.track_present(&run.active) {
+                    tracing::warn!(cgroup = %dir.display(), error = %e, "cannot track the pod's cgroup");
+                }
+            }
+            _ => {}
+        }
+    }
+}

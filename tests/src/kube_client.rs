@@ -1,0 +1,201 @@
+//! A blocking client of the test API server (the admin kubeconfig `cargo xtask test` gives
+//! in `PADDOCK_TEST_KUBECONFIG`), with what the Kubernetes tests do to it: namespaces, Jobs,
+//! pods and their status (the tests play the kubelet), Events.
+use std::{path::PathBuf, time::Duration, time::Instant};
+
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{Event, Namespace, Pod},
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use serde_json::{Value, json};
+
+/// The environment `cargo xtask test` sets for these tests: (admin kubeconfig, run dir).
+pub fn test_env() -> (PathBuf, PathBuf) {
+    let get = |name: &str| {
+        std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
+            panic!(
+                "{name} is not set: the Kubernetes tests need the test API server; \
+                 run through cargo xtask test (`cargo xtask test kubernetes`)"
+            )
+        })
+    };
+    (get("PADDOCK_TEST_KUBECONFIG"), get("PADDOCK_TEST_K8S_DIR"))
+}
+
+pub struct Cluster {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    pub kubeconfig: PathBuf,
+}
+
+/// A Job the test made: its name and uid.
+#[derive(Debug, Clone)]
+pub struct JobRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl Cluster {
+    pub fn connect() -> Cluster {
+        let (kubeconfig, _) = test_env();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = rt.block_on(async {
+            let file = Kubeconfig::read_from(&kubeconfig).expect("read the test kubeconfig");
+            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
+                .await
+                .expect("the test kubeconfig");
+            Client::try_from(config).expect("a client")
+        });
+        Cluster { rt, client, kubeconfig }
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// A fresh namespace, deleted again when the returned guard drops.
+    pub fn namespace(&self, prefix: &str) -> NamespaceGuard<'_> {
+        let name = format!("{prefix}-{}-{}", std::process::id(), crate::unique());
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        self.rt.block_on(api.create(&PostParams::default(), &ns)).expect("create namespace");
+        NamespaceGuard { cluster: self, name }
+    }
+
+    /// A Job labelled like an investigation's, with `parallelism: 0` so that the Job
+    /// controller starts no pod of its own: the test makes the pod.
+    pub fn create_job(&self, ns: &str, name: &str, labels: &Value) -> JobRef {
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "parallelism": 0,
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "agent", "image": "agent:test"}]}
+                }
+            }
+        }))
+        .unwrap();
+        let job = self
+            .rt
+            .block_on(self.api::<Job>(ns).create(&PostParams::default(), &job))
+            .expect("create job");
+        JobRef { namespace: ns.into(), name: name.into(), uid: job.metadata.uid.unwrap() }
+    }
+
+    /// A pod on `node` with `labels`, owned by `job` when given; returns its uid.
+    pub fn create_pod(
+        &self,
+        ns: &str,
+        name: &str,
+        node: &str,
+        labels: &Value,
+        job: Option<&JobRef>,
+    ) -> String {
+        let owners = job.map(|j| {
+            json!([{"apiVersion": "batch/v1", "kind": "Job", "name": j.name, "uid": j.uid, "controller": true}])
+        });
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels, "ownerReferences": owners.unwrap_or(json!([]))},
+            "spec": {"nodeName": node, "restartPolicy": "Never", "containers": [{"name": "agent", "image": "agent:test"}]}
+        }))
+        .unwrap();
+        let pod = self
+            .rt
+            .block_on(self.api::<Pod>(ns).create(&PostParams::default(), &pod))
+            .expect("create pod");
+        pod.metadata.uid.unwrap()
+    }
+
+    /// What a kubelet reports once the container runs: phase Running, the container's id.
+    pub fn set_running(&self, ns: &str, pod: &str, container_id: &str) {
+        self.patch_status(ns, pod, json!({
+            "phase": "Running",
+            "qosClass": "BestEffort",
+            "containerStatuses": [{
+                "name": "agent", "image": "agent:test", "imageID": "", "ready": true, "restartCount": 0,
+                "containerID": format!("containerd://{container_id}"),
+                "state": {"running": {"startedAt": "2026-11-26T00:00:00Z"}}
+            }]
+        }));
+    }
+
+    pub fn set_phase(&self, ns: &str, pod: &str, phase: &str) {
+        self.patch_status(ns, pod, json!({"phase": phase}));
+    }
+
+    fn patch_status(&self, ns: &str, pod: &str, status: Value) {
+        self.rt
+            .block_on(self.api::<Pod>(ns).patch_status(
+                pod,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            ))
+            .expect("patch pod status");
+    }
+
+    /// Delete the pod at once (no kubelet would confirm a graceful deletion).
+    pub fn delete_pod(&self, ns: &str, pod: &str) {
+        let params = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
+        self.rt.block_on(self.api::<Pod>(ns).delete(pod, &params)).expect("delete pod");
+    }
+
+    /// The Job, or `None` once it is gone.
+    pub fn job(&self, ns: &str, name: &str) -> Option<Job> {
+        self.rt.block_on(self.api::<Job>(ns).get_opt(name)).expect("get job")
+    }
+
+    /// Every core/v1 Event of the namespace, as JSON.
+    pub fn events(&self, ns: &str) -> Vec<Value> {
+        let list = self
+            .rt
+            .block_on(self.api::<Event>(ns).list(&ListParams::default()))
+            .expect("list events");
+        list.items.into_iter().map(|e| serde_json::to_value(e).unwrap()).collect()
+    }
+
+    /// Wait until an Event of the namespace satisfies `wanted`; panics with the Events seen.
+    pub fn wait_for_event(
+        &self,
+        ns: &str,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let events = self.events(ns);
+            if let Some(e) = events.iter().find(|e| wanted(e)) {
+                return e.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such Kubernetes Event in {ns} within {within:?}; there are:\n{}",
+                crate::dump(&events)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+pub struct NamespaceGuard<'a> {
+    cluster: &'a Cluster,
+    pub name: String,
+}
+
+impl Drop for NamespaceGuard<'_> {
+    fn drop(&mut self) {
+        let api: Api<Namespace> = Api::all(self.cluster.client.clone());
+        let _ = self.cluster.rt.block_on(api.delete(&self.name, &DeleteParams::background()));
+    }
+}

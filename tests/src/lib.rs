@@ -14,6 +14,9 @@ use std::{
 
 use serde_json::Value;
 
+pub mod kube;
+pub use self::kube::{KubeEnv, kube_env};
+
 /// True when the tests can run (root); otherwise prints why they are skipped.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: no arguments.

@@ -321,3 +321,24 @@ async fn the_daemons_rbac_allows_what_it_needs_and_nothing_else() {
         .await
         .expect("delete test namespace");
 }
+
+/// The ConfigMap's `paddock.toml` is TOML and turns the Kubernetes source on with the
+/// labels the example Job carries.
+#[test]
+fn the_config_map_holds_the_daemons_settings() {
+    let docs = manifest("20-config.yaml");
+    let text = docs[0]["data"]["paddock.toml"].as_str().expect("data.paddock.toml");
+    let config: toml::Table = text.parse().unwrap_or_else(|e| panic!("paddock.toml: {e}"));
+    let k8s = config["kubernetes"].as_table().expect("[kubernetes]");
+    assert_eq!(k8s["enabled"].as_bool(), Some(true));
+    let job = &manifest("investigation-job.yaml")[0];
+    for key in ["investigation_label", "phase_label"] {
+        let label = k8s[key].as_str().expect(key);
+        assert!(job["metadata"]["labels"].get(label).is_some(), "the Job lacks label {label}");
+        assert!(
+            job["spec"]["template"]["metadata"]["labels"].get(label).is_some(),
+            "the Job's pod template lacks label {label}"
+        );
+    }
+    assert_eq!(config["http"]["listen"].as_str(), Some("0.0.0.0:9477"));
+}

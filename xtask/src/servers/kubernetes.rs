@@ -28,6 +28,13 @@ use crate::{
 pub const ETCD_PORT: u16 = 23790;
 pub const ETCD_PEER_PORT: u16 = 23800;
 pub const APISERVER_PORT: u16 = 16443;
+
+/// `base` moved by `PADDOCK_K8S_PORT_OFFSET` (default 0), for a machine where another
+/// control plane holds the usual ports; the tests read the address from the kubeconfig.
+fn port(base: u16) -> u16 {
+    let offset = std::env::var("PADDOCK_K8S_PORT_OFFSET").ok().and_then(|o| o.parse::<u16>().ok());
+    base + offset.unwrap_or(0)
+}
 pub const ADMIN_TOKEN: &str = "admin-token";
 
 /// Static tokens: token, user, uid, groups.
@@ -158,11 +165,12 @@ impl Kubernetes {
                 bail!("{} is missing: run `cargo xtask setup`", bin(b)?.display());
             }
         }
-        for port in [ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT] {
+        for port in [ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT].map(port) {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
                 bail!(
                     "port {port} on 127.0.0.1 is taken: another test control plane? \
-                     (`cargo xtask k8s stop` stops the one `cargo xtask k8s start` left)"
+                     (`cargo xtask k8s stop` stops the one `cargo xtask k8s start` left; \
+                     PADDOCK_K8S_PORT_OFFSET=N moves every port by N)"
                 );
             }
         }
@@ -222,8 +230,8 @@ impl Kubernetes {
     }
 
     fn etcd(&mut self, tied: bool) -> anyhow::Result<()> {
-        let client = format!("http://127.0.0.1:{ETCD_PORT}");
-        let peer = format!("http://127.0.0.1:{ETCD_PEER_PORT}");
+        let client = format!("http://127.0.0.1:{}", port(ETCD_PORT));
+        let peer = format!("http://127.0.0.1:{}", port(ETCD_PEER_PORT));
         self.spawn(
             "etcd",
             Command::new("etcd")
@@ -244,10 +252,10 @@ impl Kubernetes {
         self.spawn(
             "apiserver",
             Command::new(bin("kube-apiserver")?).args([
-                &format!("--etcd-servers=http://127.0.0.1:{ETCD_PORT}"),
+                &format!("--etcd-servers=http://127.0.0.1:{}", port(ETCD_PORT)),
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
-                &format!("--secure-port={APISERVER_PORT}"),
+                &format!("--secure-port={}", port(APISERVER_PORT)),
                 "--insecure-port=0",
                 "--endpoint-reconciler-type=none",
                 &format!("--tls-cert-file={}", path("apiserver.crt")),
@@ -315,7 +323,7 @@ fn get(ca: &Path, path: &str) -> bool {
             .args(["-sf", "--http1.1", "--max-time", "5", "--cacert"])
             .arg(ca)
             .args(["-H", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
-            .arg(format!("https://127.0.0.1:{APISERVER_PORT}{path}")),
+            .arg(format!("https://127.0.0.1:{}{path}", port(APISERVER_PORT))),
     )
 }
 
@@ -413,7 +421,7 @@ fn kubeconfig(dir: &Path) -> anyhow::Result<()> {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "paddock-test", "cluster": {
-            "server": format!("https://127.0.0.1:{APISERVER_PORT}"),
+            "server": format!("https://127.0.0.1:{}", port(APISERVER_PORT)),
             "certificate-authority-data": ca,
         }}],
         "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],

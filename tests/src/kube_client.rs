@@ -1,5 +1,4 @@
-//! A blocking client of the test API server (the admin kubeconfig `cargo xtask test` gives
-//! in `PADDOCK_TEST_KUBECONFIG`), with what the Kubernetes tests do to it: namespaces, Jobs,
+//! A blocking admin client of the test API server (see `kube`), with what the Kubernetes tests do to it: namespaces, Jobs,
 //! pods and their status (the tests play the kubelet), Events.
 use std::{path::PathBuf, time::Duration, time::Instant};
 
@@ -10,22 +9,8 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
-    config::{KubeConfigOptions, Kubeconfig},
 };
 use serde_json::{Value, json};
-
-/// The environment `cargo xtask test` sets for these tests: (admin kubeconfig, run dir).
-pub fn test_env() -> (PathBuf, PathBuf) {
-    let get = |name: &str| {
-        std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
-            panic!(
-                "{name} is not set: the Kubernetes tests need the test API server; \
-                 run through cargo xtask test (`cargo xtask test kubernetes`)"
-            )
-        })
-    };
-    (get("PADDOCK_TEST_KUBECONFIG"), get("PADDOCK_TEST_K8S_DIR"))
-}
 
 pub struct Cluster {
     rt: tokio::runtime::Runtime,
@@ -43,16 +28,10 @@ pub struct JobRef {
 
 impl Cluster {
     pub fn connect() -> Cluster {
-        let (kubeconfig, _) = test_env();
+        let env = crate::kube_env();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let client = rt.block_on(async {
-            let file = Kubeconfig::read_from(&kubeconfig).expect("read the test kubeconfig");
-            let config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-                .await
-                .expect("the test kubeconfig");
-            Client::try_from(config).expect("a client")
-        });
-        Cluster { rt, client, kubeconfig }
+        let client = rt.block_on(env.client(crate::kube::ADMIN_TOKEN));
+        Cluster { rt, client, kubeconfig: env.kubeconfig }
     }
 
     fn api<K>(&self, namespace: &str) -> Api<K>

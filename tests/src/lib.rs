@@ -14,10 +14,12 @@ use std::{
 
 use serde_json::Value;
 
+pub mod kube;
 pub mod kube_client;
 pub mod kubelet;
 pub mod monitoring;
 pub mod scenario;
+pub use self::kube::{KubeEnv, kube_env};
 
 /// True when the tests can run (root); otherwise prints why they are skipped.
 pub fn root_or_skip(test: &str) -> bool {

@@ -3,6 +3,8 @@
 mod bench;
 mod daemon;
 mod demo;
+mod k8s;
+mod servers;
 mod setup;
 mod test;
 mod util;
@@ -32,6 +34,12 @@ enum Command {
     },
     /// Set up, build, and show paddock watching a local investigation (needs root).
     Demo,
+    /// The tests' Kubernetes control plane, for developers: `start` leaves it running,
+    /// `env` prints what to export to use it, `stop` ends it.
+    K8s {
+        #[command(subcommand)]
+        action: k8s::Action,
+    },
     /// Benchmarks (needs root); results go to stdout, see BENCHMARKS.md.
     Bench {
         #[command(subcommand)]
@@ -45,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Build { release } => util::build(release),
         Command::Test { filter } => test::run(filter.as_deref()),
         Command::Demo => demo::run(),
+        Command::K8s { action } => k8s::run(action),
         Command::Bench { which } => bench::run(which),
     }
 }

@@ -6,13 +6,27 @@ use anyhow::Context as _;
 use crate::util::{self, output};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
-/// Debian packages the tests use (the servers come with later suites).
-const APT_PACKAGES: &[&str] = &[];
+/// Debian packages the tests use: the servers they talk to (etcd for the Kubernetes API
+/// server, Prometheus, Alertmanager), openssl for the test certificates, curl for readiness.
+const APT_PACKAGES: &[&str] =
+    &["etcd-server", "openssl", "curl", "prometheus", "prometheus-alertmanager"];
 
 pub fn run_setup_steps() -> anyhow::Result<()> {
     rust_src()?;
     bpf_linker()?;
-    apt(APT_PACKAGES)
+    apt(APT_PACKAGES)?;
+    kubectl()?;
+    crate::servers::kubernetes::build()
+}
+
+/// kubectl is for developers poking at the test control plane (`cargo xtask k8s`); nothing
+/// in the build or the tests needs it. Debian's `kubernetes-client` only when there is no
+/// kubectl at all: some machines have another package's kubectl, and the two collide.
+fn kubectl() -> anyhow::Result<()> {
+    if Command::new("kubectl").args(["version", "--client"]).output().is_ok() {
+        return Ok(());
+    }
+    apt(&["kubernetes-client"])
 }
 
 pub fn run() -> anyhow::Result<()> {

@@ -1,7 +1,16 @@
 //! `cargo xtask test`: unit tests (no root), then the integration tests in `tests/`, one at
 //! a time, as root against the real kernel. Everything is built once, in release: the
 //! binaries an operator runs, and the event volumes of some tests need their speed.
-use crate::util::{self, build, cargo, require_root, target_bin};
+//!
+//! The integration tests get a real Kubernetes control plane (`servers::kubernetes`), started
+//! before them and stopped after them, however they end (failure, panic, ^C).
+use crate::{
+    servers::{
+        SigintGuard,
+        kubernetes::{self, Kubernetes},
+    },
+    util::{self, build, cargo, require_root, target_bin},
+};
 
 pub fn run_tests(filter: Option<&str>) -> anyhow::Result<()> {
     crate::setup::run_setup_steps()?;
@@ -17,11 +26,24 @@ pub fn run_tests(filter: Option<&str>) -> anyhow::Result<()> {
     ]))?;
     require_root("the integration tests")?;
     let mut cmd = cargo();
-    cmd.args(["test", "--release", "--package", "paddock-tests", "--", "--test-threads=1"]);
-    if let Some(filter) = filter {
-        cmd.arg(filter);
+    cmd.args(["test", "--release", "--package", "paddock-tests"]);
+    match filter {
+        // the name of a file in tests/tests: that whole test target
+        Some(name) if util::root().join(format!("tests/tests/{name}.rs")).is_file() => {
+            cmd.args(["--test", name, "--", "--test-threads=1"]);
+        }
+        Some(filter) => {
+            cmd.args(["--", "--test-threads=1", filter]);
+        }
+        None => {
+            cmd.args(["--", "--test-threads=1"]);
+        }
     }
     cmd.env("PADDOCK_BIN", target_bin(true, "paddock"));
+    // Dropped in reverse order: ^C handling ends first, then the servers stop.
+    let k8s = Kubernetes::start(&kubernetes::run_dir(), true)?;
+    let _sigint = SigintGuard::install();
+    cmd.envs(k8s.test_env());
     util::run(&mut cmd)
 }
 

@@ -1,0 +1,344 @@
+//! The manifests in `deploy/` against a real kube-apiserver (`cargo xtask test` starts it):
+//! every object is accepted as written, and the daemon's RBAC allows what it needs and
+//! nothing else.
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::{
+    authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec},
+    batch::v1::Job,
+    core::v1::{Event, ObjectReference, Pod, Secret},
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchParams},
+    core::{GroupVersionKind, ObjectMeta},
+    discovery::{Scope, pinned_kind},
+};
+use paddock_tests::kube::{ADMIN_TOKEN, PADDOCK_TOKEN, kube_env, status_code};
+use serde_json::{Value, json};
+
+const MANAGER: &str = "paddock-tests";
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").join("deploy")
+}
+
+/// The YAML files of `deploy/` and `deploy/examples/`, in name order, with their documents.
+fn manifests() -> Vec<(String, Vec<Value>)> {
+    let mut files = Vec::new();
+    for dir in [deploy_dir(), deploy_dir().join("examples")] {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+            .collect();
+        paths.sort();
+        files.extend(paths);
+    }
+    assert!(!files.is_empty(), "no manifests in {}", deploy_dir().display());
+    files
+        .into_iter()
+        .map(|path| {
+            let name =
+                path.strip_prefix(deploy_dir().parent().unwrap()).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+                .unwrap_or_else(|e| panic!("{name} is not YAML: {e}"));
+            (name, docs)
+        })
+        .collect()
+}
+
+fn manifest(file: &str) -> Vec<Value> {
+    manifests()
+        .into_iter()
+        .find(|(name, _)| name.ends_with(file))
+        .unwrap_or_else(|| panic!("no {file}"))
+        .1
+}
+
+/// `kind namespace/name` of a document, for messages.
+fn describe(doc: &Value) -> String {
+    let ns = doc["metadata"]["namespace"].as_str().map(|n| format!("{n}/")).unwrap_or_default();
+    format!(
+        "{} {ns}{}",
+        doc["kind"].as_str().unwrap_or("?"),
+        doc["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+/// Server-side apply of `doc` as admin (really, or as a dry run); the object as the server
+/// has (or would have) it.
+async fn apply(client: &Client, doc: &Value, dry_run: bool) -> Result<Value, String> {
+    let object: DynamicObject = serde_json::from_value(doc.clone()).map_err(|e| e.to_string())?;
+    let types = object.types.as_ref().ok_or("no apiVersion or kind")?;
+    let gvk = GroupVersionKind::try_from(types).map_err(|e| e.to_string())?;
+    let (resource, caps) = pinned_kind(client, &gvk).await.map_err(|e| format!("{e}"))?;
+    let api: Api<DynamicObject> = match (&caps.scope, &object.metadata.namespace) {
+        (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+        (Scope::Namespaced, None) => return Err("namespaced, but no metadata.namespace".into()),
+    };
+    let name = object.metadata.name.as_deref().ok_or("no metadata.name")?;
+    let mut params = PatchParams::apply(MANAGER).force();
+    params.dry_run = dry_run;
+    let applied = api.patch(name, &params, &Patch::Apply(doc)).await.map_err(|e| e.to_string())?;
+    serde_json::to_value(applied).map_err(|e| e.to_string())
+}
+
+/// Paths of `sent` that are missing from `kept`: fields the server did not know (it drops
+/// them silently: 1.20 has no server-side field validation) or has switched off.
+fn dropped(sent: &Value, kept: &Value, path: &str, out: &mut Vec<String>) {
+    match (sent, kept) {
+        (Value::Object(sent), Value::Object(kept)) => {
+            for (key, value) in sent {
+                let here = format!("{path}.{key}");
+                match kept.get(key) {
+                    Some(k) => dropped(value, k, &here, out),
+                    None => out.push(here),
+                }
+            }
+        }
+        (Value::Array(sent), Value::Array(kept)) => {
+            for (i, value) in sent.iter().enumerate() {
+                match kept.get(i) {
+                    Some(k) => dropped(value, k, &format!("{path}[{i}]"), out),
+                    None => out.push(format!("{path}[{i}]")),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every document of every manifest goes through the apiserver's decoding, defaulting,
+/// validation and admission (a server-side dry run), and comes back with every field it was
+/// sent: a misspelt or unknown field fails as surely as an invalid value.
+#[tokio::test]
+async fn every_manifest_is_accepted_by_the_apiserver() {
+    let admin = kube_env().client(ADMIN_TOKEN).await;
+    let manifests = manifests();
+    // Namespaced objects can only be tried in a namespace that exists: make the manifests'
+    // own namespaces first, for real.
+    for (file, docs) in &manifests {
+        for doc in docs.iter().filter(|d| d["kind"] == "Namespace") {
+            apply(&admin, doc, false)
+                .await
+                .unwrap_or_else(|e| panic!("{file}: {}: {e}", describe(doc)));
+        }
+    }
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for (file, docs) in &manifests {
+        assert!(!docs.is_empty(), "{file} holds no document");
+        for doc in docs {
+            count += 1;
+            match apply(&admin, doc, true).await {
+                Err(e) => failures.push(format!("{file}: {}: rejected: {e}", describe(doc))),
+                Ok(kept) => {
+                    let mut missing = Vec::new();
+                    dropped(doc, &kept, "", &mut missing);
+                    if !missing.is_empty() {
+                        failures.push(format!(
+                            "{file}: {}: the server dropped {} (unknown or disabled fields)",
+                            describe(doc),
+                            missing.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "manifests the apiserver refuses:\n{}", failures.join("\n"));
+    eprintln!("{count} objects in {} files accepted", manifests.len());
+}
+
+/// Whether the caller of `client` may `verb` `resource` (`group`) in `namespace`.
+async fn may(
+    client: &Client,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    let review = SelfSubjectAccessReview {
+        metadata: ObjectMeta::default(),
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                namespace: namespace.map(Into::into),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        status: None,
+    };
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SelfSubjectAccessReview");
+    answer.status.is_some_and(|s| s.allowed)
+}
+
+fn expect_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
+    match result {
+        Err(e) if status_code(&e) == Some(403) => {}
+        other => panic!("{what}: expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_daemons_rbac_allows_what_it_needs_and_nothing_else() {
+    let env = kube_env();
+    let admin = env.client(ADMIN_TOKEN).await;
+    let paddock = env.client(PADDOCK_TOKEN).await;
+    for file in ["00-namespace.yaml", "10-rbac.yaml"] {
+        for doc in manifest(file) {
+            apply(&admin, &doc, false)
+                .await
+                .unwrap_or_else(|e| panic!("{file}: {}: {e}", describe(&doc)));
+        }
+    }
+    // A namespace of its own, with a Job, a Pod and a Secret made by the admin.
+    let ns = format!("rbac-test-{}", std::process::id());
+    for doc in [
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": ns},
+               "stringData": {"k": "v"}}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
+               "spec": {"containers": [{"name": "c", "image": "example.com/c:1"}]}}),
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": ns},
+               "spec": {"template": {"spec": {"restartPolicy": "Never",
+                   "containers": [{"name": "c", "image": "example.com/c:1"}]}}}}),
+    ] {
+        apply(&admin, &doc, false).await.unwrap_or_else(|e| panic!("{}: {e}", describe(&doc)));
+    }
+
+    // The binding reaches the authorizer through its informer: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !may(&paddock, "watch", "", "pods", None).await {
+        assert!(Instant::now() < deadline, "the paddock ClusterRoleBinding never took effect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Allowed, by real calls: the node-local pod watch in every namespace, deleting a Job,
+    // recording an Event.
+    let pods: Api<Pod> = Api::all(paddock.clone());
+    pods.list(&ListParams::default().fields("spec.nodeName=node-a")).await.expect("list pods");
+    let listed = pods.list(&ListParams::default()).await.expect("list pods");
+    assert!(listed.items.iter().any(|p| p.metadata.namespace.as_deref() == Some(&ns)));
+    let watch =
+        pods.watch(&WatchParams::default().fields("spec.nodeName=node-a").timeout(1), "0").await;
+    assert!(watch.is_ok(), "watch pods: {:?}", watch.err());
+    let job = Api::<Job>::namespaced(paddock.clone(), &ns).get("j").await.expect("get job");
+    Api::<Job>::all(paddock.clone()).list(&ListParams::default()).await.expect("list jobs");
+    let event = Event {
+        metadata: ObjectMeta { generate_name: Some("paddock-".into()), ..Default::default() },
+        involved_object: ObjectReference {
+            api_version: Some("batch/v1".into()),
+            kind: Some("Job".into()),
+            name: job.metadata.name.clone(),
+            namespace: Some(ns.clone()),
+            uid: job.metadata.uid.clone(),
+            ..Default::default()
+        },
+        reason: Some("PaddockKilled".into()),
+        message: Some("test".into()),
+        type_: Some("Warning".into()),
+        ..Default::default()
+    };
+    Api::<Event>::namespaced(paddock.clone(), &ns)
+        .create(&PostParams::default(), &event)
+        .await
+        .expect("create event");
+    Api::<Job>::namespaced(paddock.clone(), &ns)
+        .delete("j", &DeleteParams::background())
+        .await
+        .expect("delete job");
+
+    // Forbidden, by real calls.
+    expect_forbidden(
+        "delete a pod",
+        Api::<Pod>::namespaced(paddock.clone(), &ns).delete("p", &DeleteParams::default()).await,
+    );
+    expect_forbidden(
+        "read a secret",
+        Api::<Secret>::namespaced(paddock.clone(), &ns).get("s").await,
+    );
+    expect_forbidden(
+        "list secrets",
+        Api::<Secret>::all(paddock.clone()).list(&ListParams::default()).await,
+    );
+    let new_job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "j2"},
+        "spec": {"template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "c", "image": "example.com/c:1"}]}}}
+    }))
+    .expect("job");
+    expect_forbidden(
+        "create a job",
+        Api::<Job>::namespaced(paddock.clone(), &ns).create(&PostParams::default(), &new_job).await,
+    );
+
+    // Everything else, asked of the authorizer: exactly the ClusterRole's verbs.
+    let mut wrong = Vec::new();
+    let table: &[(&str, &str, &[&str])] = &[
+        ("", "pods", &["get", "list", "watch"]),
+        ("batch", "jobs", &["get", "list", "delete"]),
+        ("", "events", &["create", "patch"]),
+        ("", "pods/exec", &[]),
+        ("", "pods/status", &[]),
+        ("", "secrets", &[]),
+        ("", "configmaps", &[]),
+        ("", "nodes", &[]),
+        ("", "serviceaccounts/token", &[]),
+        ("apps", "daemonsets", &[]),
+        ("events.k8s.io", "events", &[]),
+        ("rbac.authorization.k8s.io", "clusterroles", &[]),
+    ];
+    let verbs = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
+    for (group, resource, allowed) in table {
+        for verb in verbs {
+            let expected = allowed.contains(&verb);
+            if may(&paddock, verb, group, resource, Some(&ns)).await != expected {
+                wrong.push(format!("{verb} {group}/{resource}: expected allowed={expected}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "paddock's permissions differ from deploy/10-rbac.yaml's intent:\n{}",
+        wrong.join("\n")
+    );
+
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(admin)
+        .delete(&ns, &DeleteParams::background())
+        .await
+        .expect("delete test namespace");
+}
+
+/// The ConfigMap's `paddock.toml` is TOML and turns the Kubernetes source on with the
+/// labels the example Job carries.
+#[test]
+fn the_config_map_holds_the_daemons_settings() {
+    let docs = manifest("20-config.yaml");
+    let text = docs[0]["data"]["paddock.toml"].as_str().expect("data.paddock.toml");
+    let config: toml::Table = text.parse().unwrap_or_else(|e| panic!("paddock.toml: {e}"));
+    let k8s = config["kubernetes"].as_table().expect("[kubernetes]");
+    assert_eq!(k8s["enabled"].as_bool(), Some(true));
+    let job = &manifest("investigation-job.yaml")[0];
+    for key in ["investigation_label", "phase_label"] {
+        let label = k8s[key].as_str().expect(key);
+        assert!(job["metadata"]["labels"].get(label).is_some(), "the Job lacks label {label}");
+        assert!(
+            job["spec"]["template"]["metadata"]["labels"].get(label).is_some(),
+            "the Job's pod template lacks label {label}"
+        );
+    }
+    assert_eq!(config["http"]["listen"].as_str(), Some("0.0.0.0:9477"));
+}

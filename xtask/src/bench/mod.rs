@@ -2,6 +2,7 @@
 //! same machine in the same run, and prints ratios.
 mod enforce;
 mod overhead;
+mod pipeline;
 
 use clap::Subcommand;
 
@@ -23,6 +24,16 @@ pub enum Which {
         #[arg(long, default_value_t = 150)]
         runs: usize,
     },
+    /// Data-path throughput on one CPU (decode, judge, sinks, audit store) at increasing
+    /// rates, peak RSS, and audit page queries on a million events.
+    Pipeline {
+        /// Seconds per rate.
+        #[arg(long, default_value_t = 4)]
+        seconds: u64,
+        /// Events of the investigation the audit queries run on.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -32,6 +43,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Overhead { calls, rounds } => overhead::run(calls, rounds),
         Which::Enforce { runs } => enforce::run(runs),
+        Which::Pipeline { seconds, events } => pipeline::run(seconds, events),
     }
 }
 

@@ -138,6 +138,24 @@ fn check_not_newer(path: &Path, found: i64) -> Result<(), AuditError> {
     Ok(())
 }
 
+/// Runs a previous daemon left open (it was killed, or the machine went down) can no longer
+/// end: close them as `interrupted`, at their last stored event. Only the writer calls this,
+/// when it opens the store, before any run of its own exists.
+fn close_interrupted(conn: &Connection) -> rusqlite::Result<usize> {
+    let closed = conn.execute(
+        "UPDATE investigations SET outcome = 'interrupted', \
+             reason = 'the daemon stopped before the run ended', \
+             ended_ns = COALESCE((SELECT MAX(time_ns) FROM events \
+                                  WHERE events.run = investigations.run), started_ns) \
+         WHERE ended_ns IS NULL",
+        [],
+    )?;
+    if closed > 0 {
+        tracing::warn!(runs = closed, "audit store: closed runs a previous daemon left open");
+    }
+    Ok(closed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,22 +224,4 @@ mod tests {
         assert!(err.starts_with("audit.batch_max_events = 0"), "{err}");
         assert!(!path.exists());
     }
-}
-
-/// Runs a previous daemon left open (it was killed, or the machine went down) can no longer
-/// end: close them as `interrupted`, at their last stored event. Only the writer calls this,
-/// when it opens the store, before any run of its own exists.
-fn close_interrupted(conn: &Connection) -> rusqlite::Result<usize> {
-    let closed = conn.execute(
-        "UPDATE investigations SET outcome = 'interrupted', \
-             reason = 'the daemon stopped before the run ended', \
-             ended_ns = COALESCE((SELECT MAX(time_ns) FROM events \
-                                  WHERE events.run = investigations.run), started_ns) \
-         WHERE ended_ns IS NULL",
-        [],
-    )?;
-    if closed > 0 {
-        tracing::warn!(runs = closed, "audit store: closed runs a previous daemon left open");
-    }
-    Ok(closed)
 }

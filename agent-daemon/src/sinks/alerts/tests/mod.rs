@@ -88,6 +88,14 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+impl Drop for Running {
+    /// A test that ends early leaves no router behind.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.task.abort();
+    }
+}
+
 pub fn run(router: AlertRouter) -> Running {
     let (events, rx) = mpsc::channel(64);
     let stats = router.stats();

@@ -345,8 +345,8 @@ mod kubernetes {
         let cluster = Cluster::connect();
         // The same cluster settings, but a server that never answers.
         let text = std::fs::read_to_string(&cluster.kubeconfig).unwrap();
-        let server =
-            text.lines().find_map(|l| l.trim().strip_prefix("server: ")).unwrap().to_owned();
+        let server = paddock_tests::kube_env().server;
+        assert!(text.contains(&server), "{server} not in {text}");
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(&kubeconfig, text.replace(&server, "https://127.0.0.1:1")).unwrap();

@@ -142,9 +142,9 @@ pub fn main(args: AuditArgs, socket: &Path) -> anyhow::Result<i32> {
                         println!(
                             "{:>6} {:<32} {:<13} {:<8} {:<24} {:>8}  {}",
                             r.run,
-                            r.id,
-                            r.phase,
-                            r.outcome,
+                            r.id.as_str(),
+                            r.phase.as_str(),
+                            r.outcome.as_str(),
                             time(r.started),
                             r.events,
                             r.reason.as_deref().unwrap_or("")

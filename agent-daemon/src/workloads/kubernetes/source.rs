@@ -311,4 +311,19 @@ mod tests {
         };
         assert!(reason.contains("agents/p"), "{reason}");
     }
+
+    #[test]
+    fn refusals_are_told_apart_from_other_failures() {
+        let status = |code| {
+            kube::core::Status::failure("pods is forbidden: User \"u\" cannot list", "Forbidden")
+                .with_code(code)
+                .boxed()
+        };
+        let listed = watcher::Error::InitialListFailed(kube::Error::Api(status(403)));
+        assert_eq!(refusal(&listed), Some((403, "pods is forbidden: User \"u\" cannot list")));
+        let watched = watcher::Error::WatchError(status(401));
+        assert_eq!(refusal(&watched).map(|r| r.0), Some(401));
+        assert_eq!(refusal(&watcher::Error::WatchError(status(410))), None);
+        assert_eq!(refusal(&watcher::Error::NoResourceVersion), None);
+    }
 }

@@ -315,8 +315,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let tracker = Arc::new(Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2));
     // Not ready until the workload sources have synced (the pod list, when enabled).
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(!config.kubernetes.enabled));
+    let mut kube_stats = None;
     if config.kubernetes.enabled {
-        let stats = kubernetes::start(
+        let started = kubernetes::start(
             &config.kubernetes,
             kubernetes::Shared {
                 tracker: tracker.clone(),
@@ -328,7 +329,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tasks.clone(),
         )
         .await?;
-        alert_stats.push(stats);
+        alert_stats.push(started.deliveries);
+        kube_stats = Some(started.stats);
     }
     let state = Arc::new(State {
         tracker,
@@ -363,6 +365,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         phases: Some(summaries),
         alerts: alert_stats,
         audit: audit_stats,
+        kubernetes: kube_stats,
     });
     let http_state = Arc::new(http::HttpState {
         registry: metrics::registry(&event_metrics, collector),

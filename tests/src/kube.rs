@@ -10,6 +10,9 @@ pub const ADMIN_TOKEN: &str = "admin-token";
 /// with the groups a ServiceAccount has.
 pub const PADDOCK_TOKEN: &str = "paddock-token";
 pub const PADDOCK_USER: &str = "system:serviceaccount:paddock-system:paddock";
+/// A static token of [`NOBODY_USER`], a ServiceAccount that nothing binds.
+pub const NOBODY_TOKEN: &str = "nobody-token";
+pub const NOBODY_USER: &str = "system:serviceaccount:paddock-system:nobody";
 
 /// Where the test control plane is.
 #[derive(Debug, Clone)]
@@ -76,4 +79,45 @@ pub fn status_code(error: &kube::Error) -> Option<u16> {
         kube::Error::Api(status) => Some(status.code),
         _ => None,
     }
+}
+
+/// The field manager of the tests' server-side applies.
+const MANAGER: &str = "paddock-tests";
+
+/// The documents of `deploy/<file>`.
+pub fn deploy_manifest(file: &str) -> Vec<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_saphyr::from_multiple(&text)
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+}
+
+/// Server-side apply of `doc` (really, or as a dry run), forcing conflicts: idempotent.
+/// The object as the server has (or would have) it.
+pub async fn apply(
+    client: &kube::Client,
+    doc: &serde_json::Value,
+    dry_run: bool,
+) -> Result<serde_json::Value, String> {
+    use kube::{
+        Api,
+        api::{DynamicObject, Patch, PatchParams},
+        core::GroupVersionKind,
+        discovery::{Scope, pinned_kind},
+    };
+    let object: DynamicObject = serde_json::from_value(doc.clone()).map_err(|e| e.to_string())?;
+    let types = object.types.as_ref().ok_or("no apiVersion or kind")?;
+    let gvk = GroupVersionKind::try_from(types).map_err(|e| e.to_string())?;
+    let (resource, caps) = pinned_kind(client, &gvk).await.map_err(|e| format!("{e}"))?;
+    let api: Api<DynamicObject> = match (&caps.scope, &object.metadata.namespace) {
+        (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+        (Scope::Namespaced, None) => return Err("namespaced, but no metadata.namespace".into()),
+    };
+    let name = object.metadata.name.as_deref().ok_or("no metadata.name")?;
+    let mut params = PatchParams::apply(MANAGER).force();
+    params.dry_run = dry_run;
+    let applied = api.patch(name, &params, &Patch::Apply(doc)).await.map_err(|e| e.to_string())?;
+    serde_json::to_value(applied).map_err(|e| e.to_string())
 }

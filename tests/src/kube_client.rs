@@ -178,3 +178,57 @@ impl Drop for NamespaceGuard<'_> {
         let _ = self.cluster.rt.block_on(api.delete(&self.name, &DeleteParams::background()));
     }
 }
+
+/// `deploy/`'s namespace, ServiceAccount, ClusterRole and ClusterRoleBinding, applied (an
+/// idempotent server-side apply); the ClusterRoleBinding and ClusterRole are deleted again
+/// when this drops (the namespace and ServiceAccount grant nothing and stay).
+pub struct RbacGuard<'a> {
+    cluster: &'a Cluster,
+}
+
+impl Cluster {
+    /// Apply `deploy/00-namespace.yaml` and `deploy/10-rbac.yaml` as admin, and wait until
+    /// the authorizer lets `paddock-token` list pods.
+    pub fn apply_deploy_rbac(&self) -> RbacGuard<'_> {
+        for file in ["00-namespace.yaml", "10-rbac.yaml"] {
+            for doc in crate::kube::deploy_manifest(file) {
+                self.rt
+                    .block_on(crate::kube::apply(&self.client, &doc, false))
+                    .unwrap_or_else(|e| panic!("{file}: {e}"));
+            }
+        }
+        let paddock = self.rt.block_on(crate::kube_env().client(crate::kube::PADDOCK_TOKEN));
+        let pods: Api<Pod> = Api::all(paddock);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Err(e) = self.rt.block_on(pods.list(&ListParams::default().limit(1))) {
+            assert!(
+                Instant::now() < deadline,
+                "the paddock ClusterRoleBinding never took effect: {e}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RbacGuard { cluster: self }
+    }
+
+    /// A copy of the admin kubeconfig, written in `dir`, that authenticates with `token`.
+    pub fn kubeconfig_for(&self, token: &str, dir: &std::path::Path) -> PathBuf {
+        let text = std::fs::read_to_string(&self.kubeconfig).expect("read the kubeconfig");
+        assert!(text.contains(crate::kube::ADMIN_TOKEN), "no admin token in {text}");
+        let path = dir.join(format!("kubeconfig-{token}"));
+        std::fs::write(&path, text.replace(crate::kube::ADMIN_TOKEN, token))
+            .expect("write the kubeconfig");
+        path
+    }
+}
+
+impl Drop for RbacGuard<'_> {
+    fn drop(&mut self) {
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+        let client = &self.cluster.client;
+        let params = DeleteParams::default();
+        let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+        let _ = self.cluster.rt.block_on(bindings.delete("paddock", &params));
+        let roles: Api<ClusterRole> = Api::all(client.clone());
+        let _ = self.cluster.rt.block_on(roles.delete("paddock", &params));
+    }
+}

@@ -31,16 +31,20 @@ impl World {
     }
 
     fn daemon(&self, cluster: &Cluster, extra: &str) -> Daemon {
-        let settings = Settings {
-            extra: format!(
-                "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n{extra}",
-                self.node, self.kubepods.relative, cluster.kubeconfig
-            ),
-            ..Settings::default()
-        };
-        let daemon = Daemon::start_with(settings);
+        let daemon = Daemon::start_with(self.settings(&cluster.kubeconfig, extra));
         wait_ready(&daemon);
         daemon
+    }
+
+    /// The daemon's settings for this world, connecting with `kubeconfig`.
+    fn settings(&self, kubeconfig: &std::path::Path, extra: &str) -> Settings {
+        Settings {
+            extra: format!(
+                "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n{extra}",
+                self.node, self.kubepods.relative, kubeconfig
+            ),
+            ..Settings::default()
+        }
     }
 }
 
@@ -117,6 +121,12 @@ fn teach(daemon: &Daemon, phase: &str, steps: &[&str]) {
         daemon.events_of(&id, WAIT);
     }
 }
+
+// More tests, in `kubernetes/`.
+#[path = "kubernetes/containers.rs"]
+mod containers;
+#[path = "kubernetes/rbac.rs"]
+mod rbac;
 
 /// The tests, under a module named like the file so that `cargo xtask test kubernetes` (a
 /// test-name filter) selects them.

@@ -13,14 +13,11 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client,
-    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchParams},
-    core::{GroupVersionKind, ObjectMeta},
-    discovery::{Scope, pinned_kind},
+    api::{DeleteParams, ListParams, PostParams, WatchParams},
+    core::ObjectMeta,
 };
-use paddock_tests::kube::{ADMIN_TOKEN, PADDOCK_TOKEN, kube_env, status_code};
+use paddock_tests::kube::{ADMIN_TOKEN, PADDOCK_TOKEN, apply, kube_env, status_code};
 use serde_json::{Value, json};
-
-const MANAGER: &str = "paddock-tests";
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").join("deploy")
@@ -68,25 +65,6 @@ fn describe(doc: &Value) -> String {
         doc["kind"].as_str().unwrap_or("?"),
         doc["metadata"]["name"].as_str().unwrap_or("?")
     )
-}
-
-/// Server-side apply of `doc` as admin (really, or as a dry run); the object as the server
-/// has (or would have) it.
-async fn apply(client: &Client, doc: &Value, dry_run: bool) -> Result<Value, String> {
-    let object: DynamicObject = serde_json::from_value(doc.clone()).map_err(|e| e.to_string())?;
-    let types = object.types.as_ref().ok_or("no apiVersion or kind")?;
-    let gvk = GroupVersionKind::try_from(types).map_err(|e| e.to_string())?;
-    let (resource, caps) = pinned_kind(client, &gvk).await.map_err(|e| format!("{e}"))?;
-    let api: Api<DynamicObject> = match (&caps.scope, &object.metadata.namespace) {
-        (Scope::Cluster, _) => Api::all_with(client.clone(), &resource),
-        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
-        (Scope::Namespaced, None) => return Err("namespaced, but no metadata.namespace".into()),
-    };
-    let name = object.metadata.name.as_deref().ok_or("no metadata.name")?;
-    let mut params = PatchParams::apply(MANAGER).force();
-    params.dry_run = dry_run;
-    let applied = api.patch(name, &params, &Patch::Apply(doc)).await.map_err(|e| e.to_string())?;
-    serde_json::to_value(applied).map_err(|e| e.to_string())
 }
 
 /// Paths of `sent` that are missing from `kept`: fields the server did not know (it drops

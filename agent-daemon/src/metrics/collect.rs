@@ -15,6 +15,7 @@ use crate::{
     kernel::{Kernel, reader::ReaderStats},
     pipeline::PipelineStats,
     sinks::{alerts::ReceiverStats, audit::writer::AuditStats},
+    workloads::kubernetes::KubeStats,
 };
 
 /// Where the collector reads from; anything absent is left out of the scrape.
@@ -30,6 +31,8 @@ pub struct Sources {
     pub alerts: Vec<Arc<ReceiverStats>>,
     /// The audit store writer's counters.
     pub audit: Option<Arc<AuditStats>>,
+    /// The Kubernetes source's counters, when it runs.
+    pub kubernetes: Option<Arc<KubeStats>>,
 }
 
 pub struct StatsCollector(Sources);
@@ -178,6 +181,14 @@ impl Collector for StatsCollector {
                 "audit_store_size_bytes",
                 "The audit database and its write-ahead log on disk",
                 audit.bytes.load(Ordering::Relaxed) as i64,
+            )?;
+        }
+        if let Some(kube) = &s.kubernetes {
+            gauge(
+                &mut encoder,
+                "kubernetes_missing_container_cgroups",
+                "Containers the API reports whose cgroup is not there (yet); looked for every second",
+                kube.missing_container_cgroups.load(Ordering::Relaxed) as i64,
             )?;
         }
         if let Some(phases) = &s.phases {

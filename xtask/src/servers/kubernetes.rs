@@ -7,8 +7,9 @@
 //! - `PADDOCK_TEST_KUBECONFIG`: an admin kubeconfig for https://127.0.0.1:16443, CA embedded,
 //!   token `admin-token`;
 //! - `PADDOCK_TEST_K8S_DIR`: the run directory, with `pki/ca.crt` and `tokens.csv`;
-//! - static tokens: `admin-token` (system:masters) and `paddock-token`, the daemon's
-//!   ServiceAccount `paddock-system:paddock` (for RBAC tests).
+//! - static tokens: `admin-token` (system:masters), `paddock-token`, the daemon's
+//!   ServiceAccount `paddock-system:paddock` (for RBAC tests), and `nobody-token`, a
+//!   ServiceAccount `paddock-system:nobody` that nothing binds.
 use std::{
     fs,
     os::unix::process::CommandExt as _,
@@ -41,6 +42,7 @@ pub const ADMIN_TOKEN: &str = "admin-token";
 const TOKENS: &str = "\
 admin-token,test-admin,uid-admin,system:masters
 paddock-token,system:serviceaccount:paddock-system:paddock,uid-paddock,\"system:serviceaccounts,system:serviceaccounts:paddock-system,system:authenticated\"
+nobody-token,system:serviceaccount:paddock-system:nobody,uid-nobody,\"system:serviceaccounts,system:serviceaccounts:paddock-system,system:authenticated\"
 ";
 
 /// Only what the tests need: cascading deletes, namespace cleanup, Job -> Pod, default

@@ -13,7 +13,10 @@ pub mod source;
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, atomic::AtomicBool},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64},
+    },
 };
 
 use anyhow::Context as _;
@@ -30,6 +33,21 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// Absolute path of the folder holding `kubepods.slice` / `kubepods`.
     pub parent: PathBuf,
+}
+
+/// The source's counters, read at scrape time.
+#[derive(Debug, Default)]
+pub struct KubeStats {
+    /// Containers the API reports running whose cgroup is not there (yet): looked for again
+    /// every second.
+    pub missing_container_cgroups: AtomicU64,
+}
+
+/// What a started source hands back: the actions' delivery counters (reported with the
+/// alert receivers') and the source's own.
+pub struct Started {
+    pub deliveries: Arc<ReceiverStats>,
+    pub stats: Arc<KubeStats>,
 }
 
 /// The cgroup the egress programs attach to for pods: the kubepods root when it is there,
@@ -49,14 +67,13 @@ pub fn egress_root(config: &KubernetesConfig, parent: &Path) -> PathBuf {
     }
 }
 
-/// Connect, start the actions worker and its hub sink, and the pod watch. Returns the
-/// actions' delivery counters (reported with the alert receivers').
+/// Connect, start the actions worker and its hub sink, and the pod watch.
 pub async fn start(
     config: &KubernetesConfig,
     shared: Shared,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-) -> anyhow::Result<Arc<ReceiverStats>> {
+) -> anyhow::Result<Started> {
     let node = config
         .node(std::env::var("NODE_NAME").ok())
         .context("kubernetes.node_name is not set (nor NODE_NAME)")?;
@@ -72,8 +89,10 @@ pub async fn start(
         actions.clone(),
         config.delete_jobs,
     ));
+    let kube_stats = Arc::new(KubeStats::default());
     let runs = runs::Runs::new(
         shared.tracker,
+        kube_stats.clone(),
         directory,
         Some(actions),
         shared.parent,
@@ -82,5 +101,5 @@ pub async fn start(
     let source = PodSource::new(config, node.clone(), client, runs, shared.ready);
     tracing::info!(node = %node, "Kubernetes pod source starting");
     tasks.spawn(source.run(shutdown));
-    Ok(stats)
+    Ok(Started { deliveries: stats, stats: kube_stats })
 }

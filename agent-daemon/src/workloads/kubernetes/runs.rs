@@ -4,11 +4,12 @@
 use std::{
     collections::{HashMap, HashSet},
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use super::{
+    KubeStats,
     actions::{Actions, Command},
     directory::{Directory, PodRecord},
     notice::{Notice, REASON_UNKNOWN_PHASE, Target},
@@ -44,6 +45,7 @@ struct Pending {
 
 pub struct Runs {
     tracker: Arc<Tracker>,
+    stats: Arc<KubeStats>,
     directory: Arc<Directory>,
     actions: Option<Actions>,
     /// Absolute: the folder holding `kubepods.slice` / `kubepods`.
@@ -58,6 +60,7 @@ pub struct Runs {
 impl Runs {
     pub fn new(
         tracker: Arc<Tracker>,
+        stats: Arc<KubeStats>,
         directory: Arc<Directory>,
         actions: Option<Actions>,
         parent: PathBuf,
@@ -65,6 +68,7 @@ impl Runs {
     ) -> Runs {
         Runs {
             tracker,
+            stats,
             directory,
             actions,
             parent,
@@ -205,6 +209,9 @@ impl Runs {
                 self.end(run).await;
             }
         }
+        let missing: usize =
+            self.runs.values().filter(|r| !r.terminal).map(|r| r.missing.len()).sum();
+        self.stats.missing_container_cgroups.store(missing as u64, Ordering::Relaxed);
     }
 
     async fn end(&self, run: Run) {

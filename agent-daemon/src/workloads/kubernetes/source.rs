@@ -112,7 +112,7 @@ impl PodSource {
             tokio::select! {
                 event = stream.next() => match event {
                     Some(Ok(event)) => self.on_event(event, &mut listed).await,
-                    Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed; retrying with backoff"),
+                    Some(Err(e)) => self.watch_failed(&e),
                     None => {
                         tracing::error!("pod watch ended");
                         break;
@@ -123,6 +123,26 @@ impl PodSource {
             }
         }
         self.runs.end_all().await;
+    }
+
+    /// Log a failed list or watch; a refusal (401/403) says who was refused what, and how to
+    /// fix it.
+    fn watch_failed(&self, error: &watcher::Error) {
+        match refusal(error) {
+            Some((403, message)) => tracing::error!(
+                node = %self.node,
+                "pod watch failed: the API server refuses paddock (403 Forbidden): {message}; \
+                 bind paddock's ServiceAccount to the paddock ClusterRole (deploy/10-rbac.yaml); \
+                 not ready, retrying with backoff"
+            ),
+            Some((code, message)) => tracing::error!(
+                node = %self.node,
+                "pod watch failed: the API server does not accept paddock's credentials \
+                 ({code} Unauthorized): {message}; check kubernetes.kubeconfig or the \
+                 ServiceAccount token; not ready, retrying with backoff"
+            ),
+            None => tracing::warn!(error = %error, "pod watch failed; retrying with backoff"),
+        }
     }
 
     async fn on_event(&mut self, event: watcher::Event<Pod>, listed: &mut Option<HashSet<String>>) {
@@ -186,6 +206,18 @@ impl PodSource {
             }
         }
     }
+}
+
+/// The code and message of an authentication or authorization refusal (401, 403).
+fn refusal(error: &watcher::Error) -> Option<(u16, &str)> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s,
+        watcher::Error::WatchError(s) => s,
+        _ => return None,
+    };
+    matches!(status.code, 401 | 403).then_some((status.code, status.message.as_str()))
 }
 
 #[cfg(test)]
@@ -278,5 +310,20 @@ mod tests {
             panic!()
         };
         assert!(reason.contains("agents/p"), "{reason}");
+    }
+
+    #[test]
+    fn refusals_are_told_apart_from_other_failures() {
+        let status = |code| {
+            kube::core::Status::failure("pods is forbidden: User \"u\" cannot list", "Forbidden")
+                .with_code(code)
+                .boxed()
+        };
+        let listed = watcher::Error::InitialListFailed(kube::Error::Api(status(403)));
+        assert_eq!(refusal(&listed), Some((403, "pods is forbidden: User \"u\" cannot list")));
+        let watched = watcher::Error::WatchError(status(401));
+        assert_eq!(refusal(&watched).map(|r| r.0), Some(401));
+        assert_eq!(refusal(&watcher::Error::WatchError(status(410))), None);
+        assert_eq!(refusal(&watcher::Error::NoResourceVersion), None);
     }
 }

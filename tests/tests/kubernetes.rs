@@ -236,8 +236,8 @@ mod kubernetes {
     }
 
     #[test]
-    fn the_first_exec_of_a_fresh_container_is_seen() {
-        if !root_or_skip("the_first_exec_of_a_fresh_container_is_seen") {
+    fn first_execs_are_seen_at_three_start_timings() {
+        if !root_or_skip("first_execs_are_seen_at_three_start_timings") {
             return;
         }
         const N: usize = 20;

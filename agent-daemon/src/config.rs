@@ -235,6 +235,31 @@ mod tests {
         Config::parse(text, Path::new("/etc/paddock/test.toml"))
     }
 
+    /// The configuration `deploy/20-config.yaml` ships in its ConfigMap loads as it is.
+    #[test]
+    fn the_deployed_configuration_is_valid() {
+        let yaml = include_str!("../../deploy/20-config.yaml");
+        let (_, rest) = yaml.split_once("paddock.toml: |\n").expect("a paddock.toml key");
+        let toml: String = rest
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with("    "))
+            .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+            .collect();
+        // The DaemonSet sets NODE_NAME from a fieldRef; where it is not set, name a node.
+        let config = Config::parse(&toml, Path::new("deploy/20-config.yaml"));
+        let config = match config {
+            Err(ConfigError::Kubernetes { .. }) if std::env::var_os("NODE_NAME").is_none() => {
+                let with_node =
+                    toml.replace("enabled = true", "enabled = true\nnode_name = \"node-a\"");
+                Config::parse(&with_node, Path::new("deploy/20-config.yaml")).unwrap()
+            }
+            other => other.unwrap(),
+        };
+        assert!(config.kubernetes.enabled);
+        assert_eq!(config.http.listen.port(), 9477);
+        assert_eq!(config.daemon.state_dir, Path::new("/var/lib/paddock"));
+    }
+
     #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(parse("").unwrap(), Config::default());

@@ -3,7 +3,6 @@
 //! kubernetes` starts it); the tests play the kubelet: they make the Job and its pod, set
 //! the pod's status, make its cgroups and start its processes inside them. Needs root.
 use std::{
-    io::{Read as _, Write as _},
     process::{Child, Command},
     time::{Duration, Instant},
 };
@@ -52,21 +51,69 @@ fn labels(id: &str, phase: &str) -> Value {
     json!({"investigation-id": id, "trust-phase": phase})
 }
 
-/// `GET path` on the daemon's HTTP server: (status code, body).
-fn http_get(daemon: &Daemon, path: &str) -> (u16, String) {
-    let address = daemon.status()["http"].as_str().unwrap().to_owned();
-    let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let code = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (code, text)
+/// The status code of `GET path` on the daemon's HTTP server.
+fn http_status(daemon: &Daemon, path: &str) -> u16 {
+    daemon.http_get(path, None).0
+}
+
+/// `/readyz` says 503 for `seconds`, while `/healthz` says 200: alive, not ready.
+fn stays_unready(daemon: &Daemon, seconds: u64) {
+    assert_eq!(http_status(daemon, "/healthz"), 200);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        assert_eq!(http_status(daemon, "/readyz"), 503, "ready without a pod list");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The line of the alert counter `name` for the Kubernetes receiver, from `/metrics`.
+fn kubernetes_deliveries(daemon: &Daemon, name: &str) -> String {
+    let metrics = daemon.metrics();
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("receiver=\"kubernetes\""))
+        .unwrap_or_else(|| panic!("no {name} for kubernetes:\n{metrics}"))
+        .to_owned()
+}
+
+/// A Job and pod `id` in `phase` (in flag mode) whose container execs `/bin/false`, outside
+/// the baseline: the pod lives on, and the `PaddockDeviation` Event on its Job is returned.
+fn flagged_pod(
+    cluster: &Cluster,
+    world: &World,
+    ns: &str,
+    id: &str,
+    phase: &str,
+    daemon: &Daemon,
+) -> (paddock_tests::kube_client::JobRef, Value) {
+    let follower = daemon.follow(Some(id));
+    let (job, _uid, dir) = job_and_pod(cluster, world, ns, id, &labels(id, phase));
+    follower.wait_for(WAIT, |e| e["kind"] == "started");
+    let mut actor = actor_in(&dir, &["exec:/bin/true", "exec:/bin/false", "sleep:100"]);
+    assert!(wait_exit(&mut actor, WAIT).success(), "flag mode kills nothing");
+    follower.wait_for(WAIT, |e| e["kind"] == "verdict" && e["subject"] == "/bin/false");
+    let event = cluster.wait_for_event(ns, WAIT, |e| {
+        e["reason"] == "PaddockDeviation"
+            && e["message"].as_str().is_some_and(|m| m.contains("/bin/false"))
+    });
+    assert_eq!(event["involvedObject"]["uid"], job.uid.as_str());
+    assert!(cluster.job(ns, id).is_some(), "flag mode deletes nothing");
+    (job, event)
+}
+
+/// Wait until Job `name` is gone or being deleted.
+fn wait_job_deleted(cluster: &Cluster, ns: &str, name: &str, daemon: &Daemon) {
+    let deadline = Instant::now() + WAIT;
+    while cluster.job(ns, name).is_some_and(|j| j.metadata.deletion_timestamp.is_none()) {
+        assert!(Instant::now() < deadline, "Job not deleted:\n{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `/readyz` answers 200 once the pod list has synced.
 fn wait_ready(daemon: &Daemon) {
     let deadline = Instant::now() + WAIT;
-    while http_get(daemon, "/readyz").0 != 200 {
+    while http_status(daemon, "/readyz") != 200 {
         assert!(Instant::now() < deadline, "not ready within {WAIT:?}:\n{}", daemon.log());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -182,83 +229,6 @@ mod kubernetes {
         );
         assert_eq!(of_kind(&events, "ended", |_| true)[0]["outcome"], "ok");
         assert!(tracked_pods(&daemon).is_empty(), "slot freed");
-    }
-
-    /// How soon after the pod shows in the API the test's "kubelet" makes the container's
-    /// cgroup and starts its process.
-    #[derive(Clone, Copy, Debug)]
-    enum Start {
-        /// Once the daemon has begun the pod's investigation (what paddock promises).
-        AfterTheWatch,
-        /// 100 ms after the pod is created (a fast kubelet; a real one also pulls and
-        /// starts a sandbox first).
-        After100Ms,
-        /// At once (faster than any kubelet: a race with the watch).
-        AtOnce,
-    }
-
-    /// For `n` fresh containers started `how`: in how many was the first exec (the
-    /// container's entry point, the actor) seen, and the one after it (`/bin/true`)?
-    fn first_execs(
-        cluster: &Cluster,
-        world: &World,
-        daemon: &Daemon,
-        how: Start,
-        n: usize,
-    ) -> (usize, usize) {
-        let ns = cluster.namespace("fresh");
-        let (mut first, mut second) = (0, 0);
-        for i in 0..n {
-            let id = format!("fresh-{}-{i}", format!("{how:?}").to_lowercase());
-            let follower = daemon.follow(Some(&id));
-            let labels = labels(&id, "shadow");
-            let job = cluster.create_job(&ns.name, &id, &labels);
-            let pod = format!("{id}-pod");
-            let uid = cluster.create_pod(&ns.name, &pod, &world.node, &labels, Some(&job));
-            match how {
-                Start::AfterTheWatch => follower.wait_for(WAIT, |e| e["kind"] == "started"),
-                Start::After100Ms => std::thread::sleep(Duration::from_millis(100)),
-                Start::AtOnce => {}
-            }
-            let dir = world.kubepods.make_container(&uid, &kubelet::container_id());
-            let mut actor = actor_in(&dir, &["exec:/bin/true"]);
-            assert!(wait_exit(&mut actor, WAIT).success());
-            cluster.delete_pod(&ns.name, &pod);
-            let _ = follower.try_wait_for(Duration::from_secs(5), |e| e["kind"] == "ended");
-            let events = follower.events();
-            let actor = actor_bin().to_str().unwrap().to_owned();
-            first +=
-                usize::from(!of_kind(&events, "exec", |e| e["path"] == actor.as_str()).is_empty());
-            second +=
-                usize::from(!of_kind(&events, "exec", |e| e["path"] == "/bin/true").is_empty());
-        }
-        (first, second)
-    }
-
-    #[test]
-    fn first_execs_are_seen_at_three_start_timings() {
-        if !root_or_skip("first_execs_are_seen_at_three_start_timings") {
-            return;
-        }
-        const N: usize = 20;
-        let cluster = Cluster::connect();
-        let world = World::new();
-        let daemon = world.daemon(&cluster, "");
-        let mut report = Vec::new();
-        for how in [Start::AfterTheWatch, Start::After100Ms, Start::AtOnce] {
-            let (first, second) = first_execs(&cluster, &world, &daemon, how, N);
-            let line = format!(
-                "containers started {how:?}: entry-point exec seen in {first} of {N}, the next exec in {second} of {N}"
-            );
-            eprintln!("{line}");
-            report.push((how, first, second, line));
-        }
-        // The promise: once the API has shown the pod to paddock, nothing of it is missed.
-        let (_, first, second, line) = &report[0];
-        assert_eq!((*first, *second), (N, N), "{line}");
-        // A fast kubelet still loses nothing: the pod cgroup is registered long before.
-        let (_, first, second, line) = &report[1];
-        assert_eq!((*first, *second), (N, N), "{line}");
     }
 
     #[test]
@@ -390,37 +360,15 @@ mod kubernetes {
         let daemon = world.daemon(&cluster, "");
         teach(&daemon, "limited-write", &["exec:/bin/true", "sleep:100"]);
         daemon.set_mode("limited-write", "flag");
-        let follower = daemon.follow(Some("inv-flag"));
-        let (job, _uid, dir) = job_and_pod(
-            &cluster,
-            &world,
-            &ns.name,
-            "inv-flag",
-            &labels("inv-flag", "limited-write"),
-        );
-        follower.wait_for(WAIT, |e| e["kind"] == "started");
-        let mut actor = actor_in(&dir, &["exec:/bin/true", "exec:/bin/false", "sleep:100"]);
-        assert!(wait_exit(&mut actor, WAIT).success(), "flag mode kills nothing");
-        follower.wait_for(WAIT, |e| e["kind"] == "verdict" && e["subject"] == "/bin/false");
-        let event = cluster.wait_for_event(&ns.name, WAIT, |e| {
-            e["reason"] == "PaddockDeviation"
-                && e["message"].as_str().is_some_and(|m| m.contains("/bin/false"))
-        });
+        let (job, event) =
+            flagged_pod(&cluster, &world, &ns.name, "inv-flag", "limited-write", &daemon);
         assert_eq!(event["type"], "Warning");
         assert_eq!(event["involvedObject"]["kind"], "Job");
         assert_eq!(event["involvedObject"]["name"], "inv-flag");
         assert_eq!(event["involvedObject"]["uid"], job.uid.as_str());
         let message = event["message"].as_str().unwrap();
         assert!(message.contains("inv-flag") && message.contains("limited-write"), "{message}");
-        assert!(cluster.job(&ns.name, "inv-flag").is_some(), "flag mode deletes nothing");
-        let (_, metrics) = http_get(&daemon, "/metrics");
-        let delivered = metrics
-            .lines()
-            .find(|l| {
-                l.starts_with("paddock_alert_deliveries_total{")
-                    && l.contains("receiver=\"kubernetes\"")
-            })
-            .unwrap_or_else(|| panic!("no Kubernetes delivery counter:\n{metrics}"));
+        let delivered = kubernetes_deliveries(&daemon, "paddock_alert_deliveries_total");
         assert!(!delivered.ends_with(" 0"), "{delivered}");
     }
 
@@ -445,12 +393,7 @@ mod kubernetes {
             ),
             ..Settings::default()
         });
-        assert_eq!(http_get(&daemon, "/healthz").0, 200);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            assert_eq!(http_get(&daemon, "/readyz").0, 503, "ready without a pod list");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        stays_unready(&daemon, 3);
         let deadline = Instant::now() + WAIT;
         while !daemon.log().contains("pod watch failed") {
             assert!(
@@ -491,17 +434,7 @@ mod kubernetes {
         );
         assert!(process_gone(companion.id()));
         follower.wait_for(WAIT, |e| e["kind"] == "verdict" && e["outcome"] == "killed");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            match cluster.job(&ns.name, "inv-kill") {
-                None => break,
-                Some(job) if job.metadata.deletion_timestamp.is_some() => break,
-                Some(_) => {
-                    assert!(Instant::now() < deadline, "Job not deleted:\n{}", daemon.log());
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        }
+        wait_job_deleted(&cluster, &ns.name, "inv-kill", &daemon);
         let event = cluster.wait_for_event(&ns.name, WAIT, |e| e["reason"] == "PaddockKill");
         assert_eq!(event["involvedObject"]["kind"], "Job");
         assert_eq!(event["involvedObject"]["name"], "inv-kill");

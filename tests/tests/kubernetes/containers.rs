@@ -28,6 +28,83 @@ fn wait_missing(daemon: &Daemon, value: i64) {
 mod kubernetes {
     use super::*;
 
+    /// How soon after the pod shows in the API the test's "kubelet" makes the container's
+    /// cgroup and starts its process.
+    #[derive(Clone, Copy, Debug)]
+    enum Start {
+        /// Once the daemon has begun the pod's investigation (what paddock promises).
+        AfterTheWatch,
+        /// 100 ms after the pod is created (a fast kubelet; a real one also pulls and
+        /// starts a sandbox first).
+        After100Ms,
+        /// At once (faster than any kubelet: a race with the watch).
+        AtOnce,
+    }
+
+    /// For `n` fresh containers started `how`: in how many was the first exec (the
+    /// container's entry point, the actor) seen, and the one after it (`/bin/true`)?
+    fn first_execs(
+        cluster: &Cluster,
+        world: &World,
+        daemon: &Daemon,
+        how: Start,
+        n: usize,
+    ) -> (usize, usize) {
+        let ns = cluster.namespace("fresh");
+        let (mut first, mut second) = (0, 0);
+        for i in 0..n {
+            let id = format!("fresh-{}-{i}", format!("{how:?}").to_lowercase());
+            let follower = daemon.follow(Some(&id));
+            let labels = labels(&id, "shadow");
+            let job = cluster.create_job(&ns.name, &id, &labels);
+            let pod = format!("{id}-pod");
+            let uid = cluster.create_pod(&ns.name, &pod, &world.node, &labels, Some(&job));
+            match how {
+                Start::AfterTheWatch => follower.wait_for(WAIT, |e| e["kind"] == "started"),
+                Start::After100Ms => std::thread::sleep(Duration::from_millis(100)),
+                Start::AtOnce => {}
+            }
+            let dir = world.kubepods.make_container(&uid, &kubelet::container_id());
+            let mut actor = actor_in(&dir, &["exec:/bin/true"]);
+            assert!(wait_exit(&mut actor, WAIT).success());
+            cluster.delete_pod(&ns.name, &pod);
+            let _ = follower.try_wait_for(Duration::from_secs(5), |e| e["kind"] == "ended");
+            let events = follower.events();
+            let actor = actor_bin().to_str().unwrap().to_owned();
+            first +=
+                usize::from(!of_kind(&events, "exec", |e| e["path"] == actor.as_str()).is_empty());
+            second +=
+                usize::from(!of_kind(&events, "exec", |e| e["path"] == "/bin/true").is_empty());
+        }
+        (first, second)
+    }
+
+    #[test]
+    fn first_execs_are_seen_at_three_start_timings() {
+        if !root_or_skip("first_execs_are_seen_at_three_start_timings") {
+            return;
+        }
+        const N: usize = 20;
+        let cluster = Cluster::connect();
+        let world = World::new();
+        let daemon = world.daemon(&cluster, "");
+        let mut report = Vec::new();
+        for how in [Start::AfterTheWatch, Start::After100Ms, Start::AtOnce] {
+            let (first, second) = first_execs(&cluster, &world, &daemon, how, N);
+            let line = format!(
+                "containers started {how:?}: entry-point exec seen in {first} of {N}, the next exec in {second} of {N}"
+            );
+            eprintln!("{line}");
+            report.push((how, first, second, line));
+        }
+        // The promise: once the API has shown the pod to paddock, nothing of it is missed.
+        let (_, first, second, line) = &report[0];
+        assert_eq!((*first, *second), (N, N), "{line}");
+        // A fast kubelet still loses nothing: the pod cgroup is registered long before.
+        let (_, first, second, line) = &report[1];
+        assert_eq!((*first, *second), (N, N), "{line}");
+    }
+
     /// The pod is in the API (and registered by the daemon) before the kubelet makes its
     /// cgroups; the container's first process execs as soon as its cgroup exists, with no
     /// pause: that exec, and the one it makes, are the pod's.

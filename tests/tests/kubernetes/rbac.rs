@@ -4,16 +4,6 @@ use paddock_tests::kube::{NOBODY_TOKEN, NOBODY_USER, PADDOCK_TOKEN};
 
 use super::*;
 
-/// The alert counter `name` of the Kubernetes receiver.
-fn kubernetes_deliveries(daemon: &Daemon, name: &str) -> String {
-    let metrics = daemon.metrics();
-    metrics
-        .lines()
-        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains("receiver=\"kubernetes\""))
-        .unwrap_or_else(|| panic!("no {name} for kubernetes:\n{metrics}"))
-        .to_owned()
-}
-
 mod kubernetes {
     use super::*;
 
@@ -36,23 +26,7 @@ mod kubernetes {
         daemon.set_mode("autonomous", "enforce");
 
         // Flag: a Warning Event on the Job, which stays.
-        let follower = daemon.follow(Some("inv-rbac-flag"));
-        let (job, _uid, dir) = job_and_pod(
-            &cluster,
-            &world,
-            &ns.name,
-            "inv-rbac-flag",
-            &labels("inv-rbac-flag", "limited-write"),
-        );
-        follower.wait_for(WAIT, |e| e["kind"] == "started");
-        let mut actor = actor_in(&dir, &["exec:/bin/true", "exec:/bin/false", "sleep:100"]);
-        assert!(wait_exit(&mut actor, WAIT).success(), "flag mode kills nothing");
-        let event = cluster.wait_for_event(&ns.name, WAIT, |e| {
-            e["reason"] == "PaddockDeviation"
-                && e["message"].as_str().is_some_and(|m| m.contains("/bin/false"))
-        });
-        assert_eq!(event["involvedObject"]["uid"], job.uid.as_str());
-        assert!(cluster.job(&ns.name, "inv-rbac-flag").is_some());
+        flagged_pod(&cluster, &world, &ns.name, "inv-rbac-flag", "limited-write", &daemon);
 
         // Enforce: the pod killed, its Job deleted, a PaddockKill Event.
         let follower = daemon.follow(Some("inv-rbac-kill"));
@@ -67,14 +41,7 @@ mod kubernetes {
         let mut stray = actor_in(&dir, &["exec:/bin/true", "exec:/bin/false", "sleep:30000"]);
         let status = wait_exit(&mut stray, WAIT);
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "{status:?}");
-        let deadline = Instant::now() + WAIT;
-        while cluster
-            .job(&ns.name, "inv-rbac-kill")
-            .is_some_and(|j| j.metadata.deletion_timestamp.is_none())
-        {
-            assert!(Instant::now() < deadline, "Job not deleted:\n{}", daemon.log());
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_job_deleted(&cluster, &ns.name, "inv-rbac-kill", &daemon);
         let event = cluster.wait_for_event(&ns.name, WAIT, |e| e["reason"] == "PaddockKill");
         assert_eq!(event["involvedObject"]["name"], "inv-rbac-kill");
         let failures = kubernetes_deliveries(&daemon, "paddock_alert_failures_total");
@@ -92,12 +59,7 @@ mod kubernetes {
         let tmp = tempfile::tempdir().unwrap();
         let kubeconfig = cluster.kubeconfig_for(NOBODY_TOKEN, tmp.path());
         let daemon = Daemon::start_with(world.settings(&kubeconfig, ""));
-        assert_eq!(http_get(&daemon, "/healthz").0, 200);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            assert_eq!(http_get(&daemon, "/readyz").0, 503, "ready without a pod list");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        stays_unready(&daemon, 3);
         let deadline = Instant::now() + WAIT;
         let refused = |log: &str| {
             log.lines().any(|l| {
@@ -114,6 +76,6 @@ mod kubernetes {
         }
         let line = daemon.log().lines().find(|l| refused(l)).unwrap().to_owned();
         eprintln!("{line}");
-        assert_eq!(http_get(&daemon, "/readyz").0, 503);
+        assert_eq!(http_status(&daemon, "/readyz"), 503);
     }
 }

@@ -114,36 +114,10 @@ async fn tree(
     Query(pairs): Pairs,
 ) -> Result<Response, ApiError> {
     let id = investigation_id(&id)?;
-    let mut run = None;
-    for (param, value) in &pairs {
-        match param.as_str() {
-            "run" => {
-                run = Some(value.parse::<i64>().ok().filter(|r| *r > 0).ok_or_else(|| {
-                    ApiError(
-                        StatusCode::BAD_REQUEST,
-                        format!("parameter run: {value:?} must be a run number (1 or more)"),
-                    )
-                })?);
-            }
-            other => {
-                return Err(ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("parameter {other}: unknown parameter; expected run"),
-                ));
-            }
-        }
-    }
-    let tree = with_store(state.audit.clone(), move |store| match run {
-        Some(run) => {
-            let tree = store.run_tree(run)?;
-            if tree.investigation != id {
-                return Err(AuditError::UnknownRun(run).into());
-            }
-            Ok(tree)
-        }
-        None => Ok(store.tree(&id)?),
-    })
-    .await?;
+    let run = params::tree_run(&pairs)?;
+    let tree =
+        with_store(state.audit.clone(), move |store| Ok(store.investigation_tree(&id, run)?))
+            .await?;
     Ok(Json(tree).into_response())
 }
 

@@ -181,14 +181,7 @@ pub fn main(args: AuditArgs, socket: &Path) -> anyhow::Result<i32> {
         }
         AuditCommand::Tree { id, run, format } => {
             let id: InvestigationId = id.parse()?;
-            let tree = match run {
-                Some(run) => {
-                    let tree = store.run_tree(run)?;
-                    anyhow::ensure!(tree.investigation == id, "run {run} is not a run of {id}");
-                    tree
-                }
-                None => store.tree(&id)?,
-            };
+            let tree = store.investigation_tree(&id, run)?;
             match format {
                 Format::Table => print!("{tree}"),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&tree)?),

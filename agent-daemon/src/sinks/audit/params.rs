@@ -63,6 +63,14 @@ fn parse_limit(given: &str) -> Result<usize, ParamError> {
     }
 }
 
+fn parse_run(given: &str) -> Result<i64, ParamError> {
+    given
+        .parse::<i64>()
+        .ok()
+        .filter(|r| *r > 0)
+        .ok_or_else(|| bad("run", format!("{given:?} must be a run number (1 or more)")))
+}
+
 fn unknown(param: &str, known: &[&str]) -> ParamError {
     bad(param, format!("unknown parameter; expected one of {}", known.join(", ")))
 }
@@ -127,12 +135,7 @@ pub fn events_request(
     for (param, value) in pairs {
         once(&mut seen, param)?;
         match param.as_str() {
-            "run" => {
-                let run = value.parse::<i64>().ok().filter(|r| *r > 0);
-                request.filter.run = Some(run.ok_or_else(|| {
-                    bad("run", format!("{value:?} must be a run number (1 or more)"))
-                })?);
-            }
+            "run" => request.filter.run = Some(parse_run(value)?),
             "kind" => {
                 let kind = check_kind(value).map_err(|e| bad("kind", e.to_string()))?;
                 request.filter.kind = Some(kind.to_owned());
@@ -153,6 +156,20 @@ pub fn events_request(
         return Err(bad("until", "must be later than since"));
     }
     Ok(request)
+}
+
+/// `GET /v1/investigations/{id}/tree` and `paddock audit tree`: run.
+pub fn tree_run(pairs: &[(String, String)]) -> Result<Option<i64>, ParamError> {
+    let mut run = None;
+    let mut seen = Vec::new();
+    for (param, value) in pairs {
+        once(&mut seen, param)?;
+        match param.as_str() {
+            "run" => run = Some(parse_run(value)?),
+            other => return Err(unknown(other, &["run"])),
+        }
+    }
+    Ok(run)
 }
 
 #[cfg(test)]
@@ -243,5 +260,13 @@ mod tests {
         assert_eq!(err(&[("run", "x")]).param, "run");
         assert_eq!(err(&[("since", "1h"), ("until", "2h")]).param, "until");
         assert_eq!(err(&[("page", "2")]).param, "page");
+    }
+
+    #[test]
+    fn the_tree_takes_a_run_and_nothing_else() {
+        assert_eq!(tree_run(&[]).unwrap(), None);
+        assert_eq!(tree_run(&pairs(&[("run", "3")])).unwrap(), Some(3));
+        assert_eq!(tree_run(&pairs(&[("run", "0")])).unwrap_err().param, "run");
+        assert_eq!(tree_run(&pairs(&[("kind", "exec")])).unwrap_err().param, "kind");
     }
 }

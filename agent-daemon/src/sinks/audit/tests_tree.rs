@@ -1,6 +1,6 @@
 //! The process tree of a run.
 use super::{
-    AuditStore, Outcome,
+    AuditError, AuditStore, Outcome,
     testutil::*,
     tree::{Exit, Killed},
 };
@@ -112,8 +112,10 @@ fn the_latest_run_by_default_and_any_run_by_number() {
     let tree = store.tree(&id("agent")).unwrap();
     assert_eq!(tree.outcome, Outcome::Running);
     assert_eq!(tree.to_string(), "77 ls [exec /bin/ls] exit 2\n78 true [exec /bin/true] running\n");
-    let first = store.run_tree(tree.run - 1).unwrap();
+    let first = store.investigation_tree(&id("agent"), Some(tree.run - 1)).unwrap();
     assert_eq!(first.processes.len(), 4);
+    let err = store.investigation_tree(&id("quiet"), Some(tree.run - 1)).unwrap_err();
+    assert!(matches!(err, AuditError::UnknownRun(_)), "a run of another investigation: {err}");
     // A run without process events.
     store.write_batch(&run("quiet", 3, 0, 2, Some("ok"))).unwrap();
     let quiet = store.tree(&id("quiet")).unwrap();

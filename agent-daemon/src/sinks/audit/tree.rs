@@ -181,9 +181,19 @@ impl AuditStore {
         }
     }
 
-    /// The process tree of one run.
-    pub fn run_tree(&self, run: i64) -> Result<ProcessTree, AuditError> {
-        self.tree_of(self.run(run)?)
+    /// The process tree of `investigation`'s run `run`, or of its latest run; a run of
+    /// another investigation is an unknown run.
+    pub fn investigation_tree(
+        &self,
+        investigation: &InvestigationId,
+        run: Option<i64>,
+    ) -> Result<ProcessTree, AuditError> {
+        let Some(run) = run else { return self.tree(investigation) };
+        let row = self.run(run)?;
+        if row.id != *investigation {
+            return Err(AuditError::UnknownRun(run));
+        }
+        self.tree_of(row)
     }
 
     fn tree_of(&self, row: InvestigationRow) -> Result<ProcessTree, AuditError> {

@@ -29,7 +29,11 @@ use crate::{
     hub::Hub,
     identity::Phase,
     judge::Judge,
-    kernel::{SlotCounters, decode::decode, reader::FromKernel},
+    kernel::{
+        SlotCounters,
+        decode::{decode, record_bytes as bytes},
+        reader::FromKernel,
+    },
     metrics::{self, EventMetrics},
     pipeline::{AdminRequest, Investigation, Lifecycle, Pipeline, PipelineStats},
     sinks::{
@@ -77,11 +81,6 @@ fn pin(cpu: usize) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn bytes<T: Copy>(value: &T) -> Vec<u8> {
-    // SAFETY: reading the bytes of a plain `#[repr(C)]` record.
-    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
 }
 
 fn fill(dst: &mut [u8], text: &str) {

@@ -157,6 +157,13 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     Ok(Record { header: header(&h), body })
 }
 
+/// The bytes of a record as the probes write it (a plain `#[repr(C)]` value): for tests,
+/// and for the synthetic records of `paddock internal bench-pipeline`.
+pub fn record_bytes<T: Copy>(value: &T) -> Vec<u8> {
+    // SAFETY: reading the bytes of a plain `#[repr(C)]` value.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec() }
+}
+
 /// Byte views of records, for tests here and in the pipeline.
 #[cfg(test)]
 pub mod fixtures {
@@ -182,12 +189,7 @@ pub mod fixtures {
         }
     }
 
-    pub fn bytes<T: Copy>(value: &T) -> Vec<u8> {
-        // SAFETY: reading the bytes of a plain `#[repr(C)]` value.
-        unsafe {
-            std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec()
-        }
-    }
+    pub use super::record_bytes as bytes;
 }
 
 #[cfg(test)]

@@ -13,10 +13,13 @@ pub mod maps {
     pub const READS: &str = "PADDOCK_READS";
     pub const EXEC_ARGS: &str = "PADDOCK_EXEC_ARGS";
     pub const OPEN_ARGS: &str = "PADDOCK_OPEN_ARGS";
+    pub const TAILS: &str = "PADDOCK_TAILS";
+    pub const RATE: &str = "PADDOCK_RATE";
+    pub const ALLOWED_PATHS: &str = "PADDOCK_ALLOWED_PATHS";
+    pub const ALLOWED_SOCKETS: &str = "PADDOCK_ALLOWED_SOCKETS";
     pub const EVENTS: &str = "PADDOCK_EVENTS";
     pub const LOST: &str = "PADDOCK_LOST";
     pub const PHASE_POLICY: &str = "PADDOCK_PHASE_POLICY";
-    pub const ALLOWED_EXECS: &str = "PADDOCK_ALLOWED_EXECS";
     pub const ALLOWED_EGRESS: &str = "PADDOCK_ALLOWED_EGRESS";
 }
 
@@ -32,6 +35,19 @@ pub mod programs {
     pub const SENDMSG4: &str = "paddock_sendmsg4";
     pub const SENDMSG6: &str = "paddock_sendmsg6";
     pub const SKB_EGRESS: &str = "paddock_skb_egress";
+    pub const SOCK_CREATE: &str = "paddock_sock_create";
+    /// Loaded by the daemon itself (aya 0.14 knows no unix attach types).
+    pub const CONNECT_UNIX: &str = "paddock_connect_unix";
+    pub const SENDMSG_UNIX: &str = "paddock_sendmsg_unix";
+    pub const OPEN_EXIT: &str = "paddock_open_exit";
+    pub const URING_SUBMIT: &str = "paddock_uring_submit";
+    /// Tail-called by `sys_enter` for path operations (`tails::TAIL_PATH_OP`).
+    pub const PATH_OP: &str = "paddock_path_op";
     /// An empty `sys_enter` program: the benchmark floor, never loaded by the daemon.
     pub const BENCH_EMPTY: &str = "paddock_bench_empty";
+}
+
+/// Slots of the `TAILS` program array.
+pub mod tails {
+    pub const TAIL_PATH_OP: u32 = 0;
 }

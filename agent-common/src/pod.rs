@@ -1,8 +1,10 @@
 //! `aya::Pod` for every type the daemon moves through maps.
 use crate::{
     config::Config,
-    policy::{EgressKey, ExecKey, PhasePolicy},
-    tracking::{EgressCounts, FastEntry, ReadKey, SlotState, SyscallCounts, TaskEntry, Tracked},
+    policy::{EgressKey, PathKey, PhasePolicy, SocketKey},
+    tracking::{
+        EgressCounts, FastEntry, RateState, ReadKey, SlotState, SyscallCounts, TaskEntry, Tracked,
+    },
 };
 
 // SAFETY: all of these are `#[repr(C)]`, `Copy`, built only of integers and arrays of
@@ -16,5 +18,7 @@ unsafe impl aya::Pod for SyscallCounts {}
 unsafe impl aya::Pod for EgressCounts {}
 unsafe impl aya::Pod for ReadKey {}
 unsafe impl aya::Pod for PhasePolicy {}
-unsafe impl aya::Pod for ExecKey {}
+unsafe impl aya::Pod for PathKey {}
+unsafe impl aya::Pod for SocketKey {}
+unsafe impl aya::Pod for RateState {}
 unsafe impl aya::Pod for EgressKey {}

@@ -1,37 +1,50 @@
 //! What the kernel enforces for a trust phase in `enforce` mode: the daemon pushes the
 //! phase's baseline here before it switches the phase's mode to enforce.
 //!
-//! - `PHASE_POLICY[phase]`: the mode, the allowed syscalls, and whether some allowed
-//!   executables are generalised patterns the kernel cannot match (then an exec it does not
-//!   find is left to the daemon rather than killed);
-//! - `ALLOWED_EXECS`: FNV-1a hashes of the exact executable paths allowed, per phase;
+//! - `PHASE_POLICY[phase]`: the mode, flags, the allowed syscall identities and io_uring
+//!   opcodes;
+//! - `ALLOWED_PATHS`: FNV-1a hashes of the generalised executables and unix-socket paths
+//!   allowed, per phase (the kernel hashes what it sees the same way: `shape`);
 //! - `ALLOWED_EGRESS`: an LPM trie of (phase, protocol, port, address prefix); a rule for
-//!   any port is stored with port 0. IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`).
-use crate::tracking::MAX_SYSCALLS;
+//!   any port is stored with port 0. IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`),
+//!   so an IPv4-mapped IPv6 destination is judged as the IPv4 one;
+//! - `ALLOWED_SOCKETS`: the socket kinds beyond TCP and UDP (raw, ICMP, packet, ...).
+use crate::tracking::SYSCALL_IDS;
 
 pub const MODE_LEARN: u32 = 0;
 pub const MODE_FLAG: u32 = 1;
 pub const MODE_ENFORCE: u32 = 2;
 
+/// `PhasePolicy::flags`: records lost or throttled, processes left untracked, or an escape
+/// from the investigation's cgroups doom the investigation in the kernel (fail closed).
+pub const FAIL_CLOSED: u32 = 1;
+
 /// Entries in `PHASE_POLICY`: the four phases.
 pub const PHASES: u32 = 4;
-pub const MAX_ALLOWED_EXECS: u32 = 16384;
+pub const MAX_ALLOWED_PATHS: u32 = 16384;
 pub const MAX_EGRESS_RULES: u32 = 8192;
+pub const MAX_ALLOWED_SOCKETS: u32 = 1024;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PhasePolicy {
     pub mode: u32,
-    /// Non-zero: an exec missing from `ALLOWED_EXECS` may still match a pattern.
-    pub exec_patterns: u32,
-    pub allowed_syscalls: [u64; (MAX_SYSCALLS / 64) as usize],
+    pub flags: u32,
+    pub allowed_syscalls: [u64; (SYSCALL_IDS / 64) as usize],
+    /// One bit per io_uring opcode.
+    pub allowed_uring: u64,
 }
+
+/// `PathKey::kind`
+pub const PATH_EXEC: u32 = 0;
+pub const PATH_UNIX: u32 = 1;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ExecKey {
-    pub phase: u32,
-    pub _pad: u32,
+pub struct PathKey {
+    pub phase: u16,
+    pub _pad: u16,
+    pub kind: u32,
     pub path_hash: u64,
 }
 
@@ -55,4 +68,57 @@ pub const IPV4_MAPPED_BITS: u32 = 96;
 #[inline(always)]
 pub const fn ipv4_mapped(v4: [u8; 4]) -> [u8; 16] {
     [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3]]
+}
+
+/// A socket kind: family, type (without flags) and protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketKey {
+    pub phase: u16,
+    pub family: u16,
+    pub sock_type: u16,
+    pub protocol: u16,
+}
+
+/// Protocol numbers both sides name the same way.
+pub const IPPROTO_ICMP: u32 = 1;
+pub const IPPROTO_TCP: u32 = 6;
+pub const IPPROTO_UDP: u32 = 17;
+pub const IPPROTO_ICMPV6: u32 = 58;
+/// Multipath TCP: judged as TCP (its subflows are TCP connections).
+pub const IPPROTO_MPTCP: u32 = 262;
+pub const AF_UNIX: u32 = 1;
+pub const AF_INET: u32 = 2;
+pub const AF_INET6: u32 = 10;
+pub const AF_PACKET: u32 = 17;
+pub const SOCK_STREAM: u32 = 1;
+pub const SOCK_DGRAM: u32 = 2;
+pub const SOCK_RAW: u32 = 3;
+
+/// The protocol a connect or send is judged by: the socket's, or its type's default when
+/// the socket says 0, with MPTCP as TCP.
+#[inline(always)]
+pub const fn egress_protocol(protocol: u32, sock_type: u32) -> u8 {
+    match (protocol, sock_type) {
+        (0, SOCK_STREAM) | (IPPROTO_MPTCP, _) => IPPROTO_TCP as u8,
+        (0, SOCK_DGRAM) => IPPROTO_UDP as u8,
+        (p, _) if p < 256 => p as u8,
+        // No other protocol above 255 exists; judged as nothing a rule can name.
+        _ => 255,
+    }
+}
+
+/// Whether a socket of this kind is judged by the kind itself (`ALLOWED_SOCKETS`) rather
+/// than only by where it connects: anything but plain TCP, MPTCP and UDP over IP, and any
+/// family other than IP and unix.
+#[inline(always)]
+pub const fn socket_kind_judged(family: u32, sock_type: u32, protocol: u32) -> bool {
+    match family {
+        AF_INET | AF_INET6 => !matches!(
+            (sock_type, protocol),
+            (SOCK_STREAM, 0 | IPPROTO_TCP | IPPROTO_MPTCP) | (SOCK_DGRAM, 0 | IPPROTO_UDP)
+        ),
+        AF_UNIX => false,
+        _ => true,
+    }
 }

@@ -141,7 +141,9 @@ fn templates(slot: u16, instance: u32) -> Vec<Arc<Vec<u8>>> {
                     let r = OpenRecord {
                         header: header(KIND_OPEN, pid),
                         flags: libc::O_RDONLY as u32,
-                        dirfd: libc::AT_FDCWD,
+                        fmode: 1,
+                        via: 0,
+                        status: 0,
                         path,
                     };
                     bytes(&r)

@@ -21,6 +21,46 @@ pub struct Config {
     pub audit: crate::sinks::audit::AuditConfig,
     /// Pods of this node as investigations (`[kubernetes]`).
     pub kubernetes: crate::workloads::kubernetes::config::KubernetesConfig,
+    /// What one investigation may take of the node's kernel state.
+    pub limits: LimitsConfig,
+    pub enforcement: EnforcementConfig,
+}
+
+/// Per-investigation bounds, so that one investigation cannot blind paddock to the others
+/// or leave their processes untracked. What is refused is counted against the
+/// investigation (and, in `enforce`, kills it unless `enforcement.fail_closed` is off).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Records that decide nothing (opens, connects, forks, execs...) one investigation may
+    /// write to the ring buffer per second (spread over the CPUs); the rest are throttled.
+    /// Kills and refusals are always written. 0: no limit.
+    pub records_per_second: u32,
+    /// Processes the kernel tracks for one investigation at once.
+    pub processes: u32,
+    /// Cgroups one investigation may make and have tracked.
+    pub cgroups: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { records_per_second: 50_000, processes: 4096, cgroups: 256 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnforcementConfig {
+    /// In `enforce`, what paddock could not see kills: records lost or throttled, processes
+    /// left untracked. The kernel dooms the investigation the moment it happens. Off: such
+    /// investigations are flagged (a verdict) and left running.
+    pub fail_closed: bool,
+}
+
+impl Default for EnforcementConfig {
+    fn default() -> Self {
+        Self { fail_closed: true }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -74,6 +114,8 @@ pub struct KernelConfig {
     pub mountinfo_path: PathBuf,
     pub tracefs: PathBuf,
     pub bpffs: PathBuf,
+    /// Processes the kernel can track, all investigations together.
+    pub max_tracked_processes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -102,6 +144,7 @@ impl Default for KernelConfig {
             mountinfo_path: "/proc/self/mountinfo".into(),
             tracefs: "/sys/kernel/tracing".into(),
             bpffs: "/sys/fs/bpf".into(),
+            max_tracked_processes: 65536,
         }
     }
 }
@@ -223,6 +266,30 @@ impl Config {
         if self.daemon.recent_events == 0 {
             return Err(invalid("daemon.recent_events", "0".into(), "must be at least 1"));
         }
+        let max = self.kernel.max_tracked_processes;
+        if !(1024..=4 << 20).contains(&max) {
+            return Err(invalid(
+                "kernel.max_tracked_processes",
+                max.to_string(),
+                "must be between 1024 and 4194304",
+            ));
+        }
+        let l = &self.limits;
+        if l.processes == 0 || l.processes > max / 2 {
+            return Err(invalid(
+                "limits.processes",
+                l.processes.to_string(),
+                "must be at least 1 and at most half of kernel.max_tracked_processes, so that \
+                 one investigation cannot fill the node's process map",
+            ));
+        }
+        if l.cgroups == 0 || l.cgroups > agent_common::tracking::MAX_TRACKED_CGROUPS / 4 {
+            return Err(invalid(
+                "limits.cgroups",
+                l.cgroups.to_string(),
+                "must be between 1 and 2048 (a quarter of the node's cgroup map)",
+            ));
+        }
         Ok(())
     }
 }
@@ -320,6 +387,21 @@ mod tests {
         );
         let config = parse("[kubernetes]\nenabled = true\nnode_name = \"node-a\"\n").unwrap();
         assert!(config.kubernetes.enabled);
+    }
+
+    #[test]
+    fn limits_leave_room_for_other_investigations() {
+        let config =
+            parse("[limits]\nprocesses = 100\n[enforcement]\nfail_closed = false\n").unwrap();
+        assert_eq!(config.limits.processes, 100);
+        assert!(!config.enforcement.fail_closed);
+        assert!(Config::default().enforcement.fail_closed, "fail closed by default");
+        let err = parse("[limits]\nprocesses = 40000\n").unwrap_err().to_string();
+        assert!(err.contains("limits.processes = 40000") && err.contains("half"), "{err}");
+        let err = parse("[limits]\ncgroups = 0\n").unwrap_err().to_string();
+        assert!(err.contains("limits.cgroups"), "{err}");
+        let err = parse("[kernel]\nmax_tracked_processes = 10\n").unwrap_err().to_string();
+        assert!(err.contains("kernel.max_tracked_processes"), "{err}");
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::{
 };
 
 use agent_common::event::{
-    KIND_CGROUP, KIND_CONNECT, KIND_COUNT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_OPEN, KIND_SYSCALL,
+    KIND_CGROUP, KIND_CONNECT, KIND_COUNT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE,
+    KIND_OPEN, KIND_PATH_OP, KIND_SOCKET, KIND_SYSCALL, KIND_UNIX, KIND_URING,
 };
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
@@ -66,6 +67,11 @@ pub fn kind_name(kind: u32) -> &'static str {
         KIND_OPEN => "open",
         KIND_CONNECT => "connect",
         KIND_CGROUP => "cgroup",
+        KIND_PATH_OP => "file_op",
+        KIND_UNIX => "unix",
+        KIND_SOCKET => "socket",
+        KIND_MIGRATE => "escape",
+        KIND_URING => "io_uring",
         _ => "other",
     }
 }
@@ -166,6 +172,24 @@ fn lock(socket: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
+/// The kernel's share of `[limits]`: the rate as records per CPU and 100 ms window.
+fn limits(config: &Config) -> crate::kernel::Limits {
+    const WINDOW_NS: u64 = 100_000_000;
+    let cpus = aya::util::nr_cpus().map(|n| n.max(1) as u64).unwrap_or(1);
+    let per_window = config.limits.records_per_second as u64 * WINDOW_NS / 1_000_000_000;
+    crate::kernel::Limits {
+        records_per_window: if per_window == 0 {
+            0
+        } else {
+            per_window.div_ceil(cpus).max(1) as u32
+        },
+        window_ns: WINDOW_NS,
+        task_quota: config.limits.processes,
+        cgroup_quota: config.limits.cgroups,
+        max_tracked_processes: config.kernel.max_tracked_processes,
+    }
+}
+
 /// Log records the kernel could not deliver, as they happen (never silent).
 async fn report_losses(state: Arc<State>, shutdown: CancellationToken) {
     let mut last = 0u64;
@@ -242,21 +266,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ring_buffer_bytes: kc.ring_buffer_bytes,
         btf_path: kc.btf_path.clone(),
         daemon_tgid: std::process::id(),
+        root_cgroup: cgroup2.mount_point.clone(),
         egress_cgroups,
+        limits: limits(&config),
     })?;
+    for missing in &kernel.missing {
+        tracing::warn!(what = %missing, "a kernel hook is missing");
+    }
     let probes = kernel.attached.clone();
     let ring = kernel.take_ring().context("ring buffer already taken")?;
     let kernel = Arc::new(Mutex::new(kernel));
 
     let store = Store::open(&config.daemon.state_dir)?;
-    let (judge, problems) = Judge::open(store).context("cannot load the baselines")?;
+    let (mut judge, problems) = Judge::open(store).context("cannot load the baselines")?;
+    judge.set_fail_closed(config.enforcement.fail_closed);
     for problem in problems {
         tracing::error!(problem = %problem, "baseline refused at start");
     }
     let (kill_tx, kill_rx) = mpsc::unbounded_channel();
-    let enforcer = Enforcer::new(kernel.clone(), kill_tx);
+    let enforcer = Enforcer::new(kernel.clone(), kill_tx, config.enforcement.fail_closed);
     let outcomes = enforcer.outcomes.clone();
-    tokio::spawn(enforce::kill::run(kill_rx));
+    tokio::spawn(enforce::kill::run(kill_rx, Some(kernel.clone())));
 
     let hub = Hub::new(config.daemon.recent_events);
     let reader_stats = Arc::new(ReaderStats::default());

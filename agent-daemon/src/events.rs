@@ -63,10 +63,20 @@ pub enum EventKind {
     /// A new process.
     Fork { child_pid: u32 },
     Exec {
+        /// What was executed: the absolute path it was run by, or (with `via_fd` or
+        /// `resolved`) the file as the kernel names it.
         path: String,
         argv: Vec<String>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         argv_truncated: bool,
+        /// Run through a file descriptor (`/dev/fd/N`, `/proc/self/fd/N`, `fexecve`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        via_fd: bool,
+        /// A relative path, anchored at the working directory by the kernel.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resolved: bool,
+        #[serde(default, flatten)]
+        state: PathState,
         #[serde(default, skip_serializing_if = "Action::is_none")]
         action: Action,
     },
@@ -76,20 +86,67 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         signal: Option<i32>,
     },
+    /// A file opened: `path` is the file the kernel opened.
     Open {
         path: String,
-        /// The path as the process passed it, when `path` had to be resolved.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        requested: Option<String>,
         write: bool,
         flags: u32,
+        /// `io_uring` when opened through io_uring (the path is then the one the kernel
+        /// was asked to open).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
+        #[serde(default, flatten)]
+        state: PathState,
+    },
+    /// A change to the file system by path: `rename`, `link`, `symlink`, `unlink`, `rmdir`,
+    /// `mkdir`, `mknod`, `truncate`. `path` is what is written (for a symlink, the link);
+    /// `path2` the other name (a rename's or link's new name, a symlink's target text).
+    FileOp {
+        op: String,
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path2: Option<String>,
+        #[serde(default, flatten)]
+        state: PathState,
     },
     Connect {
         /// `connect` or `sendmsg`.
         op: String,
+        /// As judged: `tcp` (MPTCP too), `udp`, `icmp`, `ip-proto-N`.
         protocol: String,
         address: IpAddr,
         port: u16,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    /// A connect or send to a unix socket (`@name` for an abstract one).
+    Unix {
+        op: String,
+        path: String,
+        /// A relative path, judged as written.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relative: bool,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    /// A socket of a kind judged by its kind (raw, ICMP, packet, netlink...).
+    Socket {
+        socket: String,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    /// First use of an io_uring operation.
+    IoUring {
+        opcode: u32,
+        name: String,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    /// A process of the investigation moved out of its cgroups (`cgroup` is where to). It
+    /// stays tracked and attributed.
+    Escape {
+        moved_pid: u32,
+        cgroup: u64,
         #[serde(default, skip_serializing_if = "Action::is_none")]
         action: Action,
     },
@@ -124,7 +181,71 @@ pub enum EventKind {
         reason: Option<String>,
         /// When its last process was gone.
         emptied_at: DateTime<Utc>,
+        /// Records of it the kernel could not deliver: the ring buffer was full (`lost`),
+        /// or it was over its rate (`throttled`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        lost_records: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        throttled_records: u64,
+        /// Processes or cgroups the kernel left untracked (quota or map full).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        untracked: u64,
+        /// Moves of its processes out of its cgroups.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        escapes: u64,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What the kernel could not do with a path: read it whole, or at all; and whether the
+/// file had no name any more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathState {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreadable: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl PathState {
+    /// Whether the path can be judged.
+    pub fn judgeable(&self) -> bool {
+        !self.truncated && !self.unreadable
+    }
+}
+
+/// The `kind` tag of every event, as serde writes it and the audit store keeps it.
+pub const EVENT_KINDS: [&str; 15] = [
+    "started", "syscall", "fork", "exec", "exit", "open", "file_op", "connect", "unix", "socket",
+    "io_uring", "escape", "cgroup", "verdict", "ended",
+];
+
+impl EventKind {
+    /// The `kind` tag of this event (a test checks it is the serde tag).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Started { .. } => "started",
+            EventKind::Syscall { .. } => "syscall",
+            EventKind::Fork { .. } => "fork",
+            EventKind::Exec { .. } => "exec",
+            EventKind::Exit { .. } => "exit",
+            EventKind::Open { .. } => "open",
+            EventKind::FileOp { .. } => "file_op",
+            EventKind::Connect { .. } => "connect",
+            EventKind::Unix { .. } => "unix",
+            EventKind::Socket { .. } => "socket",
+            EventKind::IoUring { .. } => "io_uring",
+            EventKind::Escape { .. } => "escape",
+            EventKind::Cgroup { .. } => "cgroup",
+            EventKind::Verdict { .. } => "verdict",
+            EventKind::Ended { .. } => "ended",
+        }
+    }
 }
 
 /// Exit code or signal from a wait status (`task_struct.exit_code`).
@@ -159,15 +280,34 @@ impl fmt::Display for Event {
                 write!(f, "syscall {name} ({nr}) first use{}", action(a))
             }
             EventKind::Fork { child_pid } => write!(f, "fork -> {child_pid}"),
-            EventKind::Exec { path, argv, action: a, .. } => {
-                write!(f, "exec {path} {:?}{}", argv, action(a))
+            EventKind::Exec { path, argv, action: a, via_fd, .. } => {
+                let fd = if *via_fd { " (through a descriptor)" } else { "" };
+                write!(f, "exec {path}{fd} {:?}{}", argv, action(a))
             }
             EventKind::Exit { exit_code: Some(code), .. } => write!(f, "exit {code}"),
             EventKind::Exit { signal, .. } => write!(f, "killed by signal {}", signal.unwrap_or(0)),
             EventKind::Open { path, write: true, .. } => write!(f, "open for write {path}"),
             EventKind::Open { path, .. } => write!(f, "open {path}"),
-            EventKind::Connect { op, protocol, address, port, action: a } => {
+            EventKind::FileOp { op, path, path2: Some(other), .. } => {
+                write!(f, "{op} {path} {other}")
+            }
+            EventKind::FileOp { op, path, .. } => write!(f, "{op} {path}"),
+            EventKind::Connect { op, protocol, address, port, action: a, .. } => {
                 write!(f, "{op} {protocol} {address} port {port}{}", action(a))
+            }
+            EventKind::Unix { op, path, action: a, .. } => {
+                write!(f, "{op} unix {path}{}", action(a))
+            }
+            EventKind::Socket { socket, action: a } => write!(f, "socket {socket}{}", action(a)),
+            EventKind::IoUring { name, action: a, .. } => {
+                write!(f, "io_uring {name} first use{}", action(a))
+            }
+            EventKind::Escape { moved_pid, cgroup, action: a } => {
+                write!(
+                    f,
+                    "process {moved_pid} left the investigation's cgroups (to cgroup {cgroup}){}",
+                    action(a)
+                )
             }
             EventKind::Cgroup { path, .. } => write!(f, "cgroup created {path}"),
             EventKind::Verdict { outcome, reason, mode, .. } => {
@@ -214,6 +354,9 @@ mod tests {
             path: "/bin/ls".into(),
             argv: vec!["ls".into(), "-l".into()],
             argv_truncated: false,
+            via_fd: false,
+            resolved: false,
+            state: PathState::default(),
             action: Action::None,
         });
         let json = serde_json::to_value(&e).unwrap();
@@ -222,8 +365,19 @@ mod tests {
         assert_eq!(json["phase"], "read-only");
         assert_eq!(json["path"], "/bin/ls");
         assert!(json.get("action").is_none(), "no action field when the kernel did nothing");
+        assert!(json.get("truncated").is_none() && json.get("via_fd").is_none());
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
+        let cut = event(EventKind::Open {
+            path: "/x".into(),
+            write: false,
+            flags: 0,
+            via: None,
+            state: PathState { truncated: true, ..Default::default() },
+        });
+        let json = serde_json::to_value(&cut).unwrap();
+        assert_eq!(json["truncated"], true);
+        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), cut);
     }
 
     #[test]

@@ -3,19 +3,27 @@
 //! cgroup existed, as for a Kubernetes pod) or of its parent's path (a cgroup made inside a
 //! tracked one, which then covers its own children in turn).
 use agent_common::{
-    event::{CgroupRecord, KIND_CGROUP, PATH_LEN},
+    event::{
+        ACTION_KILLED, ACTION_NONE, CgroupRecord, KIND_CGROUP, KIND_MIGRATE, MigrateRecord,
+        PATH_LEN,
+    },
     hash::{FNV_OFFSET, fnv1a_step},
+    tracking::Tracked,
 };
 use aya_ebpf::{
     EbpfContext as _,
-    helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_kernel_str},
+    helpers::generated::bpf_probe_read_kernel_str,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
 
 use crate::{
+    enforce,
     maps::{CGROUP_PATHS, SCRATCH},
-    record::{config, current_ppid, fill_header, reserve},
+    record::{
+        add, config, current_ppid, fill_header, is_daemon, read_u32, reserve, reserve_decision,
+        slot_state,
+    },
     tracking,
 };
 
@@ -64,8 +72,10 @@ pub fn paddock_cgroup_mkdir(ctx: TracePointContext) -> i32 {
     else {
         return 0;
     };
-    tracking::track(id, hash, tracked);
-    let Some(mut entry) = reserve::<CgroupRecord>(KIND_CGROUP) else {
+    if !tracking::track(id, hash, tracked) {
+        return 0; // over its quota: a process moved there will have escaped
+    }
+    let Some(mut entry) = reserve::<CgroupRecord>(KIND_CGROUP, &tracked) else {
         return 0;
     };
     let record = entry.as_mut_ptr();
@@ -83,25 +93,68 @@ pub fn paddock_cgroup_mkdir(ctx: TracePointContext) -> i32 {
     0
 }
 
-/// A task moved into a cgroup (`cgroup.procs` written): a process joining a tracked cgroup is
-/// tracked as a process from now on.
+/// A task moved into a cgroup (`cgroup.procs` or `cgroup.threads` written). A process
+/// joining a tracked cgroup is tracked as a process from then on; a tracked process moved
+/// anywhere its own investigation does not own has escaped: it stays tracked and
+/// attributed to its investigation (by process), and the move is reported.
 #[raw_tracepoint(tracepoint = "cgroup_attach_task")]
 pub fn paddock_cgroup_attach(ctx: RawTracePointContext) -> i32 {
     let Some(config) = config() else { return 0 };
     // args: (struct cgroup *dst_cgrp, const char *path, struct task_struct *task, bool)
     let (cgroup, task): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(2));
-    let Some(tracked) = tracking::cgroup_id_of(cgroup).and_then(tracking::by_cgroup) else {
+    let dst = tracking::cgroup_id_of(cgroup);
+    let into = dst.and_then(tracking::by_cgroup);
+    // Every task of a process fires this (a leader that already exited does not), so each
+    // is looked at.
+    let tgid = read_u32(task, config.offsets.tgid);
+    if tgid == 0 || is_daemon(tgid) {
         return 0;
-    };
-    // SAFETY: kernel reads through the helper; offsets come from the kernel's BTF.
-    let (pid, tgid) = unsafe {
-        (
-            bpf_probe_read_kernel(task.add(config.task.pid as usize) as *const u32).unwrap_or(0),
-            bpf_probe_read_kernel(task.add(config.task.tgid as usize) as *const u32).unwrap_or(0),
-        )
-    };
-    if pid == tgid && tgid != 0 {
-        tracking::track_task(tgid, tracked);
+    }
+    match (tracking::of_process(tgid), into) {
+        (None, Some(tracked)) => {
+            tracking::track_task(tgid, tracked);
+        }
+        (Some(own), Some(other)) if own.instance == other.instance => {}
+        (Some(own), _) => escaped(&own, tgid, dst.unwrap_or(0)),
+        (None, None) => {}
     }
     0
+}
+
+/// Process `moved_tgid` of `tracked`'s investigation is now in cgroup `dst`, which the
+/// investigation does not own. Counted, reported, and in an enforcing phase the move is a
+/// deviation: the investigation is doomed, and the task that made the move, if it is the
+/// investigation's, is killed at once.
+#[inline(always)]
+pub fn escaped(tracked: &Tracked, moved_tgid: u32, dst: u64) {
+    if let Some(state) = slot_state(tracked) {
+        // SAFETY: a field of a map value.
+        add(unsafe { &raw mut (*state).escapes }, 1);
+    }
+    let mut action = ACTION_NONE;
+    if enforce::enforcing(tracked).is_some() {
+        enforce::doom(tracked);
+        if tracking::by_task().is_some_and(|(_, t)| t.instance == tracked.instance) {
+            enforce::kill_current();
+        }
+        action = ACTION_KILLED;
+    }
+    let Some(mut entry) = reserve_decision::<MigrateRecord>(KIND_MIGRATE, tracked) else {
+        return;
+    };
+    let record = entry.as_mut_ptr();
+    // SAFETY: reserved ring-buffer memory of the right size.
+    unsafe {
+        fill_header(
+            &mut (*record).header,
+            KIND_MIGRATE,
+            tracking::current_cgroup_id(),
+            tracked,
+            current_ppid(),
+        );
+        (*record).moved_tgid = moved_tgid;
+        (*record).action = action;
+        (*record).dst_cgroup_id = dst;
+    }
+    entry.submit(0);
 }

@@ -1,24 +1,24 @@
-//! File opens (`open`, `creat`, `openat`, `openat2`), from `sys_enter`. Opens that may write
-//! are always reported; read-only opens once per (investigation instance, path).
+//! File opens, named by the kernel: `sys_enter` keeps an open's flags (from its registers)
+//! by thread; when the call returns with a descriptor, `paddock_open_exit` (on the
+//! `syscalls:sys_exit_*` tracepoints of the open calls) names the file behind it from its
+//! dentries. So the path judged is the file the kernel opened, not the caller's memory read
+//! again; a process cannot change it after the fact, and failed opens report nothing.
 //!
-//! The path is read from the caller's memory at entry. When it is not paged in yet (a
-//! string in a part of the binary nothing has touched), the read fails; the arguments are
-//! then kept in `OPEN_ARGS` and the path read at the thread's next syscall, once the kernel
-//! has paged it in. Reported opens carry no result: the call has not run yet.
-use core::intrinsics::{AtomicOrdering, atomic_xadd};
-
+//! Opens are reported once per (investigation instance, path, read or write).
 use agent_common::{
-    event::{KIND_OPEN, OpenRecord, PATH_LEN},
-    hash::{FNV_OFFSET, fnv1a_step},
-    tracking::{ReadKey, SlotState, Tracked},
+    event::{FMODE_WRITE, KIND_OPEN, OPEN_VIA_SYSCALL, OpenRecord, PATH_LEN, PATH_UNREADABLE},
+    tracking::{ReadKey, SEEN_READ, SEEN_WRITE, Tracked},
 };
-use aya_ebpf::helpers::{bpf_probe_read_user, generated::bpf_probe_read_user_str};
+use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext};
 
 use crate::{
     args::{arg, nr},
+    enforce::literal_hash,
     maps::{OPEN_ARGS, READS},
-    record::{current_ppid, fill_header, reserve},
+    record::{config, current_ppid, fill_header, is_daemon, read_u32, reserve},
+    scratch::{OpenArgs, PathScratch},
     tracking,
+    walk::{self, Built},
 };
 
 const O_WRONLY: u32 = 0o1;
@@ -26,128 +26,93 @@ const O_ACCMODE: u32 = 0o3;
 const O_CREAT: u32 = 0o100;
 const O_TRUNC: u32 = 0o1000;
 const O_APPEND: u32 = 0o2000;
-const AT_FDCWD: i32 = -100;
 
-/// An open whose path is still to be read.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct OpenArgs {
-    pub filename: u64,
-    pub flags: u32,
-    pub dirfd: i32,
+/// Whether an open with these flags, of a file with this `f_mode`, may write.
+#[inline(always)]
+pub const fn may_write(flags: u32, fmode: u32) -> bool {
+    fmode & FMODE_WRITE != 0
+        || flags & O_ACCMODE != 0
+        || flags & (O_CREAT | O_TRUNC | O_APPEND) != 0
 }
 
-/// Whether an open with these flags may write.
+/// At an open's entry: keep its flags until it returns.
 #[inline(always)]
-pub const fn may_write(flags: u32) -> bool {
-    flags & O_ACCMODE != 0 || flags & (O_CREAT | O_TRUNC | O_APPEND) != 0
-}
-
-#[inline(always)]
-pub fn on_open(regs: *const u8, nr: u64, tid: u32, tracked: &Tracked, state: *mut SlotState) {
-    let args = match nr {
-        nr::OPEN => {
-            OpenArgs { filename: arg(regs, 0), flags: arg(regs, 1) as u32, dirfd: AT_FDCWD }
-        }
-        nr::CREAT => OpenArgs {
-            filename: arg(regs, 0),
-            flags: O_CREAT | O_WRONLY | O_TRUNC,
-            dirfd: AT_FDCWD,
-        },
+pub fn stash(regs: *const u8, nr: u64, tid: u32) {
+    let flags = match nr {
+        nr::OPEN => arg(regs, 1) as u32,
+        nr::CREAT => O_CREAT | O_WRONLY | O_TRUNC,
         nr::OPENAT2 => {
-            // SAFETY: `how.flags` is the first u64 of `struct open_how`, in user memory.
-            let flags = unsafe { bpf_probe_read_user(arg(regs, 2) as *const u64).unwrap_or(0) };
-            OpenArgs { filename: arg(regs, 1), flags: flags as u32, dirfd: arg(regs, 0) as i32 }
+            // SAFETY: `how.flags` is the first u64 of `struct open_how`, in user memory
+            // (only the flags come from there; the file is named from the kernel).
+            unsafe { bpf_probe_read_user(arg(regs, 2) as *const u64).unwrap_or(0) as u32 }
         }
-        _ => OpenArgs {
-            filename: arg(regs, 1),
-            flags: arg(regs, 2) as u32,
-            dirfd: arg(regs, 0) as i32,
-        },
+        _ => arg(regs, 2) as u32,
     };
-    if !report(&args, tracked) {
-        let _ = OPEN_ARGS.insert(tid, args, 0);
-        // SAFETY: an atomic add whose result is unused (BPF_XADD, ISA v1).
-        unsafe {
-            atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*state).pending_opens, 1)
-        };
-    }
+    let _ = OPEN_ARGS.insert(tid, OpenArgs { flags, _pad: 0 }, 0);
 }
 
-/// At the next syscall of a thread with an open left unread: read it now.
-#[inline(always)]
-pub fn retry_pending(tid: u32, tracked: &Tracked, state: *mut SlotState) {
+#[tracepoint(category = "syscalls", name = "sys_exit_openat")]
+pub fn paddock_open_exit(ctx: TracePointContext) -> i32 {
+    let Some((pid_tgid, tracked)) = tracking::by_task() else { return 0 };
+    if is_daemon((pid_tgid >> 32) as u32) {
+        return 0;
+    }
+    let tid = pid_tgid as u32;
     // SAFETY: copied out at once.
-    let Some(args) = (unsafe { OPEN_ARGS.get(tid).copied() }) else {
-        return;
-    };
+    let flags = unsafe { OPEN_ARGS.get(tid).copied() }.map_or(0, |a| a.flags);
     let _ = OPEN_ARGS.remove(tid);
-    // SAFETY: as in `on_open`; adding u64::MAX subtracts one.
-    unsafe {
-        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(
-            &raw mut (*state).pending_opens,
-            u64::MAX,
-        )
-    };
-    if !report(&args, tracked) {
-        // Still unreadable: report the open without its path rather than lose it.
-        let unreadable = OpenArgs { filename: 0, ..args };
-        report(&unreadable, tracked);
+    // SAFETY: offset 16 is `long ret` of the syscalls' exit format.
+    let ret: i64 = unsafe { ctx.read_at(16).unwrap_or(-1) };
+    if ret < 0 {
+        return 0; // nothing was opened
     }
+    let Some(s) = walk::scratch() else { return 0 };
+    let file = walk::fd_file(ret as u32);
+    let built = walk::file_path(file, s);
+    let fmode = match config() {
+        Some(c) if !file.is_null() => read_u32(file, c.offsets.file_mode),
+        _ => 0,
+    };
+    report(&tracked, s, &built, flags, fmode, OPEN_VIA_SYSCALL);
+    0
 }
 
-/// Write the open's record. False (and nothing written) when the path cannot be read yet;
-/// a null `filename` is reported with an empty path.
+/// Report the open of the file named in `s.buf` (once per instance, path and direction).
 #[inline(always)]
-fn report(args: &OpenArgs, tracked: &Tracked) -> bool {
-    let Some(mut entry) = reserve::<OpenRecord>(KIND_OPEN) else {
-        return true; // counted as lost
-    };
+pub fn report(tracked: &Tracked, s: &PathScratch, built: &Built, flags: u32, fmode: u32, via: u32) {
+    let write = may_write(flags, fmode);
+    if built.status & PATH_UNREADABLE == 0 && already(tracked, s, write) {
+        return;
+    }
+    let Some(mut entry) = reserve::<OpenRecord>(KIND_OPEN, tracked) else { return };
     let record = entry.as_mut_ptr();
-    // SAFETY: reserved ring-buffer memory of the right size.
-    let path = unsafe { &mut (*record).path };
-    if args.filename == 0 {
-        path[0] = 0;
-    } else {
-        // SAFETY: user memory read through the helper into the reserved record.
-        let read = unsafe {
-            bpf_probe_read_user_str(
-                path.as_mut_ptr().cast(),
-                PATH_LEN as u32,
-                args.filename as *const _,
-            )
-        };
-        if read < 0 {
-            entry.discard(0);
-            return false;
-        }
-    }
-    if !may_write(args.flags) && already_read(tracked, path) {
-        entry.discard(0);
-        return true;
-    }
-    // SAFETY: reserved ring-buffer memory of the right size.
+    // SAFETY: reserved ring-buffer memory of the right size; the path is copied from the
+    // per-CPU scratch buffer (at least `PATH_LEN` bytes).
     unsafe {
         let cgroup_id = tracking::current_cgroup_id();
         fill_header(&mut (*record).header, KIND_OPEN, cgroup_id, tracked, current_ppid());
-        (*record).flags = args.flags;
-        (*record).dirfd = args.dirfd;
+        (*record).flags = flags;
+        (*record).fmode = fmode;
+        (*record).via = via;
+        (*record).status = built.status;
+        walk::copy(&mut (*record).path, s);
     }
     entry.submit(0);
-    true
 }
 
-/// Mark `path` as read by this instance; true when it was already.
+/// Mark the path in `s.buf` as opened (for `write` or not) by this instance; true when it
+/// was already.
 #[inline(always)]
-fn already_read(tracked: &Tracked, path: &[u8; PATH_LEN]) -> bool {
-    let mut hash = FNV_OFFSET;
-    for byte in path.iter() {
-        if *byte == 0 {
-            break;
-        }
-        hash = fnv1a_step(hash, *byte);
-    }
-    let key = ReadKey { instance: tracked.instance, _pad: 0, path_hash: hash };
+fn already(tracked: &Tracked, s: &PathScratch, write: bool) -> bool {
+    let path: &[u8; PATH_LEN] = match s.buf.first_chunk() {
+        Some(path) => path,
+        None => return false,
+    };
+    let key = ReadKey {
+        instance: tracked.instance,
+        domain: if write { SEEN_WRITE } else { SEEN_READ },
+        path_hash: literal_hash(path),
+    };
     // SAFETY: only checks presence.
     if unsafe { READS.get(&key) }.is_some() {
         return true;

@@ -1,22 +1,24 @@
 //! Every map the programs share with the daemon. Sizes the daemon may override at load
-//! time (ring buffer, slots) are defaults here.
-use agent_common::policy::{
-    EgressKey, ExecKey, MAX_ALLOWED_EXECS, MAX_EGRESS_RULES, PHASES, PhasePolicy,
-};
+//! time (ring buffer, process capacity) are defaults here.
 use agent_common::{
     config::Config,
     event::KIND_COUNT,
+    policy::{
+        EgressKey, MAX_ALLOWED_PATHS, MAX_ALLOWED_SOCKETS, MAX_EGRESS_RULES, PHASES, PathKey,
+        PhasePolicy, SocketKey,
+    },
     tracking::{
         EgressCounts, FAST_ENTRIES, FastEntry, MAX_SLOTS, MAX_TRACKED_CGROUPS, MAX_TRACKED_TASKS,
-        READS_ENTRIES, ReadKey, SlotState, SyscallCounts, TASK_FAST_ENTRIES, TaskEntry, Tracked,
+        READS_ENTRIES, RateState, ReadKey, SlotState, SyscallCounts, TASK_FAST_ENTRIES, TaskEntry,
+        Tracked,
     },
 };
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 
-use crate::{files::OpenArgs, process::ExecArgs};
+use crate::scratch::{ExecArgs, OpenArgs, PathScratch};
 
 #[map(name = "PADDOCK_CONFIG")]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
@@ -45,7 +47,11 @@ pub static SYSCALL_COUNTS: PerCpuArray<SyscallCounts> = PerCpuArray::with_max_en
 #[map(name = "PADDOCK_EGRESS")]
 pub static EGRESS: PerCpuArray<EgressCounts> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
 
-/// Read-only opens already reported, and addressed sends already reported, per instance.
+/// Each slot's rate-limit window, per CPU.
+#[map(name = "PADDOCK_RATE")]
+pub static RATE: PerCpuArray<RateState> = PerCpuArray::with_max_entries(MAX_SLOTS, 0);
+
+/// What each instance has reported once already (reads, writes, sends, socket kinds).
 #[map(name = "PADDOCK_READS")]
 pub static READS: LruHashMap<ReadKey, u8> = LruHashMap::with_max_entries(READS_ENTRIES, 0);
 
@@ -53,13 +59,22 @@ pub static READS: LruHashMap<ReadKey, u8> = LruHashMap::with_max_entries(READS_E
 #[map(name = "PADDOCK_EXEC_ARGS")]
 pub static EXEC_ARGS: LruHashMap<u32, ExecArgs> = LruHashMap::with_max_entries(4096, 0);
 
-/// Opens whose path was not readable at entry, keyed by thread id (see `files`).
+/// An open's flags from its entry to its return, keyed by thread id.
 #[map(name = "PADDOCK_OPEN_ARGS")]
 pub static OPEN_ARGS: LruHashMap<u32, OpenArgs> = LruHashMap::with_max_entries(4096, 0);
 
 /// Per-CPU scratch space for values too large for the 512-byte BPF stack.
 #[map(name = "PADDOCK_SCRATCH")]
 pub static SCRATCH: PerCpuArray<ExecArgs> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU room for building paths.
+#[map(name = "PADDOCK_PATH_SCRATCH")]
+pub static PATH_SCRATCH: PerCpuArray<PathScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Programs `sys_enter` hands a syscall to when naming its paths needs more than the hot
+/// program should hold (`agent_common::names::tails`).
+#[map(name = "PADDOCK_TAILS")]
+pub static TAILS: ProgramArray = ProgramArray::with_max_entries(4, 0);
 
 #[map(name = "PADDOCK_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
@@ -72,8 +87,12 @@ pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(KIND_COUNT, 0)
 #[map(name = "PADDOCK_PHASE_POLICY")]
 pub static PHASE_POLICY: Array<PhasePolicy> = Array::with_max_entries(PHASES, 0);
 
-#[map(name = "PADDOCK_ALLOWED_EXECS")]
-pub static ALLOWED_EXECS: HashMap<ExecKey, u8> = HashMap::with_max_entries(MAX_ALLOWED_EXECS, 0);
+#[map(name = "PADDOCK_ALLOWED_PATHS")]
+pub static ALLOWED_PATHS: HashMap<PathKey, u8> = HashMap::with_max_entries(MAX_ALLOWED_PATHS, 0);
 
 #[map(name = "PADDOCK_ALLOWED_EGRESS")]
 pub static ALLOWED_EGRESS: LpmTrie<EgressKey, u8> = LpmTrie::with_max_entries(MAX_EGRESS_RULES, 0);
+
+#[map(name = "PADDOCK_ALLOWED_SOCKETS")]
+pub static ALLOWED_SOCKETS: HashMap<SocketKey, u8> =
+    HashMap::with_max_entries(MAX_ALLOWED_SOCKETS, 0);

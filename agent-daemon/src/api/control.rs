@@ -79,8 +79,9 @@ async fn handle(
                     match serde_json::from_str(&line) {
                         Ok(Request::Exited { status }) => {
                             tracing::debug!(investigation = %session.active.id, status, "command exited");
-                            // Every record up to now judged: a kill is known by now.
-                            state.tracker.flush().await;
+                            // Every record and counter up to now judged: a kill (by the
+                            // kernel too, failing closed) is known by now.
+                            state.tracker.judge_now(&session.active).await;
                             let killed = state.outcomes.killed(session.active.instance);
                             send(&mut write, &Reply::Outcome { killed }).await?;
                         }

@@ -3,7 +3,8 @@ use std::{collections::BTreeSet, fmt};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Baseline, Observation, generalise};
+use super::{Baseline, Blind, Observation, generalise};
+use crate::syscalls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -13,7 +14,18 @@ pub enum DeviationKind {
     Egress,
     FileWrite,
     FileRead,
+    Unix,
+    Socket,
+    IoUring,
     Envelope,
+    /// Records lost or throttled: paddock did not see all it did.
+    LostRecords,
+    /// Processes the kernel could not track.
+    Untracked,
+    /// A process moved out of the investigation's cgroups.
+    Escape,
+    /// A path that could not be read.
+    UnreadablePath,
 }
 
 impl DeviationKind {
@@ -24,8 +36,21 @@ impl DeviationKind {
             DeviationKind::Egress => "egress",
             DeviationKind::FileWrite => "file_write",
             DeviationKind::FileRead => "file_read",
+            DeviationKind::Unix => "unix",
+            DeviationKind::Socket => "socket",
+            DeviationKind::IoUring => "io_uring",
             DeviationKind::Envelope => "envelope",
+            DeviationKind::LostRecords => "lost_records",
+            DeviationKind::Untracked => "untracked",
+            DeviationKind::Escape => "escape",
+            DeviationKind::UnreadablePath => "unreadable_path",
         }
+    }
+
+    /// Deviations that say paddock could not see something, rather than that the
+    /// investigation did something new (`enforcement.fail_closed` decides what they do).
+    pub const fn is_blindness(self) -> bool {
+        matches!(self, DeviationKind::LostRecords | DeviationKind::Untracked)
     }
 }
 
@@ -65,22 +90,104 @@ fn outside<T: fmt::Display>(what: &str, b: &Baseline, set: &BTreeSet<T>) -> Stri
     )
 }
 
+/// The baseline entry an executable is learned and matched as.
+pub fn exec_entry(path: &str, literal: bool) -> String {
+    if literal { path.to_owned() } else { generalise::exec(path) }
+}
+
+/// The baseline entry a unix socket is learned and matched as.
+pub fn unix_entry(path: &str, literal: bool) -> String {
+    if literal { path.to_owned() } else { generalise::path(path) }
+}
+
+fn blindness(b: &Baseline, blind: &Blind) -> Deviation {
+    let (kind, subject, reason) = match blind {
+        Blind::LostRecords { lost, throttled } => (
+            DeviationKind::LostRecords,
+            "records".to_owned(),
+            format!(
+                "{lost} records lost (ring buffer full) and {throttled} throttled (over the \
+                 investigation's rate): paddock cannot vouch for what it did not see in the {} phase",
+                b.phase
+            ),
+        ),
+        Blind::Untracked(n) => (
+            DeviationKind::Untracked,
+            "processes".to_owned(),
+            format!(
+                "{n} processes or cgroups left untracked (over the investigation's quota, or \
+                 the kernel's maps full): their actions would go unseen in the {} phase",
+                b.phase
+            ),
+        ),
+        Blind::Escape { pid } => (
+            DeviationKind::Escape,
+            format!("pid {pid}"),
+            format!(
+                "process {pid} moved out of the investigation's cgroups (a {} investigation \
+                 never leaves them)",
+                b.phase
+            ),
+        ),
+        Blind::UnreadablePath { what } => (
+            DeviationKind::UnreadablePath,
+            what.clone(),
+            format!(
+                "{what}: the path could not be read, so it cannot be judged in the {} phase",
+                b.phase
+            ),
+        ),
+    };
+    Deviation { kind, subject, reason }
+}
+
 /// Check `observation` against `baseline`.
 pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation> {
     let b = baseline;
     let deviation =
         |kind, subject: String, reason: String| Some(Deviation { kind, subject, reason });
     match observation {
+        Observation::Syscall(name) if syscalls::IA32_UNJUDGED.contains(&name.as_str()) => {
+            deviation(
+                DeviationKind::Syscall,
+                name.clone(),
+                format!(
+                    "syscall {name}: a 32-bit call that opens files by a path paddock cannot see; \
+                 never allowed in the {} phase's flag or enforce mode",
+                    b.phase
+                ),
+            )
+        }
         Observation::Syscall(name) if !b.syscalls.contains(name) => deviation(
             DeviationKind::Syscall,
             name.clone(),
             format!("syscall {name}: {}", outside("syscalls", b, &b.syscalls)),
         ),
-        Observation::Exec(path) if !b.execs.contains(&generalise::path(path)) => deviation(
-            DeviationKind::Exec,
-            path.clone(),
-            format!("exec of {path}: {}", outside("executables", b, &b.execs)),
+        Observation::Exec { path, literal } if !b.execs.contains(&exec_entry(path, *literal)) => {
+            deviation(
+                DeviationKind::Exec,
+                path.clone(),
+                format!("exec of {path}: {}", outside("executables", b, &b.execs)),
+            )
+        }
+        Observation::Unix { path, literal } if !b.unix.contains(&unix_entry(path, *literal)) => {
+            deviation(
+                DeviationKind::Unix,
+                path.clone(),
+                format!("unix socket {path}: {}", outside("unix sockets", b, &b.unix)),
+            )
+        }
+        Observation::Socket(kind) if !b.sockets.contains(kind) => deviation(
+            DeviationKind::Socket,
+            kind.to_string(),
+            format!("socket {kind}: {}", outside("socket kinds", b, &b.sockets)),
         ),
+        Observation::Uring(name) if !b.io_uring.contains(name) => deviation(
+            DeviationKind::IoUring,
+            name.clone(),
+            format!("io_uring {name}: {}", outside("io_uring operations", b, &b.io_uring)),
+        ),
+        Observation::Blind(blind) => Some(blindness(b, blind)),
         Observation::Egress(d) if !b.egress.iter().any(|r| r.allows(d)) => deviation(
             DeviationKind::Egress,
             d.to_string(),
@@ -93,7 +200,7 @@ pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation
             ),
         ),
         Observation::FileWrite(path)
-            if !path.is_empty() && !b.file_writes.iter().any(|p| generalise::under(path, p)) =>
+            if !b.file_writes.iter().any(|p| generalise::under(path, p)) =>
         {
             deviation(
                 DeviationKind::FileWrite,
@@ -101,9 +208,7 @@ pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation
                 format!("write to {path}: {}", outside("write prefixes", b, &b.file_writes)),
             )
         }
-        Observation::FileRead(path)
-            if !path.is_empty() && !b.file_reads.iter().any(|p| generalise::under(path, p)) =>
-        {
+        Observation::FileRead(path) if !b.file_reads.iter().any(|p| generalise::under(path, p)) => {
             deviation(
                 DeviationKind::FileRead,
                 path.clone(),
@@ -151,7 +256,7 @@ mod tests {
         b.revision = 3;
         for o in [
             Observation::Syscall("read".into()),
-            Observation::Exec("/usr/bin/ls".into()),
+            Observation::Exec { path: "/usr/bin/ls".into(), literal: false },
             Observation::FileWrite("/tmp/tmp.Ab12cd/out.txt".into()),
             Observation::FileRead("/etc/hostname".into()),
             Observation::Egress(Destination {
@@ -175,7 +280,7 @@ mod tests {
         let b = learned();
         for o in [
             Observation::Syscall("read".into()),
-            Observation::Exec("/usr/bin/ls".into()),
+            Observation::Exec { path: "/usr/bin/ls".into(), literal: false },
             Observation::FileWrite("/tmp/tmp.Zz99yy/other.txt".into()),
             Observation::FileRead("/etc/passwd".into()),
             Observation::Egress(Destination {
@@ -188,7 +293,6 @@ mod tests {
                 syscalls_per_second: 2000,
                 egress_bytes: 200,
             }),
-            Observation::FileRead(String::new()),
         ] {
             assert_eq!(check(&b, &o), None, "{o:?}");
         }
@@ -205,7 +309,7 @@ mod tests {
                 "syscall ptrace: not among the 1 syscalls the read-only baseline (revision 3) allows: read",
             ),
             (
-                Observation::Exec("/usr/bin/curl".into()),
+                Observation::Exec { path: "/usr/bin/curl".into(), literal: false },
                 DeviationKind::Exec,
                 "/usr/bin/curl",
                 "exec of /usr/bin/curl",
@@ -252,9 +356,52 @@ mod tests {
     }
 
     #[test]
+    fn a_climb_out_of_a_learned_prefix_is_judged_where_it_lands() {
+        let b = learned();
+        let climb = Observation::FileWrite("/tmp/tmp.Ab12cd/../../etc/passwd".into());
+        let d = check(&b, &climb).expect("outside /tmp/<random>/");
+        assert_eq!(d.kind, DeviationKind::FileWrite);
+    }
+
+    #[test]
+    fn unreadable_paths_and_blindness_are_always_deviations() {
+        let mut b = learned();
+        b.file_reads.insert("/".into());
+        for o in [
+            Observation::FileRead(String::new()),
+            Observation::Blind(Blind::LostRecords { lost: 1, throttled: 0 }),
+            Observation::Blind(Blind::Untracked(1)),
+            Observation::Blind(Blind::Escape { pid: 7 }),
+            Observation::Blind(Blind::UnreadablePath { what: "open".into() }),
+            Observation::Syscall("ia32:open".into()),
+        ] {
+            assert!(check(&b, &o).is_some(), "{o:?} passed");
+        }
+        b.syscalls.insert("ia32:open".into());
+        assert!(check(&b, &Observation::Syscall("ia32:open".into())).is_some(), "even learned");
+        b.syscalls.insert("ia32:getpid".into());
+        assert_eq!(check(&b, &Observation::Syscall("ia32:getpid".into())), None);
+    }
+
+    #[test]
+    fn executables_through_a_descriptor_are_matched_literally() {
+        let mut b = learned();
+        learn(&mut b, &Observation::Exec { path: "/tmp/tmp.Ab12cd/tool".into(), literal: false });
+        learn(&mut b, &Observation::Exec { path: "/memfd:jit (deleted)".into(), literal: true });
+        let ok = |path: &str, literal| {
+            check(&b, &Observation::Exec { path: path.into(), literal }).is_none()
+        };
+        assert!(ok("/tmp/tmp.Zz99yy/tool", false), "the pattern a run learned");
+        assert!(!ok("/tmp/tmp.Zz99yy/evil", false), "not the learned file name");
+        assert!(!ok("/tmp/payload1", false));
+        assert!(ok("/memfd:jit (deleted)", true));
+        assert!(!ok("/memfd:other (deleted)", true));
+    }
+
+    #[test]
     fn an_empty_baseline_allows_nothing() {
         let b = Baseline::empty(Phase::Shadow);
-        let d = check(&b, &Observation::Exec("/bin/true".into())).unwrap();
+        let d = check(&b, &Observation::Exec { path: "/bin/true".into(), literal: false }).unwrap();
         assert!(d.reason.ends_with("allows: nothing"), "{}", d.reason);
     }
 }

@@ -22,6 +22,9 @@ pub fn diff(old: &Baseline, new: &Baseline) -> Vec<String> {
     sets("egress", &old.egress, &new.egress, &mut out);
     sets("file_write", &old.file_writes, &new.file_writes, &mut out);
     sets("file_read", &old.file_reads, &new.file_reads, &mut out);
+    sets("unix", &old.unix, &new.unix, &mut out);
+    sets("socket", &old.sockets, &new.sockets, &mut out);
+    sets("io_uring", &old.io_uring, &new.io_uring, &mut out);
     let (a, b) = (&old.envelope, &new.envelope);
     for (field, x, y) in [
         ("max_processes", a.max_processes as f64, b.max_processes as f64),
@@ -51,11 +54,11 @@ mod tests {
     #[test]
     fn shows_removed_added_and_changed() {
         let mut old = Baseline::empty(Phase::Shadow);
-        learn(&mut old, &Observation::Exec("/bin/ls".into()));
+        learn(&mut old, &Observation::Exec { path: "/bin/ls".into(), literal: false });
         learn(&mut old, &Observation::Syscall("read".into()));
         let mut new = old.clone();
         new.execs.remove("/bin/ls");
-        learn(&mut new, &Observation::Exec("/bin/cat".into()));
+        learn(&mut new, &Observation::Exec { path: "/bin/cat".into(), literal: false });
         new.envelope.max_processes = 5;
         assert_eq!(
             diff(&old, &new),

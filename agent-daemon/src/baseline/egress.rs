@@ -87,6 +87,25 @@ impl fmt::Display for EgressRule {
     }
 }
 
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it is: the
+/// kernel stores IPv4 rules mapped, so both name the same destinations and are one rule.
+fn canonical_network(network: IpNet) -> IpNet {
+    match network {
+        IpNet::V6(net) if net.prefix_len() >= 96 => match net.network().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, net.prefix_len() - 96).map_or(network, IpNet::V4),
+            None => network,
+        },
+        other => other,
+    }
+}
+
+impl Destination {
+    /// The destination as it is judged: an IPv4-mapped IPv6 address is the IPv4 address.
+    pub fn canonical(self) -> Destination {
+        Destination { addr: self.addr.to_canonical(), ..self }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{0:?} is not an egress rule: {1} (write it like \"tcp 10.0.0.0/8 port 443\" or \"udp 10.0.0.53/32 port any\")"
@@ -108,6 +127,7 @@ impl FromStr for EgressRule {
         if network.trunc() != network {
             return Err(bad("the network has host bits set (use its first address)"));
         }
+        let network = canonical_network(network);
         let port = match *port {
             "any" => None,
             p => Some(p.parse().map_err(|_| bad("the port is not 0-65535 or any"))?),
@@ -163,5 +183,16 @@ mod tests {
         assert!(any.allows(&dest(Protocol::Udp, "10.0.0.53", 5353)));
         let exact = EgressRule::exact(&dest(Protocol::Tcp, "::1", 80));
         assert_eq!(exact.to_string(), "tcp ::1/128 port 80");
+    }
+
+    #[test]
+    fn ipv4_mapped_destinations_and_rules_are_ipv4() {
+        let mapped = dest(Protocol::Tcp, "::ffff:10.1.2.3", 443).canonical();
+        assert_eq!(mapped, dest(Protocol::Tcp, "10.1.2.3", 443));
+        let rule: EgressRule = "tcp ::ffff:10.1.0.0/112 port 443".parse().unwrap();
+        assert_eq!(rule.to_string(), "tcp 10.1.0.0/16 port 443");
+        assert!(rule.allows(&dest(Protocol::Tcp, "10.1.2.3", 443)));
+        let v6: EgressRule = "tcp 2001:db8::/32 port 443".parse().unwrap();
+        assert_eq!(v6.to_string(), "tcp 2001:db8::/32 port 443");
     }
 }

@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Baseline, EgressRule, Envelope, generalise};
+use super::{Baseline, EgressRule, Envelope, SocketKind, generalise, uring};
 use crate::{identity::Phase, syscalls};
 
-/// The format this paddock writes and reads.
-pub const FORMAT: u32 = 1;
+/// The format this paddock writes. Format 1 (before unix sockets, socket kinds and
+/// io_uring were learned) is still read: those sets are then empty.
+pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FileError {
@@ -43,6 +44,12 @@ struct RawBaseline {
     egress: Vec<String>,
     file_writes: Vec<String>,
     file_reads: Vec<String>,
+    #[serde(default)]
+    unix: Option<Vec<String>>,
+    #[serde(default)]
+    sockets: Option<Vec<String>>,
+    #[serde(default)]
+    io_uring: Option<Vec<String>>,
     envelope: RawEnvelope,
 }
 
@@ -58,13 +65,25 @@ pub fn parse(text: &str, source_name: &str) -> Result<Baseline, FileError> {
         value: format!("{value:?}"),
         problem,
     };
-    if raw.format != FORMAT {
+    if raw.format != FORMAT && raw.format != 1 {
         return Err(invalid(
             "format".into(),
             &raw.format.to_string(),
-            format!("this paddock reads format {FORMAT}"),
+            format!("this paddock reads formats 1 and {FORMAT}"),
         ));
     }
+    let since_2 = |field: &str, value: &Option<Vec<String>>| match value {
+        None if raw.format >= 2 => Err(FileError::Parse {
+            source_name: source_name.to_owned(),
+            message: format!("missing field `{field}` (required from format 2)"),
+        }),
+        _ => Ok(value.clone().unwrap_or_default()),
+    };
+    let (unix_raw, sockets_raw, uring_raw) = (
+        since_2("unix", &raw.unix)?,
+        since_2("sockets", &raw.sockets)?,
+        since_2("io_uring", &raw.io_uring)?,
+    );
     let phase: Phase = raw.phase.parse().map_err(|e: crate::identity::UnknownPhase| {
         invalid("phase".into(), &raw.phase, e.to_string())
     })?;
@@ -78,11 +97,13 @@ pub fn parse(text: &str, source_name: &str) -> Result<Baseline, FileError> {
     };
     let mut syscalls = BTreeSet::new();
     for (i, name) in raw.syscalls.iter().enumerate() {
-        if syscalls::number(name).is_none_or(|nr| nr >= agent_common::tracking::MAX_SYSCALLS) {
+        if syscalls::id(name).is_none() {
             return Err(invalid(
                 format!("syscalls[{i}]"),
                 name,
-                "not a syscall name of this architecture (or syscall_N, N < 512)".into(),
+                "not a syscall name of this architecture (or syscall_N, N < 509; ia32:NAME; \
+                 x32; out_of_table)"
+                    .into(),
             ));
         }
         syscalls.insert(name.clone());
@@ -112,6 +133,25 @@ pub fn parse(text: &str, source_name: &str) -> Result<Baseline, FileError> {
     let execs = paths("execs", &raw.execs)?;
     let file_writes = paths("file_writes", &raw.file_writes)?;
     let file_reads = paths("file_reads", &raw.file_reads)?;
+    let unix = paths("unix", &unix_raw)?;
+    let mut sockets = BTreeSet::new();
+    for (i, kind) in sockets_raw.iter().enumerate() {
+        let parsed: SocketKind = kind.parse().map_err(|e: super::sockets::BadSocketKind| {
+            invalid(format!("sockets[{i}]"), kind, e.1.into())
+        })?;
+        sockets.insert(parsed);
+    }
+    let mut io_uring = BTreeSet::new();
+    for (i, name) in uring_raw.iter().enumerate() {
+        if uring::bit(name).is_none() {
+            return Err(invalid(
+                format!("io_uring[{i}]"),
+                name,
+                "not an io_uring operation (readv, openat, send, ... or other)".into(),
+            ));
+        }
+        io_uring.insert(name.clone());
+    }
     let mut egress = BTreeSet::new();
     for (i, rule) in raw.egress.iter().enumerate() {
         let parsed: EgressRule = rule.parse().map_err(|e: super::egress::BadRule| {
@@ -137,6 +177,9 @@ pub fn parse(text: &str, source_name: &str) -> Result<Baseline, FileError> {
         egress,
         file_writes,
         file_reads,
+        unix,
+        sockets,
+        io_uring,
         envelope: Envelope {
             max_processes: e.max_processes,
             max_syscalls_per_second: e.max_syscalls_per_second,
@@ -182,6 +225,11 @@ pub fn render(b: &Baseline) -> String {
     out += "# prefixes: a trailing / covers everything below\n";
     out += &array("file_writes", &b.file_writes);
     out += &array("file_reads", &b.file_reads);
+    out += "# unix socket paths (generalised like files; @name for abstract ones)\n";
+    out += &array("unix", &b.unix);
+    out += "# FAMILY TYPE PROTOCOL of sockets other than TCP, UDP and unix\n";
+    out += &array("sockets", &b.sockets);
+    out += &array("io_uring", &b.io_uring);
     let e = &b.envelope;
     out += &format!(
         "\n# largest seen while learning; a deviation above max x tolerance\n[envelope]\n\
@@ -202,7 +250,10 @@ mod tests {
         b.learned_from = 2;
         for o in [
             Observation::Syscall("openat".into()),
-            Observation::Exec("/usr/bin/python3".into()),
+            Observation::Exec { path: "/usr/bin/python3".into(), literal: false },
+            Observation::Unix { path: "/run/nscd/socket".into(), literal: false },
+            Observation::Socket("inet raw icmp".parse().unwrap()),
+            Observation::Uring("read".into()),
             Observation::FileWrite("/tmp/tmp.Ab12cd/out.txt".into()),
             Observation::FileRead("/etc/ssl/certs/ca.pem".into()),
             Observation::Egress(Destination {
@@ -233,6 +284,20 @@ mod tests {
 
     fn error(text: &str) -> String {
         parse(text, "/var/lib/paddock/baselines/limited-write.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_format_1_file_is_read_with_the_new_sets_empty() {
+        let mut b = sample();
+        let text = render(&b)
+            .replace("format = 2", "format = 1")
+            .replace("unix = [\n  \"/run/nscd/socket\",\n]\n", "")
+            .replace("sockets = [\n  \"inet raw icmp\",\n]\n", "")
+            .replace("io_uring = [\n  \"read\",\n]\n", "");
+        b.unix.clear();
+        b.sockets.clear();
+        b.io_uring.clear();
+        assert_eq!(parse(&text, "old").unwrap(), b);
     }
 
     #[test]
@@ -271,8 +336,21 @@ mod tests {
                 "envelope.tolerance = \"0.5\": must be a number of at least 1",
             ),
             (
-                text.replace("format = 1", "format = 9"),
-                "format = \"9\": this paddock reads format 1",
+                text.replace("format = 2", "format = 9"),
+                "format = \"9\": this paddock reads formats 1 and 2",
+            ),
+            (
+                text.replace("\"inet raw icmp\"", "\"inet stream tcp\""),
+                "sockets[0] = \"inet stream tcp\": TCP, UDP and unix sockets",
+            ),
+            (text.replace("\"read\",", "\"reed\","), "io_uring[0] = \"reed\": not an io_uring"),
+            (
+                text.replace("\"/run/nscd/socket\"", "\"/run/<sock>\""),
+                "unix[0] = \"/run/<sock>\": unknown placeholder",
+            ),
+            (
+                text.replace("unix = [\n  \"/run/nscd/socket\",\n]\n", ""),
+                "missing field `unix` (required from format 2)",
             ),
             (
                 text.replace("phase = \"limited-write\"", "phase = \"root\""),

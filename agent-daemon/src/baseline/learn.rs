@@ -1,14 +1,23 @@
 //! Folding what an investigation did into its phase's baseline.
 use chrono::{SubsecRound as _, Utc};
 
-use super::{Baseline, EgressRule, Observation, generalise};
+use super::{
+    Baseline, EgressRule, Observation,
+    check::{exec_entry, unix_entry},
+    generalise,
+};
 
 /// Fold `observation` in. True when a set gained an entry (the baseline learned something
 /// new); envelope maxima only grow, and do not count as new behaviour.
 pub fn learn(baseline: &mut Baseline, observation: &Observation) -> bool {
     let new = match observation {
         Observation::Syscall(name) => baseline.syscalls.insert(name.clone()),
-        Observation::Exec(path) => baseline.execs.insert(generalise::path(path)),
+        Observation::Exec { path, literal } => baseline.execs.insert(exec_entry(path, *literal)),
+        Observation::Unix { path, literal } => baseline.unix.insert(unix_entry(path, *literal)),
+        Observation::Socket(kind) => baseline.sockets.insert(*kind),
+        Observation::Uring(name) => baseline.io_uring.insert(name.clone()),
+        // What paddock could not see is never learned.
+        Observation::Blind(_) => false,
         Observation::Egress(d) => {
             !baseline.egress.iter().any(|r| r.allows(d))
                 && baseline.egress.insert(EgressRule::exact(d))
@@ -50,8 +59,8 @@ mod tests {
         let mut b = Baseline::empty(Phase::ReadOnly);
         let seen = [
             Observation::Syscall("read".into()),
-            Observation::Exec("/usr/bin/ls".into()),
-            Observation::Exec("/tmp/tmp.Ab12cd/tool".into()),
+            Observation::Exec { path: "/usr/bin/ls".into(), literal: false },
+            Observation::Exec { path: "/tmp/tmp.Ab12cd/tool".into(), literal: false },
             Observation::FileWrite("/tmp/tmp.Ab12cd/out.txt".into()),
             Observation::FileRead("/etc/hostname".into()),
             Observation::Egress(Destination {

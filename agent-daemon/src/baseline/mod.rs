@@ -11,24 +11,56 @@ pub mod generalise;
 pub mod learn;
 pub mod mode;
 pub mod model;
+pub mod sockets;
 pub mod store;
+pub mod uring;
 
 pub use check::{Deviation, DeviationKind, check};
 pub use egress::{Destination, EgressRule, Protocol};
 pub use learn::learn;
 pub use mode::Mode;
 pub use model::{Baseline, Envelope};
+pub use sockets::SocketKind;
 
 /// What one event says about an investigation's behaviour.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observation {
     Syscall(String),
-    Exec(String),
+    /// An executable; `literal` ones (run through a descriptor, or a file with no name) are
+    /// never generalised.
+    Exec {
+        path: String,
+        literal: bool,
+    },
     Egress(Destination),
     FileWrite(String),
     FileRead(String),
+    /// A unix socket reached; `literal` when its path was relative (judged as written).
+    Unix {
+        path: String,
+        literal: bool,
+    },
+    Socket(SocketKind),
+    /// An io_uring operation, by name.
+    Uring(String),
     /// Measured so far in one investigation.
     Envelope(EnvelopeSample),
+    /// Something paddock could not see in full: never learned, always a deviation where
+    /// the phase is judged.
+    Blind(Blind),
+}
+
+/// Ways an investigation can leave paddock's sight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blind {
+    /// Records of it were lost (ring buffer full) or throttled (over its rate).
+    LostRecords { lost: u64, throttled: u64 },
+    /// Processes of it the kernel could not track (over its quota, or a map full).
+    Untracked(u64),
+    /// A process of it moved out of its cgroups.
+    Escape { pid: u32 },
+    /// A path it acted on that could not be read or was cut short (`what` says which act).
+    UnreadablePath { what: String },
 }
 
 /// Envelope measurements of one investigation.

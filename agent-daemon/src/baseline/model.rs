@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::egress::EgressRule;
+use super::{egress::EgressRule, sockets::SocketKind};
 use crate::identity::Phase;
 
 /// Limits on quantities, learned as the largest seen; exceeded when a measurement goes
@@ -43,6 +43,13 @@ pub struct Baseline {
     /// File-write prefixes (see `generalise::prefix`).
     pub file_writes: BTreeSet<String>,
     pub file_reads: BTreeSet<String>,
+    /// Unix sockets connected or sent to, by path (generalised like files; `@name` for
+    /// abstract sockets).
+    pub unix: BTreeSet<String>,
+    /// Socket kinds other than TCP, UDP and unix (raw, ICMP, packet, netlink...).
+    pub sockets: BTreeSet<SocketKind>,
+    /// io_uring operations, by name (`read`, `openat`...).
+    pub io_uring: BTreeSet<String>,
     pub envelope: Envelope,
 }
 
@@ -58,6 +65,9 @@ impl Baseline {
             egress: BTreeSet::new(),
             file_writes: BTreeSet::new(),
             file_reads: BTreeSet::new(),
+            unix: BTreeSet::new(),
+            sockets: BTreeSet::new(),
+            io_uring: BTreeSet::new(),
             envelope: Envelope::default(),
         }
     }
@@ -70,5 +80,8 @@ impl Baseline {
             + self.egress.len()
             + self.file_writes.len()
             + self.file_reads.len()
+            + self.unix.len()
+            + self.sockets.len()
+            + self.io_uring.len()
     }
 }

@@ -201,7 +201,7 @@ mod tests {
         let loaded = store.load(Phase::Shadow).unwrap();
         assert_eq!(loaded.baseline, Baseline::empty(Phase::Shadow));
         let mut b = Baseline::empty(Phase::Shadow);
-        learn(&mut b, &Observation::Exec("/bin/ls".into()));
+        learn(&mut b, &Observation::Exec { path: "/bin/ls".into(), literal: false });
         b.revision = 1;
         store.save(&b).unwrap();
         assert_eq!(store.load(Phase::Shadow).unwrap().baseline, b);

@@ -77,14 +77,14 @@ fn table(phases: &[PhaseSummary]) -> String {
         "LAST NEW",
         "RUNS",
         "STRAYED",
-        "SYSCALLS/EXECS/EGRESS/WRITES/READS"
+        "SYSCALLS/EXECS/EGRESS/WRITES/READS/UNIX/SOCKETS/URING"
     );
     for p in phases {
         let updated = p
             .updated
             .map_or("never".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         out += &format!(
-            "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}/{}/{}/{}/{}\n",
+            "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}/{}/{}/{}/{}/{}/{}/{}\n",
             p.phase.as_str(),
             p.mode.as_str(),
             p.revision,
@@ -96,7 +96,10 @@ fn table(phases: &[PhaseSummary]) -> String {
             p.execs,
             p.egress,
             p.file_writes,
-            p.file_reads
+            p.file_reads,
+            p.unix,
+            p.sockets,
+            p.io_uring
         );
     }
     out

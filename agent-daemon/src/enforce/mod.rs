@@ -60,23 +60,29 @@ pub struct Enforcer {
     kernel: Option<Arc<Mutex<Kernel>>>,
     kills: mpsc::UnboundedSender<KillOrder>,
     pub outcomes: Arc<Outcomes>,
+    /// `enforcement.fail_closed`: put in each enforcing phase's kernel policy.
+    fail_closed: bool,
 }
 
 impl Enforcer {
-    pub fn new(kernel: Arc<Mutex<Kernel>>, kills: mpsc::UnboundedSender<KillOrder>) -> Enforcer {
-        Enforcer { kernel: Some(kernel), kills, outcomes: Arc::default() }
+    pub fn new(
+        kernel: Arc<Mutex<Kernel>>,
+        kills: mpsc::UnboundedSender<KillOrder>,
+        fail_closed: bool,
+    ) -> Enforcer {
+        Enforcer { kernel: Some(kernel), kills, outcomes: Arc::default(), fail_closed }
     }
 
     /// An enforcer with no kernel behind it: policies go nowhere, kill orders only to
     /// `kills`. For `paddock internal bench-pipeline`.
     pub fn detached(kills: mpsc::UnboundedSender<KillOrder>) -> Enforcer {
-        Enforcer { kernel: None, kills, outcomes: Arc::default() }
+        Enforcer { kernel: None, kills, outcomes: Arc::default(), fail_closed: true }
     }
 
     /// Put `phase`'s mode and baseline in force in the kernel.
     pub fn apply(&self, phase: Phase, mode: Mode, baseline: &Baseline) -> Result<(), TrackError> {
         let Some(kernel) = &self.kernel else { return Ok(()) };
-        let policy = policy::kernel_policy(phase.kernel_id(), mode, baseline);
+        let policy = policy::kernel_policy(phase.kernel_id(), mode, baseline, self.fail_closed);
         kernel
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -85,7 +91,8 @@ impl Enforcer {
     }
 
     /// Kill the whole investigation; its reason is kept for `paddock run`. The kernel stops
-    /// each of its processes at its next syscall; `cgroup.kill` then takes them all.
+    /// each of its processes at its next syscall; `cgroup.kill` then takes those in its
+    /// cgroups, and a pidfd kill each process it tracks elsewhere.
     pub fn kill(&self, order: KillOrder) {
         self.outcomes.record(order.instance, &order.reason);
         if let Some(kernel) = &self.kernel

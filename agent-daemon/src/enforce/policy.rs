@@ -4,29 +4,31 @@ use std::collections::BTreeSet;
 use agent_common::{
     hash::fnv1a,
     policy::{
-        EGRESS_FIXED_BITS, EgressKey, IPV4_MAPPED_BITS, MODE_ENFORCE, MODE_FLAG, MODE_LEARN,
-        ipv4_mapped,
+        EGRESS_FIXED_BITS, EgressKey, FAIL_CLOSED, IPV4_MAPPED_BITS, MODE_ENFORCE, MODE_FLAG,
+        MODE_LEARN, PATH_EXEC, PATH_UNIX, SocketKey, ipv4_mapped,
     },
-    tracking::MAX_SYSCALLS,
+    tracking::SYSCALL_IDS,
 };
 use ipnet::IpNet;
 
 use crate::{
-    baseline::{Baseline, Mode, generalise},
+    baseline::{Baseline, Mode, uring},
     syscalls,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelPolicy {
     pub mode: u32,
-    pub allowed_syscalls: [u64; (MAX_SYSCALLS / 64) as usize],
-    /// FNV-1a of each exact executable path allowed.
-    pub exec_hashes: BTreeSet<u64>,
-    /// Some allowed executables are patterns: an exec the kernel does not find is left to
-    /// the daemon.
-    pub exec_patterns: bool,
+    pub flags: u32,
+    pub allowed_syscalls: [u64; (SYSCALL_IDS / 64) as usize],
+    pub allowed_uring: u64,
+    /// (`PATH_EXEC` or `PATH_UNIX`, FNV-1a of the entry): executables and unix sockets
+    /// allowed. Entries are already generalised; the kernel hashes what it sees the same
+    /// way (`agent_common::shape`).
+    pub paths: BTreeSet<(u32, u64)>,
     /// (prefix length in bits, key) per egress rule.
     pub egress: Vec<(u32, EgressKey)>,
+    pub sockets: BTreeSet<SocketKey>,
 }
 
 pub fn mode_id(mode: Mode) -> u32 {
@@ -37,20 +39,30 @@ pub fn mode_id(mode: Mode) -> u32 {
     }
 }
 
-/// What the kernel needs of `baseline` for phase number `phase`, in `mode`.
-pub fn kernel_policy(phase: u8, mode: Mode, baseline: &Baseline) -> KernelPolicy {
-    let mut allowed_syscalls = [0u64; (MAX_SYSCALLS / 64) as usize];
-    for nr in baseline.syscalls.iter().filter_map(|name| syscalls::number(name)) {
-        if let Some(word) = allowed_syscalls.get_mut((nr / 64) as usize) {
-            *word |= 1 << (nr % 64);
+/// What the kernel needs of `baseline` for phase number `phase`, in `mode`; with
+/// `fail_closed`, lost records, untracked processes and escapes doom an investigation in
+/// the kernel.
+pub fn kernel_policy(
+    phase: u8,
+    mode: Mode,
+    baseline: &Baseline,
+    fail_closed: bool,
+) -> KernelPolicy {
+    let mut allowed_syscalls = [0u64; (SYSCALL_IDS / 64) as usize];
+    let judged =
+        baseline.syscalls.iter().filter(|name| !syscalls::IA32_UNJUDGED.contains(&name.as_str()));
+    for id in judged.filter_map(|name| syscalls::id(name)) {
+        if let Some(word) = allowed_syscalls.get_mut((id / 64) as usize) {
+            *word |= 1 << (id % 64);
         }
     }
-    let exact = |path: &&String| {
-        generalise::unknown_placeholder(path).is_none()
-            && !generalise::PLACEHOLDERS.iter().any(|p| path.contains(p))
-    };
-    let exec_hashes = baseline.execs.iter().filter(exact).map(|p| fnv1a(p.as_bytes())).collect();
-    let exec_patterns = baseline.execs.iter().any(|p| !exact(&p));
+    let allowed_uring = baseline
+        .io_uring
+        .iter()
+        .filter_map(|name| uring::bit(name))
+        .fold(0u64, |bits, bit| bits | 1 << bit);
+    let execs = baseline.execs.iter().map(|p| (PATH_EXEC, fnv1a(p.as_bytes())));
+    let unix = baseline.unix.iter().map(|p| (PATH_UNIX, fnv1a(p.as_bytes())));
     let egress = baseline
         .egress
         .iter()
@@ -67,7 +79,25 @@ pub fn kernel_policy(phase: u8, mode: Mode, baseline: &Baseline) -> KernelPolicy
             (EGRESS_FIXED_BITS + bits, key)
         })
         .collect();
-    KernelPolicy { mode: mode_id(mode), allowed_syscalls, exec_hashes, exec_patterns, egress }
+    let sockets = baseline
+        .sockets
+        .iter()
+        .map(|k| SocketKey {
+            phase: phase as u16,
+            family: k.family,
+            sock_type: k.sock_type,
+            protocol: k.protocol,
+        })
+        .collect();
+    KernelPolicy {
+        mode: mode_id(mode),
+        flags: if fail_closed { FAIL_CLOSED } else { 0 },
+        allowed_syscalls,
+        allowed_uring,
+        paths: execs.chain(unix).collect(),
+        egress,
+        sockets,
+    }
 }
 
 #[cfg(test)]
@@ -81,17 +111,28 @@ mod tests {
     #[test]
     fn a_baseline_becomes_bitmaps_hashes_and_prefixes() {
         let mut b = Baseline::empty(Phase::LimitedWrite);
-        for o in [Observation::Syscall("getppid".into()), Observation::Exec("/usr/bin/ls".into())] {
+        for o in [
+            Observation::Syscall("getppid".into()),
+            Observation::Syscall("ia32:getpid".into()),
+            Observation::Exec { path: "/usr/bin/ls".into(), literal: false },
+            Observation::Unix { path: "/run/nscd/socket".into(), literal: false },
+            Observation::Socket("inet raw icmp".parse().unwrap()),
+            Observation::Uring("read".into()),
+        ] {
             learn(&mut b, &o);
         }
         b.egress.insert("tcp 10.0.0.0/8 port 443".parse().unwrap());
         b.egress.insert("udp ::1/128 port any".parse().unwrap());
-        let p = kernel_policy(2, Mode::Enforce, &b);
-        assert_eq!(p.mode, MODE_ENFORCE);
+        let p = kernel_policy(2, Mode::Enforce, &b, true);
+        assert_eq!((p.mode, p.flags), (MODE_ENFORCE, FAIL_CLOSED));
         assert_eq!(p.allowed_syscalls[1], 1 << (110 - 64), "getppid is 110");
-        assert_eq!(p.allowed_syscalls.iter().map(|w| w.count_ones()).sum::<u32>(), 1);
-        assert_eq!(p.exec_hashes, BTreeSet::from([fnv1a(b"/usr/bin/ls")]));
-        assert!(!p.exec_patterns);
+        let ia32_getpid = syscalls::id("ia32:getpid").unwrap();
+        assert_ne!(p.allowed_syscalls[(ia32_getpid / 64) as usize] & (1 << (ia32_getpid % 64)), 0);
+        assert_eq!(p.allowed_syscalls.iter().map(|w| w.count_ones()).sum::<u32>(), 2);
+        assert_eq!(p.allowed_uring, 1 << 22);
+        assert!(p.paths.contains(&(PATH_EXEC, fnv1a(b"/usr/bin/ls"))));
+        assert!(p.paths.contains(&(PATH_UNIX, fnv1a(b"/run/nscd/socket"))));
+        assert_eq!(p.sockets.len(), 1);
         let v4 = p.egress.iter().find(|(_, k)| k.protocol == 6).unwrap();
         assert_eq!(v4.0, 32 + 96 + 8);
         assert_eq!(v4.1.addr, ipv4_mapped([10, 0, 0, 0]));
@@ -99,14 +140,16 @@ mod tests {
         assert_eq!(v4.1.phase, 2);
         let v6 = p.egress.iter().find(|(_, k)| k.protocol == 17).unwrap();
         assert_eq!((v6.0, v6.1.port), (32 + 128, [0, 0]));
+        assert_eq!(kernel_policy(2, Mode::Enforce, &b, false).flags, 0);
     }
 
     #[test]
-    fn patterns_are_left_to_the_daemon() {
+    fn patterns_are_matched_by_their_generalised_hash_and_32_bit_opens_never_allowed() {
         let mut b = Baseline::empty(Phase::Shadow);
-        learn(&mut b, &Observation::Exec("/tmp/tmp.Ab12cd/tool".into()));
-        let p = kernel_policy(0, Mode::Enforce, &b);
-        assert!(p.exec_hashes.is_empty());
-        assert!(p.exec_patterns);
+        learn(&mut b, &Observation::Exec { path: "/tmp/tmp.Ab12cd/tool".into(), literal: false });
+        learn(&mut b, &Observation::Syscall("ia32:open".into()));
+        let p = kernel_policy(0, Mode::Enforce, &b, true);
+        assert_eq!(p.paths, BTreeSet::from([(PATH_EXEC, fnv1a(b"/tmp/<random>/tool"))]));
+        assert!(p.allowed_syscalls.iter().all(|w| *w == 0), "ia32:open is never allowed");
     }
 }

@@ -34,6 +34,12 @@ pub struct PhaseSummary {
     pub egress: usize,
     pub file_writes: usize,
     pub file_reads: usize,
+    #[serde(default)]
+    pub unix: usize,
+    #[serde(default)]
+    pub sockets: usize,
+    #[serde(default)]
+    pub io_uring: usize,
 }
 
 impl Judge {
@@ -55,6 +61,9 @@ impl Judge {
                     egress: b.egress.len(),
                     file_writes: b.file_writes.len(),
                     file_reads: b.file_reads.len(),
+                    unix: b.unix.len(),
+                    sockets: b.sockets.len(),
+                    io_uring: b.io_uring.len(),
                 }
             })
             .collect()

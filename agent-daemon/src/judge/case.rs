@@ -10,6 +10,9 @@ use crate::{
     identity::Phase,
 };
 
+/// Distinct deviations remembered per investigation.
+pub const MAX_JUDGED: usize = 4096;
+
 pub(super) struct Case {
     pub phase: Phase,
     /// Deviations already judged: one verdict each.
@@ -36,15 +39,26 @@ impl Case {
         }
     }
 
-    /// A verdict for `deviation` unless it was judged already or the investigation is
-    /// already being killed.
-    pub fn verdict(&mut self, deviation: Deviation, mode: Mode, revision: u64) -> Option<Verdict> {
-        if self.killed.is_some() || !self.judged.insert((deviation.kind, deviation.subject.clone()))
-        {
+    /// A verdict for `deviation` (killing when `kill`) unless it was judged already or the
+    /// investigation is already being killed. The judged set is bounded: past
+    /// [`MAX_JUDGED`] distinct deviations, each further one still gives a verdict but is no
+    /// longer remembered (an investigation that strays that much is flagged many times
+    /// over, or long dead).
+    pub fn verdict(
+        &mut self,
+        deviation: Deviation,
+        mode: Mode,
+        kill: bool,
+        revision: u64,
+    ) -> Option<Verdict> {
+        let key = (deviation.kind, deviation.subject.clone());
+        if self.killed.is_some() || self.judged.contains(&key) {
             return None;
         }
+        if self.judged.len() < MAX_JUDGED {
+            self.judged.insert(key);
+        }
         self.flagged = true;
-        let kill = mode == Mode::Enforce;
         if kill {
             self.killed = Some(deviation.reason.clone());
         }

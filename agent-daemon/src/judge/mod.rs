@@ -12,7 +12,7 @@ use case::Case;
 
 use crate::{
     baseline::{
-        Baseline, Deviation, DeviationKind, EnvelopeSample, Mode, Observation, check, learn,
+        Baseline, Blind, Deviation, DeviationKind, EnvelopeSample, Mode, Observation, check, learn,
         store::{PhaseState, Store, StoreError},
     },
     events::{Action, EventKind},
@@ -59,26 +59,95 @@ pub struct Judge {
     store: Store,
     books: BTreeMap<Phase, Book>,
     cases: HashMap<u32, Case>,
+    /// Whether what paddock could not see (records lost, processes untracked) kills in
+    /// `enforce` (`enforcement.fail_closed`), or is only flagged.
+    fail_closed: bool,
 }
 
-/// What an event says about behaviour, and whether the kernel already refused it.
-pub fn observation(kind: &EventKind) -> Option<(Observation, Action)> {
-    use crate::baseline::{Destination, Protocol};
-    Some(match kind {
-        EventKind::Syscall { name, action, .. } => (Observation::Syscall(name.clone()), *action),
-        EventKind::Exec { path, action, .. } => (Observation::Exec(path.clone()), *action),
+/// What an event says about behaviour (up to two things: a rename writes two paths), and
+/// whether the kernel already refused it.
+pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
+    use crate::baseline::{Destination, Protocol, SocketKind};
+    let none = Action::None;
+    let unreadable = |what: &str| Observation::Blind(Blind::UnreadablePath { what: what.into() });
+    let one = |o: Observation, a: Action| [Some((o, a)), None];
+    match kind {
+        EventKind::Syscall { name, action, .. } => one(Observation::Syscall(name.clone()), *action),
+        EventKind::Exec { state, action, .. } if !state.judgeable() => {
+            one(unreadable("exec"), *action)
+        }
+        EventKind::Exec { path, via_fd, state, action, .. } => one(
+            Observation::Exec { path: path.clone(), literal: *via_fd || state.deleted },
+            *action,
+        ),
+        EventKind::Open { state, .. } if !state.judgeable() => one(unreadable("open"), none),
         EventKind::Open { path, write: true, .. } => {
-            (Observation::FileWrite(path.clone()), Action::None)
+            one(Observation::FileWrite(path.clone()), none)
         }
         EventKind::Open { path, write: false, .. } => {
-            (Observation::FileRead(path.clone()), Action::None)
+            one(Observation::FileRead(path.clone()), none)
+        }
+        EventKind::FileOp { op, state, .. } if !state.judgeable() => one(unreadable(op), none),
+        EventKind::FileOp { op, path, path2, .. } => {
+            let first = match op.as_str() {
+                // Linking an existing file gives it a new name: the old one is read from.
+                "link" => Observation::FileRead(path.clone()),
+                _ => Observation::FileWrite(path.clone()),
+            };
+            let second = match (op.as_str(), path2) {
+                ("rename" | "link", Some(other)) => {
+                    Some((Observation::FileWrite(other.clone()), none))
+                }
+                _ => None,
+            };
+            [Some((first, none)), second]
         }
         EventKind::Connect { protocol, address, port, action, .. } => {
-            let protocol = Protocol::from_name(protocol)?;
-            (Observation::Egress(Destination { protocol, addr: *address, port: *port }), *action)
+            let Some(protocol) = Protocol::from_name(protocol) else { return [None, None] };
+            let destination = Destination { protocol, addr: *address, port: *port };
+            one(Observation::Egress(destination.canonical()), *action)
         }
-        _ => return None,
-    })
+        EventKind::Unix { path, relative, action, .. } => {
+            one(Observation::Unix { path: path.clone(), literal: *relative }, *action)
+        }
+        EventKind::Socket { socket, action } => match socket.parse::<SocketKind>() {
+            Ok(kind) => one(Observation::Socket(kind), *action),
+            Err(_) => [None, None],
+        },
+        EventKind::IoUring { name, action, .. } => one(Observation::Uring(name.clone()), *action),
+        EventKind::Escape { moved_pid, action, .. } => {
+            one(Observation::Blind(Blind::Escape { pid: *moved_pid }), *action)
+        }
+        _ => [None, None],
+    }
+}
+
+/// The deviation kind an observation would be (for what the kernel refused).
+fn kind_of(observation: &Observation) -> DeviationKind {
+    match observation {
+        Observation::Syscall(_) => DeviationKind::Syscall,
+        Observation::Exec { .. } => DeviationKind::Exec,
+        Observation::Egress(_) => DeviationKind::Egress,
+        Observation::FileWrite(_) => DeviationKind::FileWrite,
+        Observation::FileRead(_) => DeviationKind::FileRead,
+        Observation::Unix { .. } => DeviationKind::Unix,
+        Observation::Socket(_) => DeviationKind::Socket,
+        Observation::Uring(_) => DeviationKind::IoUring,
+        Observation::Envelope(_) => DeviationKind::Envelope,
+        Observation::Blind(Blind::LostRecords { .. }) => DeviationKind::LostRecords,
+        Observation::Blind(Blind::Untracked(_)) => DeviationKind::Untracked,
+        Observation::Blind(Blind::Escape { .. }) => DeviationKind::Escape,
+        Observation::Blind(Blind::UnreadablePath { .. }) => DeviationKind::UnreadablePath,
+    }
+}
+
+/// What the kernel counted for a running investigation that is not behaviour but
+/// paddock's own sight of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sight {
+    pub lost: u64,
+    pub throttled: u64,
+    pub untracked: u64,
 }
 
 impl Judge {
@@ -94,7 +163,12 @@ impl Judge {
             let state = states.get(&phase).copied().unwrap_or_default();
             books.insert(phase, Book { baseline: loaded.baseline, state, dirty: false });
         }
-        Ok((Judge { store, books, cases: HashMap::new() }, problems))
+        Ok((Judge { store, books, cases: HashMap::new(), fail_closed: true }, problems))
+    }
+
+    /// See [`Judge::fail_closed`].
+    pub fn set_fail_closed(&mut self, fail_closed: bool) {
+        self.fail_closed = fail_closed;
     }
 
     fn book(&self, phase: Phase) -> &Book {
@@ -135,17 +209,15 @@ impl Judge {
                     // The kernel refused what the baseline allows: its maps are stale
                     // (a baseline changed under it). Still a verdict: it acted.
                     (kernel != Action::None).then(|| Deviation {
-                        kind: match observation {
-                            Observation::Syscall(_) => DeviationKind::Syscall,
-                            Observation::Exec(_) => DeviationKind::Exec,
-                            _ => DeviationKind::Egress,
-                        },
+                        kind: kind_of(observation),
                         subject: format!("{observation:?}"),
                         reason: "refused by the kernel's copy of the baseline".into(),
                     })
                 })?;
                 let revision = book.baseline.revision;
-                self.cases.get_mut(&instance)?.verdict(deviation, mode, revision)
+                let kill =
+                    mode == Mode::Enforce && (!deviation.kind.is_blindness() || self.fail_closed);
+                self.cases.get_mut(&instance)?.verdict(deviation, mode, kill, revision)
             }
         }
     }
@@ -172,6 +244,25 @@ impl Judge {
         case.sample(syscalls, egress_bytes, now);
         let sample = case.envelope;
         self.envelope(instance, sample)
+    }
+
+    /// What paddock could not see of the investigation so far: a deviation (once each)
+    /// where its phase is judged.
+    pub fn sight(&mut self, instance: u32, sight: Sight) -> Vec<Verdict> {
+        let Some(phase) = self.cases.get(&instance).map(|c| c.phase) else { return Vec::new() };
+        if self.mode(phase) == Mode::Learn {
+            return Vec::new();
+        }
+        let mut verdicts = Vec::new();
+        if sight.lost + sight.throttled > 0 {
+            let blind = Blind::LostRecords { lost: sight.lost, throttled: sight.throttled };
+            verdicts.extend(self.observe(instance, &Observation::Blind(blind), Action::None));
+        }
+        if sight.untracked > 0 {
+            let blind = Blind::Untracked(sight.untracked);
+            verdicts.extend(self.observe(instance, &Observation::Blind(blind), Action::None));
+        }
+        verdicts
     }
 
     fn envelope(&mut self, instance: u32, sample: EnvelopeSample) -> Option<Verdict> {

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::baseline::{Destination, Protocol};
+use crate::baseline::{Destination, DeviationKind, Protocol};
 
 fn judge() -> (tempfile::TempDir, Judge) {
     let dir = tempfile::tempdir().unwrap();
@@ -11,7 +11,7 @@ fn judge() -> (tempfile::TempDir, Judge) {
 }
 
 fn exec(path: &str) -> Observation {
-    Observation::Exec(path.into())
+    Observation::Exec { path: path.into(), literal: false }
 }
 
 fn run(
@@ -181,20 +181,86 @@ fn events_become_observations() {
         port: 443,
         action: Action::Denied,
     };
+    let egress = |addr: &str| {
+        Observation::Egress(Destination {
+            protocol: Protocol::Tcp,
+            addr: addr.parse().unwrap(),
+            port: 443,
+        })
+    };
+    assert_eq!(observations(&connect), [Some((egress("10.0.0.1"), Action::Denied)), None]);
+    let mapped = EventKind::Connect {
+        op: "connect".into(),
+        protocol: "tcp".into(),
+        address: "::ffff:10.0.0.1".parse().unwrap(),
+        port: 443,
+        action: Action::Denied,
+    };
     assert_eq!(
-        observation(&connect),
-        Some((
-            Observation::Egress(Destination {
-                protocol: Protocol::Tcp,
-                addr: "10.0.0.1".parse().unwrap(),
-                port: 443
-            }),
-            Action::Denied
-        ))
+        observations(&mapped)[0],
+        Some((egress("10.0.0.1"), Action::Denied)),
+        "an IPv4-mapped address is judged as the IPv4 one"
     );
-    let open = EventKind::Open { path: "/etc/x".into(), requested: None, write: false, flags: 0 };
-    assert_eq!(observation(&open), Some((Observation::FileRead("/etc/x".into()), Action::None)));
-    assert_eq!(observation(&EventKind::Fork { child_pid: 3 }), None);
+    let open = EventKind::Open {
+        path: "/etc/x".into(),
+        write: false,
+        flags: 0,
+        via: None,
+        state: Default::default(),
+    };
+    assert_eq!(
+        observations(&open),
+        [Some((Observation::FileRead("/etc/x".into()), Action::None)), None]
+    );
+    let cut = EventKind::Open {
+        path: "/etc/x".into(),
+        write: false,
+        flags: 0,
+        via: None,
+        state: crate::events::PathState { truncated: true, ..Default::default() },
+    };
+    assert!(matches!(
+        observations(&cut)[0],
+        Some((Observation::Blind(crate::baseline::Blind::UnreadablePath { .. }), _))
+    ));
+    let rename = EventKind::FileOp {
+        op: "rename".into(),
+        path: "/tmp/a".into(),
+        path2: Some("/etc/b".into()),
+        state: Default::default(),
+    };
+    assert_eq!(
+        observations(&rename),
+        [
+            Some((Observation::FileWrite("/tmp/a".into()), Action::None)),
+            Some((Observation::FileWrite("/etc/b".into()), Action::None))
+        ]
+    );
+    assert_eq!(observations(&EventKind::Fork { child_pid: 3 }), [None, None]);
+}
+
+#[test]
+fn blindness_kills_in_enforce_only_when_failing_closed() {
+    let (_dir, mut judge) = judge();
+    judge.set_mode(Phase::Shadow, Mode::Enforce).unwrap();
+    let sight = Sight { lost: 3, throttled: 0, untracked: 0 };
+    judge.begin(1, Phase::Shadow);
+    let verdicts = judge.sight(1, sight);
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(verdicts[0].deviation.kind, DeviationKind::LostRecords);
+    assert!(verdicts[0].kill, "fail closed by default");
+    assert!(judge.sight(1, sight).is_empty(), "once per investigation");
+    judge.set_fail_closed(false);
+    judge.begin(2, Phase::Shadow);
+    let verdicts = judge.sight(2, Sight { lost: 0, throttled: 0, untracked: 2 });
+    assert_eq!(verdicts[0].deviation.kind, DeviationKind::Untracked);
+    assert!(!verdicts[0].kill, "flagged only");
+    // A behaviour deviation still kills.
+    let v = judge.observe(2, &exec("/bin/ls"), Action::None).unwrap();
+    assert!(v.kill);
+    judge.set_mode(Phase::Shadow, Mode::Learn).unwrap();
+    judge.begin(3, Phase::Shadow);
+    assert!(judge.sight(3, sight).is_empty(), "learning phases are not judged");
 }
 
 #[test]

@@ -7,8 +7,9 @@ use std::{
 
 use agent_common::event::{
     CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header, KIND_CGROUP,
-    KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_OPEN, KIND_SYSCALL, OP_CONNECT6,
-    OP_SENDMSG6, OpenRecord, SyscallRecord,
+    KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE, KIND_OPEN, KIND_PATH_OP,
+    KIND_SOCKET, KIND_SYSCALL, KIND_UNIX, KIND_URING, MigrateRecord, OP_CONNECT6, OP_SENDMSG6,
+    OpenRecord, PathOpRecord, SocketRecord, SyscallRecord, UnixRecord, UringRecord,
 };
 
 /// The part of every record that says who acted and where.
@@ -29,13 +30,73 @@ pub struct RecordHeader {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordBody {
-    Syscall { nr: u32, action: u32 },
-    Fork { child_pid: u32 },
-    Exec { path: String, argv: Vec<String>, argv_truncated: bool, action: u32 },
-    Exit { status: u32 },
-    Open { path: String, dirfd: i32, flags: u32 },
-    Connect { op: u32, action: u32, sock_type: u32, protocol: u32, addr: IpAddr, port: u16 },
-    Cgroup { cgroup_id: u64, level: u32, path: String },
+    /// `id`: a syscall identity (`tracking::syscall_id`).
+    Syscall {
+        id: u32,
+        action: u32,
+    },
+    Fork {
+        child_pid: u32,
+    },
+    /// `status`: `PATH_*` bits.
+    Exec {
+        path: String,
+        argv: Vec<String>,
+        argv_truncated: bool,
+        action: u32,
+        status: u32,
+    },
+    Exit {
+        status: u32,
+    },
+    Open {
+        path: String,
+        flags: u32,
+        fmode: u32,
+        via: u32,
+        status: u32,
+    },
+    FileOp {
+        op: u32,
+        path: String,
+        status: u32,
+        path2: String,
+        status2: u32,
+    },
+    Connect {
+        op: u32,
+        action: u32,
+        sock_type: u32,
+        protocol: u32,
+        addr: IpAddr,
+        port: u16,
+    },
+    Unix {
+        op: u32,
+        action: u32,
+        path: String,
+        status: u32,
+    },
+    Socket {
+        family: u32,
+        sock_type: u32,
+        protocol: u32,
+        action: u32,
+    },
+    Migrate {
+        moved_pid: u32,
+        action: u32,
+        cgroup_id: u64,
+    },
+    Uring {
+        opcode: u32,
+        action: u32,
+    },
+    Cgroup {
+        cgroup_id: u64,
+        level: u32,
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +166,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     let body = match kind {
         KIND_SYSCALL => {
             let r: SyscallRecord = read(bytes, kind)?;
-            RecordBody::Syscall { nr: r.nr, action: r.action }
+            RecordBody::Syscall { id: r.id, action: r.action }
         }
         KIND_FORK => {
             let r: ForkRecord = read(bytes, kind)?;
@@ -118,6 +179,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 argv: argv(&r.args, r.args_len, r.argc),
                 argv_truncated: r.args_truncated != 0,
                 action: r.action,
+                status: r.status,
             }
         }
         KIND_EXIT => {
@@ -126,7 +188,53 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         }
         KIND_OPEN => {
             let r: OpenRecord = read(bytes, kind)?;
-            RecordBody::Open { path: c_string(&r.path), dirfd: r.dirfd, flags: r.flags }
+            RecordBody::Open {
+                path: c_string(&r.path),
+                flags: r.flags,
+                fmode: r.fmode,
+                via: r.via,
+                status: r.status,
+            }
+        }
+        KIND_PATH_OP => {
+            let r: PathOpRecord = read(bytes, kind)?;
+            RecordBody::FileOp {
+                op: r.op,
+                path: c_string(&r.path),
+                status: r.status,
+                path2: c_string(&r.path2),
+                status2: r.status2,
+            }
+        }
+        KIND_UNIX => {
+            let r: UnixRecord = read(bytes, kind)?;
+            RecordBody::Unix {
+                op: r.op,
+                action: r.action,
+                path: c_string(&r.path),
+                status: r.status,
+            }
+        }
+        KIND_SOCKET => {
+            let r: SocketRecord = read(bytes, kind)?;
+            RecordBody::Socket {
+                family: r.family,
+                sock_type: r.sock_type,
+                protocol: r.protocol,
+                action: r.action,
+            }
+        }
+        KIND_MIGRATE => {
+            let r: MigrateRecord = read(bytes, kind)?;
+            RecordBody::Migrate {
+                moved_pid: r.moved_tgid,
+                action: r.action,
+                cgroup_id: r.dst_cgroup_id,
+            }
+        }
+        KIND_URING => {
+            let r: UringRecord = read(bytes, kind)?;
+            RecordBody::Uring { opcode: r.opcode, action: r.action }
         }
         KIND_CONNECT => {
             let r: ConnectRecord = read(bytes, kind)?;
@@ -208,6 +316,8 @@ mod tests {
             argc: args.len() as u32,
             args_truncated: 0,
             args_len: 0,
+            status: 0,
+            _pad: 0,
             path: [0; PATH_LEN],
             args: [0; ARGS_LEN],
         };
@@ -235,6 +345,7 @@ mod tests {
                 argv: vec!["ls".into(), "-l".into(), "/tmp".into()],
                 argv_truncated: false,
                 action: 0,
+                status: 0,
             }
         );
     }
@@ -263,6 +374,42 @@ mod tests {
             panic!("not a connect")
         };
         assert_eq!(addr, IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn decodes_the_kinds_that_carry_two_paths_or_none() {
+        let mut r = PathOpRecord {
+            header: fixture_header(KIND_PATH_OP, 1, 2, 3),
+            op: agent_common::event::OP_RENAME,
+            status: 0,
+            status2: agent_common::event::PATH_UNREADABLE,
+            _pad: 0,
+            path: [0; PATH_LEN],
+            path2: [0; PATH_LEN],
+        };
+        r.path[..6].copy_from_slice(b"/tmp/a");
+        assert_eq!(
+            decode(&bytes(&r)).unwrap().body,
+            RecordBody::FileOp {
+                op: agent_common::event::OP_RENAME,
+                path: "/tmp/a".into(),
+                status: 0,
+                path2: String::new(),
+                status2: agent_common::event::PATH_UNREADABLE,
+            }
+        );
+        let m = MigrateRecord {
+            header: fixture_header(KIND_MIGRATE, 1, 2, 3),
+            moved_tgid: 77,
+            action: 1,
+            dst_cgroup_id: 5,
+        };
+        assert_eq!(
+            decode(&bytes(&m)).unwrap().body,
+            RecordBody::Migrate { moved_pid: 77, action: 1, cgroup_id: 5 }
+        );
+        let full = bytes(&m);
+        assert!(matches!(decode(&full[..full.len() - 1]), Err(DecodeError::Short { .. })));
     }
 
     #[test]

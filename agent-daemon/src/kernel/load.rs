@@ -7,14 +7,14 @@ use agent_common::{
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, ProgramArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, ProgramError,
         RawTracePoint, TracePoint,
     },
 };
 
-use super::{btf, tracking::KernelMaps};
+use super::{btf, sideload, tracking::KernelMaps};
 
 /// The kernel programs, built by `build.rs` from `agent-ebpf`.
 static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/paddock-probes"));
@@ -42,35 +42,66 @@ pub enum KernelError {
     OpenCgroup { path: PathBuf, source: std::io::Error },
 }
 
+/// What the programs are told at load time (see `agent_common::config::Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub records_per_window: u32,
+    pub window_ns: u64,
+    pub task_quota: u32,
+    pub cgroup_quota: u32,
+    /// Entries of the process map (all investigations together).
+    pub max_tracked_processes: u32,
+}
+
 pub struct LoadOptions {
     pub ring_buffer_bytes: u32,
     pub btf_path: PathBuf,
     pub daemon_tgid: u32,
-    /// cgroups the egress programs attach to (their whole subtree is covered).
+    /// The root of the cgroup v2 hierarchy: connects, sends and socket creation are judged
+    /// for every socket below it, so a tracked process cannot walk out of the hooks by
+    /// moving itself to another cgroup.
+    pub root_cgroup: PathBuf,
+    /// cgroups whose egress bytes are counted (their whole subtree is covered).
     pub egress_cgroups: Vec<PathBuf>,
+    pub limits: Limits,
 }
 
 /// The loaded programs (attached for as long as this lives) and their maps.
 pub struct Kernel {
     _ebpf: Ebpf,
+    /// The unix-socket hooks, loaded beside aya (see `sideload`); `None` on kernels
+    /// without them.
+    _unix: Option<sideload::Sideloaded>,
+    /// The tail-call array (its entries live as long as it does).
+    _tails: Option<ProgramArray<MapData>>,
     pub maps: KernelMaps,
     ring: Option<RingBuf<MapData>>,
     /// "program (hook)" for every attached program.
     pub attached: Vec<String>,
+    /// Hooks this kernel lacks, and what goes unjudged without them.
+    pub missing: Vec<String>,
 }
 
-const RAW_TRACEPOINTS: [(&str, &str); 4] = [
+const RAW_TRACEPOINTS: [(&str, &str); 5] = [
     (programs::SYS_ENTER, "sys_enter"),
     (programs::PROCESS_FORK, "sched_process_fork"),
+    (programs::PROCESS_EXEC, "sched_process_exec"),
     (programs::PROCESS_EXIT, "sched_process_exit"),
     (programs::CGROUP_ATTACH, "cgroup_attach_task"),
 ];
 
-/// (program, category, name). No `syscalls:*` tracepoint: enabling any of them switches on
-/// the kernel's generic syscall tracing for every syscall; `sys_enter` handles those calls.
-const TRACEPOINTS: [(&str, &str, &str); 2] = [
-    (programs::PROCESS_EXEC, "sched", "sched_process_exec"),
-    (programs::CGROUP_MKDIR, "cgroup", "cgroup_mkdir"),
+/// (program, category, name).
+const TRACEPOINTS: [(&str, &str, &str); 1] = [(programs::CGROUP_MKDIR, "cgroup", "cgroup_mkdir")];
+
+/// The exits of the calls that open files: the open is reported with the file the kernel
+/// opened. These `syscalls:*` tracepoints add one check of a bitmap to every syscall's exit
+/// on the node (the kernel's syscall tracing is on anyway for `sys_enter`).
+const OPEN_EXITS: [&str; 5] = [
+    "sys_exit_open",
+    "sys_exit_openat",
+    "sys_exit_openat2",
+    "sys_exit_creat",
+    "sys_exit_open_by_handle_at",
 ];
 
 const SOCK_ADDR: [&str; 4] =
@@ -97,14 +128,50 @@ impl Kernel {
         if PROBES.is_empty() {
             return Err(KernelError::NoProbes);
         }
-        let task = btf::task_offsets(&options.btf_path)?;
+        let offsets = btf::kernel_offsets(&options.btf_path)?;
+        let limits = options.limits;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, options.ring_buffer_bytes)
+            .map_max_entries(maps::TASKS, limits.max_tracked_processes)
             .load(PROBES)
             .map_err(KernelError::Load)?;
 
+        let root = File::open(&options.root_cgroup).map_err(|source| KernelError::OpenCgroup {
+            path: options.root_cgroup.clone(),
+            source,
+        })?;
+        let mut missing = Vec::new();
+        let unix = match sideload::load(
+            PROBES,
+            &ebpf,
+            &[
+                (programs::CONNECT_UNIX, sideload::BPF_CGROUP_UNIX_CONNECT),
+                (programs::SENDMSG_UNIX, sideload::BPF_CGROUP_UNIX_SENDMSG),
+            ],
+            &root,
+        ) {
+            Ok(loaded) => Some(loaded),
+            Err(e) => {
+                missing.push(format!(
+                    "unix socket hooks (Linux 6.7+): connects to unix sockets are not judged ({e})"
+                ));
+                None
+            }
+        };
+
+        // Written after the side-loaded programs took their references to every map (a
+        // map taken from aya is no longer listed for them); until then they are quiet.
         let mut config: Array<MapData, KernelConfig> = take(&mut ebpf, maps::CONFIG)?;
-        let value = KernelConfig { daemon_tgid: options.daemon_tgid, enabled: 1, task };
+        let value = KernelConfig {
+            daemon_tgid: options.daemon_tgid,
+            enabled: 1,
+            records_per_window: limits.records_per_window,
+            task_quota: limits.task_quota,
+            window_ns: limits.window_ns,
+            cgroup_quota: limits.cgroup_quota,
+            _pad: 0,
+            offsets,
+        };
         config.set(0, value, 0).map_err(|source| KernelError::Map { map: maps::CONFIG, source })?;
 
         let maps = KernelMaps {
@@ -118,17 +185,62 @@ impl Kernel {
             egress: take::<PerCpuArray<_, _>>(&mut ebpf, maps::EGRESS)?,
             lost: take::<PerCpuArray<_, _>>(&mut ebpf, maps::LOST)?,
             phase_policy: take::<Array<_, _>>(&mut ebpf, maps::PHASE_POLICY)?,
-            allowed_execs: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_EXECS)?,
+            allowed_paths: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_PATHS)?,
             allowed_egress: take::<LpmTrie<_, _, _>>(&mut ebpf, maps::ALLOWED_EGRESS)?,
+            allowed_sockets: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_SOCKETS)?,
+            capacity: limits.max_tracked_processes,
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, maps::EVENTS)?;
-        let mut kernel = Kernel { _ebpf: ebpf, maps, ring: Some(ring), attached: Vec::new() };
-        kernel.attach_all(&options.egress_cgroups)?;
+        let mut kernel = Kernel {
+            _ebpf: ebpf,
+            _unix: unix,
+            _tails: None,
+            maps,
+            ring: Some(ring),
+            attached: Vec::new(),
+            missing,
+        };
+        if kernel._unix.is_some() {
+            let hook = format!("cgroup {}", options.root_cgroup.display());
+            for name in [programs::CONNECT_UNIX, programs::SENDMSG_UNIX] {
+                kernel.attached.push(format!("{name} ({hook})"));
+            }
+        }
+        kernel.attach_all(&root, &options.root_cgroup, &options.egress_cgroups, &offsets)?;
         Ok(kernel)
     }
 
-    fn attach_all(&mut self, egress_cgroups: &[PathBuf]) -> Result<(), KernelError> {
+    fn attach_all(
+        &mut self,
+        root: &File,
+        root_path: &std::path::Path,
+        egress_cgroups: &[PathBuf],
+        offsets: &agent_common::config::KernelOffsets,
+    ) -> Result<(), KernelError> {
         let ebpf = &mut self._ebpf;
+        // Tail-call targets: loaded, placed in `TAILS`, attached to nothing.
+        let name = programs::PATH_OP;
+        let program: &mut RawTracePoint = ebpf
+            .program_mut(name)
+            .ok_or(KernelError::MissingProgram { program: name })?
+            .try_into()
+            .map_err(program_error(name, "tail call"))?;
+        program.load().map_err(program_error(name, "tail call"))?;
+        let fd =
+            program.fd().map_err(program_error(name, "tail call"))?.try_clone().map_err(|e| {
+                KernelError::Program {
+                    program: name,
+                    hook: "tail call".into(),
+                    source: ProgramError::IOError(e),
+                }
+            })?;
+        let mut tails: ProgramArray<MapData> = take(ebpf, maps::TAILS)?;
+        tails
+            .set(agent_common::names::tails::TAIL_PATH_OP, &fd, 0)
+            .map_err(|source| KernelError::Map { map: maps::TAILS, source })?;
+        self._tails = Some(tails);
+        self.attached.push(format!("{name} (tail call of {})", programs::SYS_ENTER));
+
         for (name, hook) in RAW_TRACEPOINTS {
             let program: &mut RawTracePoint = ebpf
                 .program_mut(name)
@@ -150,6 +262,31 @@ impl Kernel {
             program.attach(category, tp).map_err(program_error(name, hook.clone()))?;
             self.attached.push(format!("{name} ({hook})"));
         }
+        let name = programs::OPEN_EXIT;
+        let program: &mut TracePoint = ebpf
+            .program_mut(name)
+            .ok_or(KernelError::MissingProgram { program: name })?
+            .try_into()
+            .map_err(program_error(name, "tracepoint/syscalls"))?;
+        program.load().map_err(program_error(name, "tracepoint/syscalls"))?;
+        for tp in OPEN_EXITS {
+            let hook = format!("tracepoint/syscalls/{tp}");
+            program.attach("syscalls", tp).map_err(program_error(name, hook.clone()))?;
+            self.attached.push(format!("{name} ({hook})"));
+        }
+        if btf::has_io_uring(offsets) {
+            let (name, hook) = (programs::URING_SUBMIT, "io_uring_submit_req");
+            let program: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or(KernelError::MissingProgram { program: name })?
+                .try_into()
+                .map_err(program_error(name, hook))?;
+            program.load().map_err(program_error(name, hook))?;
+            program.attach(hook).map_err(program_error(name, hook))?;
+            self.attached.push(format!("{name} (raw_tp/{hook})"));
+        } else {
+            self.missing.push("io_uring (not in this kernel's BTF): nothing to judge".into());
+        }
         for name in SOCK_ADDR {
             let program: &mut CgroupSockAddr = ebpf
                 .program_mut(name)
@@ -165,21 +302,35 @@ impl Kernel {
             .map_err(program_error(programs::SKB_EGRESS, "cgroup_skb/egress"))?;
         skb.load().map_err(program_error(programs::SKB_EGRESS, "cgroup_skb/egress"))?;
 
+        let create: &mut CgroupSock = ebpf
+            .program_mut(programs::SOCK_CREATE)
+            .ok_or(KernelError::MissingProgram { program: programs::SOCK_CREATE })?
+            .try_into()
+            .map_err(program_error(programs::SOCK_CREATE, "cgroup/sock_create"))?;
+        create.load().map_err(program_error(programs::SOCK_CREATE, "cgroup/sock_create"))?;
+
         // Attached through BPF links (Linux >= 5.7), which always allow other programs on the
         // same cgroup; the kernel refuses an explicit BPF_F_ALLOW_MULTI there.
         let mode = CgroupAttachMode::default();
+        let hook = format!("cgroup {}", root_path.display());
+        for name in SOCK_ADDR {
+            let program: &mut CgroupSockAddr = ebpf
+                .program_mut(name)
+                .and_then(|p| p.try_into().ok())
+                .ok_or(KernelError::MissingProgram { program: name })?;
+            program.attach(root, mode).map_err(program_error(name, hook.clone()))?;
+            self.attached.push(format!("{name} ({hook})"));
+        }
+        let create: &mut CgroupSock = ebpf
+            .program_mut(programs::SOCK_CREATE)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(KernelError::MissingProgram { program: programs::SOCK_CREATE })?;
+        create.attach(root, mode).map_err(program_error(programs::SOCK_CREATE, hook.clone()))?;
+        self.attached.push(format!("{} ({hook}, sock_create)", programs::SOCK_CREATE));
         for dir in egress_cgroups {
             let cgroup = File::open(dir)
                 .map_err(|source| KernelError::OpenCgroup { path: dir.clone(), source })?;
             let hook = format!("cgroup {}", dir.display());
-            for name in SOCK_ADDR {
-                let program: &mut CgroupSockAddr = ebpf
-                    .program_mut(name)
-                    .and_then(|p| p.try_into().ok())
-                    .ok_or(KernelError::MissingProgram { program: name })?;
-                program.attach(&cgroup, mode).map_err(program_error(name, hook.clone()))?;
-                self.attached.push(format!("{name} ({hook})"));
-            }
             let skb: &mut CgroupSkb = ebpf
                 .program_mut(programs::SKB_EGRESS)
                 .and_then(|p| p.try_into().ok())

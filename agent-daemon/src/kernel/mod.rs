@@ -6,7 +6,8 @@ mod load;
 pub mod mounts;
 mod policy;
 pub mod reader;
+mod sideload;
 mod tracking;
 
-pub use load::{Kernel, LoadOptions, attach_empty_hook};
+pub use load::{Kernel, Limits, LoadOptions, attach_empty_hook};
 pub use tracking::{SlotCounters, TrackError};

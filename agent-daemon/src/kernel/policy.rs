@@ -3,7 +3,7 @@
 //! and the mode last when entering enforce (first when leaving it).
 use agent_common::{
     names::maps,
-    policy::{EgressKey, ExecKey, MODE_ENFORCE, PhasePolicy},
+    policy::{EgressKey, MODE_ENFORCE, PathKey, PhasePolicy},
 };
 use aya::maps::{MapError, lpm_trie::Key};
 
@@ -22,41 +22,61 @@ impl KernelMaps {
             current.mode = policy.mode;
             self.phase_policy.set(index, current, 0).map_err(at(maps::PHASE_POLICY))?;
         }
-        for &hash in &policy.exec_hashes {
-            let key = ExecKey { phase: phase as u32, _pad: 0, path_hash: hash };
-            self.allowed_execs.insert(key, 1, 0).map_err(at(maps::ALLOWED_EXECS))?;
+        let path_key = |&(kind, hash): &(u32, u64)| PathKey {
+            phase: phase as u16,
+            _pad: 0,
+            kind,
+            path_hash: hash,
+        };
+        for entry in &policy.paths {
+            self.allowed_paths.insert(path_key(entry), 1, 0).map_err(at(maps::ALLOWED_PATHS))?;
         }
         for (bits, key) in &policy.egress {
             self.allowed_egress
                 .insert(&Key::new(*bits, *key), 1, 0)
                 .map_err(at(maps::ALLOWED_EGRESS))?;
         }
-        let stale_execs: Vec<ExecKey> = self
-            .allowed_execs
+        for key in &policy.sockets {
+            self.allowed_sockets.insert(key, 1, 0).map_err(at(maps::ALLOWED_SOCKETS))?;
+        }
+        let stale_paths: Vec<PathKey> = self
+            .allowed_paths
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| k.phase == phase as u32 && !policy.exec_hashes.contains(&k.path_hash))
+            .filter(|k| k.phase == phase as u16 && !policy.paths.contains(&(k.kind, k.path_hash)))
             .collect();
-        for key in stale_execs {
-            self.allowed_execs.remove(&key).map_err(at(maps::ALLOWED_EXECS))?;
+        for key in stale_paths {
+            self.allowed_paths.remove(&key).map_err(at(maps::ALLOWED_PATHS))?;
         }
-        let wanted: Vec<(u32, EgressKey)> = policy.egress.clone();
         let stale_egress: Vec<Key<EgressKey>> = self
             .allowed_egress
             .keys()
             .filter_map(Result::ok)
             .filter(|k| {
                 k.data().phase == phase
-                    && !wanted.iter().any(|(bits, key)| *bits == k.prefix_len() && *key == k.data())
+                    && !policy
+                        .egress
+                        .iter()
+                        .any(|(bits, key)| *bits == k.prefix_len() && *key == k.data())
             })
             .collect();
         for key in stale_egress {
             self.allowed_egress.remove(&key).map_err(at(maps::ALLOWED_EGRESS))?;
         }
+        let stale_sockets: Vec<_> = self
+            .allowed_sockets
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.phase == phase as u16 && !policy.sockets.contains(k))
+            .collect();
+        for key in stale_sockets {
+            self.allowed_sockets.remove(&key).map_err(at(maps::ALLOWED_SOCKETS))?;
+        }
         let next = PhasePolicy {
             mode: policy.mode,
-            exec_patterns: policy.exec_patterns as u32,
+            flags: policy.flags,
             allowed_syscalls: policy.allowed_syscalls,
+            allowed_uring: policy.allowed_uring,
         };
         self.phase_policy.set(index, next, 0).map_err(at(maps::PHASE_POLICY))
     }

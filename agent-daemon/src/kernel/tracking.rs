@@ -2,13 +2,13 @@
 //! per-slot counters. See `agent_common::tracking` for the layout.
 use std::collections::HashMap as StdHashMap;
 
-use agent_common::policy::{EgressKey, ExecKey, PhasePolicy};
+use agent_common::policy::{EgressKey, PathKey, PhasePolicy, SocketKey};
 use agent_common::{
     event::KIND_COUNT,
     names::maps,
     tracking::{
-        EgressCounts, FAST_COLLISION, FastEntry, MAX_SYSCALLS, SlotState, SyscallCounts, TaskEntry,
-        Tracked, fast_index, task_index,
+        BY_DAEMON, EgressCounts, FAST_COLLISION, FastEntry, MAX_SYSCALLS, SlotState, SyscallCounts,
+        TaskEntry, Tracked, fast_index, task_index,
     },
 };
 use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues};
@@ -24,8 +24,11 @@ pub struct KernelMaps {
     pub(super) egress: PerCpuArray<MapData, EgressCounts>,
     pub(super) lost: PerCpuArray<MapData, u64>,
     pub(super) phase_policy: Array<MapData, PhasePolicy>,
-    pub(super) allowed_execs: HashMap<MapData, ExecKey, u8>,
+    pub(super) allowed_paths: HashMap<MapData, PathKey, u8>,
     pub(super) allowed_egress: LpmTrie<MapData, EgressKey, u8>,
+    pub(super) allowed_sockets: HashMap<MapData, SocketKey, u8>,
+    /// Entries of `TASKS`.
+    pub(super) capacity: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +46,22 @@ fn at(map: &'static str) -> impl Fn(MapError) -> TrackError {
 /// What the kernel counted for one investigation slot, summed over CPUs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SlotCounters {
-    /// (syscall number, calls), only the numbers called at least once.
+    /// (counter index, calls), only the counters that are not zero (see
+    /// `tracking::count_index`).
     pub syscalls: Vec<(u32, u64)>,
     pub egress_bytes: u64,
     pub egress_packets: u64,
+    /// Records lost (ring buffer full) and throttled (over the rate).
+    pub lost: u64,
+    pub throttled: u64,
+    /// Processes and cgroups the kernel refused to track (quota, or a map full).
+    pub refused: u64,
+    /// Moves of its processes out of its cgroups.
+    pub escapes: u64,
+    /// Processes the kernel tracks for it now (those it added itself).
+    pub tasks: u64,
+    /// Cgroups the kernel made tracked for it.
+    pub cgroups: u64,
 }
 
 fn zeros<T: aya::Pod + Copy>(value: T) -> Result<PerCpuValues<T>, MapError> {
@@ -58,9 +73,7 @@ impl KernelMaps {
     /// Zero a slot's state and counters before a new investigation uses it.
     pub fn reset_slot(&mut self, slot: u16) -> Result<(), TrackError> {
         let slot = slot as u32;
-        let state =
-            SlotState { seen: [0; (MAX_SYSCALLS / 64) as usize], pending_opens: 0, doomed: 0 };
-        self.slots.set(slot, state, 0).map_err(at(maps::SLOTS))?;
+        self.slots.set(slot, SlotState::empty(), 0).map_err(at(maps::SLOTS))?;
         let counts = zeros(SyscallCounts { counts: [0; MAX_SYSCALLS as usize] })
             .map_err(at(maps::SYSCALL_COUNTS))?;
         self.syscalls.set(slot, counts, 0).map_err(at(maps::SYSCALL_COUNTS))?;
@@ -70,7 +83,8 @@ impl KernelMaps {
     }
 
     /// Mark `slot`'s investigation doomed: the kernel kills each of its processes at its next
-    /// syscall.
+    /// syscall. (A read-modify-write of the whole slot state: a counter the kernel bumps
+    /// meanwhile may lose that one increment; the investigation is being killed.)
     pub fn doom(&mut self, slot: u16) -> Result<(), TrackError> {
         let mut state = self.slots.get(&(slot as u32), 0).map_err(at(maps::SLOTS))?;
         state.doomed = 1;
@@ -103,16 +117,25 @@ impl KernelMaps {
         self.paths.insert(path_hash, tracked, 0).map_err(at(maps::CGROUP_PATHS))
     }
 
-    /// Track the processes `tgids` (already in a cgroup of `tracked`).
+    /// Track the processes `tgids` (already in a cgroup of `tracked`). Marked as the
+    /// daemon's: they do not count against the investigation's quota, which bounds what it
+    /// forks.
     pub fn track_tasks(&mut self, tgids: &[u32], tracked: Tracked) -> Result<(), TrackError> {
+        let tracked = Tracked { flags: BY_DAEMON, ..tracked };
         for &tgid in tgids {
+            if self.tasks.get(&tgid, 0).is_ok() {
+                continue; // already tracked (by the kernel, or earlier)
+            }
             self.tasks.insert(tgid, tracked, 0).map_err(at(maps::TASKS))?;
             let index = task_index(tgid);
             let mut entry = self.tasks_fast.get(&index, 0).map_err(at(maps::TASKS_FAST))?;
             if entry.tgid == 0 || entry.tgid == tgid {
                 let collision = entry.tracked.flags & FAST_COLLISION;
-                entry =
-                    TaskEntry { tgid, _pad: 0, tracked: Tracked { flags: collision, ..tracked } };
+                entry = TaskEntry {
+                    tgid,
+                    _pad: 0,
+                    tracked: Tracked { flags: collision | BY_DAEMON, ..tracked },
+                };
             } else {
                 entry.tracked.flags |= FAST_COLLISION;
             }
@@ -149,6 +172,22 @@ impl KernelMaps {
             self.tasks_fast.set(index, entry, 0).map_err(at(maps::TASKS_FAST))?;
         }
         Ok(())
+    }
+
+    /// The processes the kernel tracks for `instance` now, wherever they are (a process
+    /// that left its cgroups is still here).
+    pub fn processes_of(&self, instance: u32) -> Vec<u32> {
+        self.tasks
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, t)| t.instance == instance)
+            .map(|(tgid, _)| tgid)
+            .collect()
+    }
+
+    /// Entries of the process map (all investigations together).
+    pub fn process_capacity(&self) -> u32 {
+        self.capacity
     }
 
     /// Stop tracking every cgroup and process of `instance` (those the daemon added and
@@ -207,7 +246,14 @@ impl KernelMaps {
             }
         }
         let egress = self.egress.get(&(slot as u32), 0).map_err(at(maps::EGRESS))?;
+        let state = self.slots.get(&(slot as u32), 0).map_err(at(maps::SLOTS))?;
         Ok(SlotCounters {
+            lost: state.lost,
+            throttled: state.throttled,
+            refused: state.refused,
+            escapes: state.escapes,
+            tasks: (state.tasks as i64).max(0) as u64,
+            cgroups: state.cgroups,
             syscalls: totals
                 .iter()
                 .enumerate()
@@ -227,6 +273,11 @@ impl KernelMaps {
             *slot = per_cpu.iter().sum();
         }
         Ok(lost)
+    }
+
+    /// How many processes the kernel tracks now.
+    pub fn tracked_processes(&self) -> usize {
+        self.tasks.keys().filter(Result::is_ok).count()
     }
 
     /// How many cgroups the kernel tracks now.

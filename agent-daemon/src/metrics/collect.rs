@@ -89,6 +89,18 @@ impl Collector for StatsCollector {
                 "Cgroups the kernel tracks now",
                 kernel.maps.tracked_cgroups() as i64,
             )?;
+            gauge(
+                &mut encoder,
+                "tracked_processes",
+                "Processes the kernel tracks now, all investigations together",
+                kernel.maps.tracked_processes() as i64,
+            )?;
+            gauge(
+                &mut encoder,
+                "tracked_processes_capacity",
+                "Processes the kernel can track (kernel.max_tracked_processes)",
+                kernel.maps.process_capacity() as i64,
+            )?;
             if let Ok(lost) = kernel.maps.lost() {
                 let mut family = encoder.encode_descriptor(
                     "ring_buffer_lost_records",
@@ -206,6 +218,9 @@ impl Collector for StatsCollector {
                     ("egress", p.egress),
                     ("file_writes", p.file_writes),
                     ("file_reads", p.file_reads),
+                    ("unix", p.unix),
+                    ("sockets", p.sockets),
+                    ("io_uring", p.io_uring),
                 ] {
                     ConstGauge::new(n as i64).encode(
                         family.encode_family(&[("phase", p.phase.as_str()), ("set", set)])?,

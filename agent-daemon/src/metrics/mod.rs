@@ -45,6 +45,12 @@ pub struct PhaseOutcome {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseWhat {
+    pub phase: String,
+    pub what: String,
+}
+
 /// The metric families the event sink updates (each a cheap handle: clones share values).
 #[derive(Clone)]
 pub struct EventMetrics {
@@ -53,6 +59,9 @@ pub struct EventMetrics {
     pub kills: Family<KillLabels, Counter>,
     pub active: Family<PhaseLabel, Gauge>,
     pub finished: Family<PhaseOutcome, Counter>,
+    /// What paddock could not see of ended investigations: records lost or throttled,
+    /// processes left untracked; and moves out of their cgroups.
+    pub unseen: Family<PhaseWhat, Counter>,
     pub latency: Histogram,
 }
 
@@ -70,6 +79,7 @@ impl EventMetrics {
             kills: Family::default(),
             active: Family::default(),
             finished: Family::default(),
+            unseen: Family::default(),
             latency: Histogram::new(latency_buckets()),
         }
     }
@@ -98,6 +108,13 @@ pub fn registry(events: &EventMetrics, collector: StatsCollector) -> Registry {
         "investigations_finished",
         "Investigations that ended, by phase and outcome (ok, flagged, killed)",
         events.finished.clone(),
+    );
+    registry.register(
+        "investigation_unseen",
+        "What the kernel could not show of ended investigations, by phase and what: \
+         lost_records (ring buffer full), throttled_records (over the per-investigation rate), \
+         untracked (processes or cgroups over the quota), escapes (processes that left their cgroups)",
+        events.unseen.clone(),
     );
     registry.register(
         "event_processing_seconds",

@@ -4,30 +4,34 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::{EventMetrics, KillLabels, PhaseKind, PhaseLabel, PhaseOutcome, VerdictLabels};
+use super::{
+    EventMetrics, KillLabels, PhaseKind, PhaseLabel, PhaseOutcome, PhaseWhat, VerdictLabels,
+};
 use crate::events::{Event, EventKind};
 
 pub fn count(metrics: &EventMetrics, event: &Event) {
     let phase = event.phase.as_str().to_owned();
-    let kind = match &event.kind {
-        EventKind::Started { .. } => "started",
-        EventKind::Syscall { .. } => "syscall",
-        EventKind::Fork { .. } => "fork",
-        EventKind::Exec { .. } => "exec",
-        EventKind::Exit { .. } => "exit",
-        EventKind::Open { .. } => "open",
-        EventKind::Connect { .. } => "connect",
-        EventKind::Cgroup { .. } => "cgroup",
-        EventKind::Verdict { .. } => "verdict",
-        EventKind::Ended { .. } => "ended",
-    };
+    let kind = event.kind.name();
     metrics.events.get_or_create(&PhaseKind { phase: phase.clone(), kind: kind.into() }).inc();
     match &event.kind {
         EventKind::Started { .. } => {
             metrics.active.get_or_create(&PhaseLabel { phase }).inc();
         }
-        EventKind::Ended { outcome, .. } => {
+        EventKind::Ended {
+            outcome, lost_records, throttled_records, untracked, escapes, ..
+        } => {
             metrics.active.get_or_create(&PhaseLabel { phase: phase.clone() }).dec();
+            for (what, n) in [
+                ("lost_records", lost_records),
+                ("throttled_records", throttled_records),
+                ("untracked", untracked),
+                ("escapes", escapes),
+            ] {
+                if *n > 0 {
+                    let labels = PhaseWhat { phase: phase.clone(), what: what.into() };
+                    metrics.unseen.get_or_create(&labels).inc_by(*n);
+                }
+            }
             metrics.finished.get_or_create(&PhaseOutcome { phase, outcome: outcome.clone() }).inc();
         }
         EventKind::Verdict { deviation, outcome, .. } => {

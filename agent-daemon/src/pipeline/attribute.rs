@@ -1,16 +1,24 @@
 //! Kernel records to attributed events: wall-clock time, parent pids the kernel could not
-//! read, resolved relative paths, duplicates of "first seen" records dropped.
+//! read, names for numbers, duplicates of "first seen" records dropped. Paths arrive as the
+//! kernel named them; nothing is looked up again in /proc after the fact.
 use std::collections::HashMap;
 
 use agent_common::{
-    event::{ACTION_DENIED, ACTION_KILLED, OP_CONNECT4, OP_CONNECT6},
-    tracking::MAX_SYSCALLS,
+    event::{
+        ACTION_DENIED, ACTION_KILLED, FMODE_WRITE, OP_CONNECT4, OP_CONNECT6, OP_LINK, OP_MKDIR,
+        OP_MKNOD, OP_RENAME, OP_RMDIR, OP_SYMLINK, OP_TRUNCATE, OP_UNIX_CONNECT, OP_UNLINK,
+        OPEN_VIA_URING, PATH_DELETED, PATH_FD, PATH_RELATIVE, PATH_RESOLVED, PATH_TRUNCATED,
+        PATH_UNREADABLE,
+    },
+    policy::egress_protocol,
+    tracking::SYSCALL_IDS,
 };
 use chrono::{DateTime, Utc};
 
 use super::Investigation;
 use crate::{
-    events::{Action, Event, EventKind, exit_from_status},
+    baseline::{SocketKind, uring},
+    events::{Action, Event, EventKind, PathState, exit_from_status},
     kernel::decode::{Record, RecordBody},
     syscalls,
 };
@@ -18,7 +26,8 @@ use crate::{
 /// What the pipeline keeps per running investigation to attribute its records.
 pub struct Attribution {
     pub info: Investigation,
-    seen: [u64; (MAX_SYSCALLS / 64) as usize],
+    seen: [u64; (SYSCALL_IDS / 64) as usize],
+    uring_seen: u64,
     parents: HashMap<u32, u32>,
     pub events: u64,
 }
@@ -62,34 +71,44 @@ fn action(code: u32) -> Action {
     }
 }
 
+/// The protocol as it is judged (MPTCP as TCP, 0 as its type's default).
 fn protocol_name(protocol: u32, sock_type: u32) -> String {
-    match (protocol, sock_type) {
-        (6, _) | (0, 1) => "tcp".into(),
-        (17, _) | (0, 2) => "udp".into(),
-        (1, _) | (58, _) => "icmp".into(),
-        (p, _) => format!("ip-proto-{p}"),
+    match egress_protocol(protocol, sock_type) {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        1 | 58 => "icmp".into(),
+        p => format!("ip-proto-{p}"),
     }
 }
 
-/// Resolve a relative open against the process's working directory or the directory fd,
-/// as /proc still shows them. `None` when the path is absolute or cannot be resolved.
-fn resolve(pid: u32, dirfd: i32, path: &str) -> Option<String> {
-    if path.starts_with('/') || path.is_empty() {
-        return None;
+fn path_state(status: u32) -> PathState {
+    PathState {
+        truncated: status & PATH_TRUNCATED != 0,
+        unreadable: status & PATH_UNREADABLE != 0,
+        deleted: status & PATH_DELETED != 0,
     }
-    let base = if dirfd == libc::AT_FDCWD {
-        std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?
-    } else {
-        std::fs::read_link(format!("/proc/{pid}/fd/{dirfd}")).ok()?
-    };
-    Some(base.join(path).to_string_lossy().into_owned())
+}
+
+fn file_op_name(op: u32) -> &'static str {
+    match op {
+        OP_RENAME => "rename",
+        OP_LINK => "link",
+        OP_SYMLINK => "symlink",
+        OP_UNLINK => "unlink",
+        OP_MKDIR => "mkdir",
+        OP_TRUNCATE => "truncate",
+        OP_RMDIR => "rmdir",
+        OP_MKNOD => "mknod",
+        _ => "file_op",
+    }
 }
 
 impl Attribution {
     pub fn new(info: Investigation) -> Attribution {
         Attribution {
             info,
-            seen: [0; (MAX_SYSCALLS / 64) as usize],
+            seen: [0; (SYSCALL_IDS / 64) as usize],
+            uring_seen: 0,
             parents: HashMap::new(),
             events: 1,
         }
@@ -104,38 +123,56 @@ impl Attribution {
         let ppid =
             if h.ppid != 0 { h.ppid } else { self.parents.get(&h.pid).copied().unwrap_or(0) };
         let kind = match body {
-            RecordBody::Syscall { nr, action: a } => {
-                let (word, bit) = ((nr / 64) as usize, 1u64 << (nr % 64));
+            RecordBody::Syscall { id, action: a } => {
+                let (word, bit) = ((id / 64) as usize, 1u64 << (id % 64));
                 if self.seen.get(word).is_some_and(|w| w & bit != 0) && a == 0 {
                     return None;
                 }
                 if let Some(w) = self.seen.get_mut(word) {
                     *w |= bit;
                 }
-                EventKind::Syscall { nr, name: syscalls::name(nr).into_owned(), action: action(a) }
+                EventKind::Syscall {
+                    nr: id,
+                    name: syscalls::name(id).into_owned(),
+                    action: action(a),
+                }
             }
             RecordBody::Fork { child_pid } => {
                 self.parents.insert(child_pid, h.pid);
                 EventKind::Fork { child_pid }
             }
-            RecordBody::Exec { path, argv, argv_truncated, action: a } => {
-                EventKind::Exec { path, argv, argv_truncated, action: action(a) }
-            }
+            RecordBody::Exec { path, argv, argv_truncated, action: a, status } => EventKind::Exec {
+                path,
+                argv,
+                argv_truncated,
+                via_fd: status & PATH_FD != 0,
+                resolved: status & PATH_RESOLVED != 0,
+                state: path_state(status),
+                action: action(a),
+            },
             RecordBody::Exit { status } => {
                 self.parents.remove(&h.pid);
                 let (exit_code, signal) = exit_from_status(status);
                 EventKind::Exit { exit_code, signal }
             }
-            RecordBody::Open { path, dirfd, flags } => {
-                let write = flags & (libc::O_ACCMODE as u32) != 0
+            RecordBody::Open { path, flags, fmode, via, status } => {
+                let write = fmode & FMODE_WRITE != 0
+                    || flags & (libc::O_ACCMODE as u32) != 0
                     || flags & ((libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) as u32) != 0;
-                match resolve(h.pid, dirfd, &path) {
-                    Some(resolved) => {
-                        EventKind::Open { path: resolved, requested: Some(path), write, flags }
-                    }
-                    None => EventKind::Open { path, requested: None, write, flags },
+                EventKind::Open {
+                    path,
+                    write,
+                    flags,
+                    via: (via == OPEN_VIA_URING).then(|| "io_uring".to_owned()),
+                    state: path_state(status),
                 }
             }
+            RecordBody::FileOp { op, path, status, path2, status2 } => EventKind::FileOp {
+                op: file_op_name(op).into(),
+                path,
+                path2: (!path2.is_empty() || status2 != 0).then_some(path2),
+                state: path_state(status | status2),
+            },
             RecordBody::Connect { op, action: a, sock_type, protocol, addr, port } => {
                 EventKind::Connect {
                     op: if op == OP_CONNECT4 || op == OP_CONNECT6 { "connect" } else { "sendmsg" }
@@ -145,6 +182,32 @@ impl Attribution {
                     port,
                     action: action(a),
                 }
+            }
+            RecordBody::Unix { op, action: a, path, status } => EventKind::Unix {
+                op: if op == OP_UNIX_CONNECT { "connect" } else { "sendmsg" }.into(),
+                path,
+                relative: status & PATH_RELATIVE != 0,
+                action: action(a),
+            },
+            RecordBody::Socket { family, sock_type, protocol, action: a } => EventKind::Socket {
+                socket: SocketKind {
+                    family: family as u16,
+                    sock_type: sock_type as u16,
+                    protocol: protocol as u16,
+                }
+                .to_string(),
+                action: action(a),
+            },
+            RecordBody::Uring { opcode, action: a } => {
+                let bit = 1u64 << opcode.min(uring::OTHER);
+                if self.uring_seen & bit != 0 && a == 0 {
+                    return None;
+                }
+                self.uring_seen |= bit;
+                EventKind::IoUring { opcode, name: uring::name(opcode).into(), action: action(a) }
+            }
+            RecordBody::Migrate { moved_pid, action: a, cgroup_id } => {
+                EventKind::Escape { moved_pid, cgroup: cgroup_id, action: action(a) }
             }
             RecordBody::Cgroup { cgroup_id, path, .. } => EventKind::Cgroup { cgroup_id, path },
         };

@@ -21,7 +21,7 @@ impl Pipeline {
         if let EventKind::Fork { child_pid } = event.kind {
             verdicts.extend(self.judge.process(instance, child_pid, true));
         }
-        if let Some((observation, kernel)) = judge::observation(&event.kind) {
+        for (observation, kernel) in judge::observations(&event.kind).into_iter().flatten() {
             verdicts.extend(self.judge.observe(instance, &observation, kernel));
         }
         verdicts.into_iter().map(|v| self.act(slot, v, Some(event))).collect()

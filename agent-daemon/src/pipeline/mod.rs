@@ -62,12 +62,13 @@ impl Attributor {
 
 pub enum Lifecycle {
     Begin(Investigation),
-    /// Counters read while it runs.
+    /// Counters read while it runs; `done` answered once they are judged.
     Sample {
         slot: u16,
         instance: u32,
         counters: SlotCounters,
         at: Instant,
+        done: Option<oneshot::Sender<()>>,
     },
     /// All records of the instance have been handled (the caller flushed first).
     End {
@@ -103,6 +104,14 @@ pub struct Pipeline {
 
 fn total(counters: &SlotCounters) -> u64 {
     counters.syscalls.iter().map(|(_, n)| n).sum()
+}
+
+fn sight(counters: &SlotCounters) -> crate::judge::Sight {
+    crate::judge::Sight {
+        lost: counters.lost,
+        throttled: counters.throttled,
+        untracked: counters.refused,
+    }
 }
 
 impl Pipeline {
@@ -162,17 +171,30 @@ impl Pipeline {
                 self.active.insert(slot, attribution);
                 self.hub.publish(event);
             }
-            Lifecycle::Sample { slot, instance, counters, at } => {
-                if self.active.get(&slot).is_some_and(|a| a.info.instance == instance)
-                    && let Some(verdict) =
-                        self.judge.sample(instance, total(&counters), counters.egress_bytes, at)
-                {
-                    let event = self.act(slot, verdict, None);
-                    self.hub.publish(event);
+            Lifecycle::Sample { slot, instance, counters, at, done } => {
+                if self.active.get(&slot).is_some_and(|a| a.info.instance == instance) {
+                    let mut verdicts = self.judge.sight(instance, sight(&counters));
+                    verdicts.extend(self.judge.sample(
+                        instance,
+                        total(&counters),
+                        counters.egress_bytes,
+                        at,
+                    ));
+                    for verdict in verdicts {
+                        let event = self.act(slot, verdict, None);
+                        self.hub.publish(event);
+                    }
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
                 }
             }
             Lifecycle::End { slot, instance, counters, emptied_at, done } => {
                 if self.active.get(&slot).is_some_and(|a| a.info.instance == instance) {
+                    for verdict in self.judge.sight(instance, sight(&counters)) {
+                        let event = self.act(slot, verdict, None);
+                        self.hub.publish(event);
+                    }
                     let killed = self.judge.killed(instance).map(str::to_owned);
                     let (verdict, outcome) = self.judge.end(
                         instance,
@@ -188,7 +210,7 @@ impl Pipeline {
                     let syscalls: BTreeMap<String, u64> = counters
                         .syscalls
                         .iter()
-                        .map(|(nr, count)| (syscalls::name(*nr).into_owned(), *count))
+                        .map(|(nr, count)| (syscalls::count_name(*nr).into_owned(), *count))
                         .collect();
                     let kind = EventKind::Ended {
                         syscalls,
@@ -198,6 +220,10 @@ impl Pipeline {
                         outcome: outcome.as_str().into(),
                         reason: killed,
                         emptied_at,
+                        lost_records: counters.lost,
+                        throttled_records: counters.throttled,
+                        untracked: counters.refused,
+                        escapes: counters.escapes,
                     };
                     self.hub.publish(attribution.lifecycle_event(Utc::now(), kind));
                     self.publish_summaries();

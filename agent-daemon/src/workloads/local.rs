@@ -14,6 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use super::{
     Active, Tracker,
     cgroups::{self, EventsWatch, EventsWatcher},
+    processes,
 };
 use crate::identity::{InvestigationId, Phase};
 
@@ -172,7 +173,16 @@ async fn lifecycle(
         seen_populated |= populated;
         client_gone |= *gone.borrow_and_update();
         if !populated && (seen_populated || client_gone) {
-            break now;
+            // Its cgroup is empty; processes that moved out of it still count.
+            let outside = tracker.processes(&active);
+            if outside.is_empty() {
+                break now;
+            }
+            tracing::info!(investigation = %active.id, processes = ?outside, "cgroup empty; waiting for processes that left it");
+            tokio::select! {
+                () = processes::wait_exits(&outside) => continue,
+                () = shutdown.cancelled() => break chrono::Utc::now(),
+            }
         }
         tokio::select! {
             _ = watch.changed.changed() => {}

@@ -254,6 +254,13 @@ impl Tracker {
         Ok(counters)
     }
 
+    /// Processes of `active` the kernel still tracks, wherever they are: once its cgroups
+    /// are empty, those that moved out of them. The investigation is not over while any
+    /// lives.
+    pub fn processes(&self, active: &Active) -> Vec<u32> {
+        self.kernel().maps.processes_of(active.instance)
+    }
+
     pub fn active(&self) -> Vec<Active> {
         self.registry().active().cloned().collect()
     }
@@ -269,11 +276,36 @@ impl Tracker {
         let at = std::time::Instant::now();
         for active in self.active() {
             let Ok(counters) = self.counters(active.slot) else { continue };
-            let sample =
-                Lifecycle::Sample { slot: active.slot, instance: active.instance, counters, at };
+            let sample = Lifecycle::Sample {
+                slot: active.slot,
+                instance: active.instance,
+                counters,
+                at,
+                done: None,
+            };
             if self.lifecycle.send(sample).await.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Have everything the kernel knows of `active` judged now: every record written so far
+    /// (a flush), and its counters, among them what the kernel could not report (records
+    /// lost, processes untracked). For the answer to `paddock run`, which must know whether
+    /// the kernel failed the investigation closed.
+    pub async fn judge_now(&self, active: &Active) {
+        self.flush().await;
+        let Ok(counters) = self.counters(active.slot) else { return };
+        let (done, judged) = oneshot::channel();
+        let sample = Lifecycle::Sample {
+            slot: active.slot,
+            instance: active.instance,
+            counters,
+            at: std::time::Instant::now(),
+            done: Some(done),
+        };
+        if self.lifecycle.send(sample).await.is_ok() {
+            let _ = judged.await;
         }
     }
 

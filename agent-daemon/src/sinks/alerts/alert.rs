@@ -128,7 +128,14 @@ fn what(kind: DeviationKind, subject: &str) -> String {
         DeviationKind::Egress => format!("egress to {subject}"),
         DeviationKind::FileWrite => format!("write to {subject}"),
         DeviationKind::FileRead => format!("read of {subject}"),
+        DeviationKind::Unix => format!("connect to unix socket {subject}"),
+        DeviationKind::Socket => format!("socket {subject}"),
+        DeviationKind::IoUring => format!("io_uring {subject}"),
         DeviationKind::Envelope => format!("envelope: {subject}"),
+        DeviationKind::LostRecords => "records lost".into(),
+        DeviationKind::Untracked => "processes left untracked".into(),
+        DeviationKind::Escape => format!("{subject} left its cgroups"),
+        DeviationKind::UnreadablePath => format!("{subject} of an unreadable path"),
     }
 }
 

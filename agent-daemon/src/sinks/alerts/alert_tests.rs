@@ -22,6 +22,10 @@ fn only_flagged_and_killed_verdicts_make_alerts() {
         outcome: "killed".into(),
         reason: Some("exec".into()),
         emptied_at: time("2026-11-26T15:00:02Z"),
+        lost_records: 0,
+        throttled_records: 0,
+        untracked: 0,
+        escapes: 0,
     };
     assert!(Alert::from_event(&Arc::new(ended), "node-a").is_none());
 }

@@ -11,24 +11,11 @@ use crate::{
     identity::{InvestigationId, Phase},
 };
 
-/// The `kind` tag of every event, as stored in `events.kind`.
-pub const EVENT_KINDS: [&str; 10] =
-    ["started", "syscall", "fork", "exec", "exit", "open", "connect", "cgroup", "verdict", "ended"];
+pub use crate::events::EVENT_KINDS;
 
-/// The `kind` tag of `kind` (what serde writes; a test checks they agree).
+/// The `kind` tag of `kind`, as stored in `events.kind`.
 pub fn kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::Started { .. } => "started",
-        EventKind::Syscall { .. } => "syscall",
-        EventKind::Fork { .. } => "fork",
-        EventKind::Exec { .. } => "exec",
-        EventKind::Exit { .. } => "exit",
-        EventKind::Open { .. } => "open",
-        EventKind::Connect { .. } => "connect",
-        EventKind::Cgroup { .. } => "cgroup",
-        EventKind::Verdict { .. } => "verdict",
-        EventKind::Ended { .. } => "ended",
-    }
+    kind.name()
 }
 
 /// `given` if it is an event kind, else an error listing them.

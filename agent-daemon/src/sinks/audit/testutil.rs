@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::{AuditConfig, AuditRecord, AuditStore};
 use crate::{
     baseline::{DeviationKind, Mode},
-    events::{Action, Event, EventKind},
+    events::{Action, Event, EventKind, PathState},
     identity::Phase,
 };
 
@@ -49,6 +49,10 @@ pub fn ended(outcome: &str, emptied_at: DateTime<Utc>) -> EventKind {
         outcome: outcome.into(),
         reason: (outcome == "killed").then(|| "exec of /usr/bin/curl".into()),
         emptied_at,
+        lost_records: 0,
+        throttled_records: 0,
+        untracked: 0,
+        escapes: 0,
     }
 }
 
@@ -57,12 +61,21 @@ pub fn exec(path: &str, argv: &[&str]) -> EventKind {
         path: path.into(),
         argv: argv.iter().map(|a| a.to_string()).collect(),
         argv_truncated: false,
+        via_fd: false,
+        resolved: false,
+        state: PathState::default(),
         action: Action::None,
     }
 }
 
 pub fn open_file(path: &str) -> EventKind {
-    EventKind::Open { path: path.into(), requested: None, write: false, flags: 0 }
+    EventKind::Open {
+        path: path.into(),
+        write: false,
+        flags: 0,
+        via: None,
+        state: PathState::default(),
+    }
 }
 
 pub fn verdict(outcome: &str, reason: &str, action_time: DateTime<Utc>) -> EventKind {
@@ -86,6 +99,12 @@ pub fn every_kind() -> Vec<EventKind> {
         exec("/bin/ls", &["ls"]),
         EventKind::Exit { exit_code: Some(0), signal: None },
         open_file("/etc/hostname"),
+        EventKind::FileOp {
+            op: "rename".into(),
+            path: "/tmp/a".into(),
+            path2: Some("/tmp/b".into()),
+            state: PathState::default(),
+        },
         EventKind::Connect {
             op: "connect".into(),
             protocol: "tcp".into(),
@@ -93,6 +112,15 @@ pub fn every_kind() -> Vec<EventKind> {
             port: 80,
             action: Action::None,
         },
+        EventKind::Unix {
+            op: "connect".into(),
+            path: "/run/nscd/socket".into(),
+            relative: false,
+            action: Action::None,
+        },
+        EventKind::Socket { socket: "inet raw icmp".into(), action: Action::Denied },
+        EventKind::IoUring { opcode: 22, name: "read".into(), action: Action::None },
+        EventKind::Escape { moved_pid: 44, cgroup: 1, action: Action::Killed },
         EventKind::Cgroup { cgroup_id: 7, path: "/paddock/inv/sub".into() },
         verdict("flagged", "exec of /bin/ls", at(0)),
         ended("flagged", at(1)),

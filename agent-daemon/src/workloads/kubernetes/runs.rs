@@ -200,7 +200,9 @@ impl Runs {
                 }
             }
             check_containers(&self.tracker, run, &dir);
-            if run.terminal && !populated(&dir) {
+            // Over once the pod is done and nothing of it lives: not in its cgroups, and
+            // not outside them either (a process that moved itself out).
+            if run.terminal && !populated(&dir) && self.tracker.processes(&run.active).is_empty() {
                 over.push(uid.clone());
             }
         }

@@ -1,8 +1,7 @@
 //! x86_64 syscall numbers and names (from the kernel's `asm/unistd_64.h`, up to Linux 6.18).
-//! Numbers without a name here print as `syscall_<nr>`.
 
 /// Index = syscall number; empty where the number is unassigned.
-const X86_64: [&str; 468] = [
+pub const X86_64: [&str; 468] = [
     "read",
     "write",
     "open",
@@ -472,47 +471,3 @@ const X86_64: [&str; 468] = [
     "removexattrat",
     "open_tree_attr",
 ];
-
-/// The name of syscall `nr` on this architecture.
-pub fn name(nr: u32) -> std::borrow::Cow<'static, str> {
-    match X86_64.get(nr as usize) {
-        Some(name) if cfg!(target_arch = "x86_64") && !name.is_empty() => (*name).into(),
-        _ => format!("syscall_{nr}").into(),
-    }
-}
-
-/// The number of the syscall called `name` (or written `syscall_<nr>`).
-pub fn number(name: &str) -> Option<u32> {
-    if let Some(nr) = name.strip_prefix("syscall_").and_then(|n| n.parse().ok()) {
-        return Some(nr);
-    }
-    if !cfg!(target_arch = "x86_64") || name.is_empty() {
-        return None;
-    }
-    X86_64.iter().position(|n| *n == name).map(|nr| nr as u32)
-}
-
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn well_known_numbers() {
-        assert_eq!(name(0), "read");
-        assert_eq!(name(59), "execve");
-        assert_eq!(name(110), "getppid");
-        assert_eq!(name(257), "openat");
-        assert_eq!(name(437), "openat2");
-        assert_eq!(name(500), "syscall_500");
-        assert_eq!(number("getppid"), Some(110));
-        assert_eq!(number("syscall_500"), Some(500));
-        assert_eq!(number("no_such_call"), None);
-    }
-
-    #[test]
-    fn names_and_numbers_agree() {
-        for nr in 0..X86_64.len() as u32 {
-            assert_eq!(number(&name(nr)), Some(nr), "{nr}");
-        }
-    }
-}

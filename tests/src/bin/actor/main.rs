@@ -7,6 +7,7 @@
 //! - `connect:ADDR`      TCP connect to ADDR (host:port); a refusal is not an error
 //! - `udp:ADDR`          send one UDP datagram to ADDR
 //! - `getppid:N`         call getppid(2) N times
+//! - `fstat`             the 64-bit fstat(2) syscall itself, on stdin
 //! - `personality`       call personality(2) to read the execution domain (a syscall
 //!   ordinary programs never make)
 //! - `sleep:MS`          sleep
@@ -17,6 +18,23 @@
 //! - `pid:FILE`          write this process's pid to FILE
 //! - `open-mapped:FILE`  open the path written in FILE, passing a pointer into a fresh,
 //!   never-touched mapping of FILE (the path is not paged in when the syscall starts)
+//!
+//! and the evasion tricks of `evasion.rs`:
+//! - `leader-exit`       the rest of the steps run in a second thread; the main thread
+//!   calls `pthread_exit` (the process lives on without its leader)
+//! - `int80:NR`, `int80-open:PATH`   a 32-bit syscall through `int 0x80`
+//! - `x32:NR`, `raw-syscall:NR`      an x32 syscall, a number outside the tables
+//! - `escape:DIR`        move this process into cgroup DIR
+//! - `open-race:ALLOWED:SECRET:N`    open a path another thread keeps switching
+//! - `rename:A:B`, `link:A:B`, `symlink:T:L`, `unlink:P`, `mkdir:P`, `truncate:P`,
+//!   `unlink-unreadable` (a path at an address nobody can read)
+//! - `uring-read:FILE`, `uring-open:FILE`   io_uring read, io_uring open + read
+//! - `exec-fd:PATH`, `exec-memfd:PATH`      run PATH through a descriptor / a memfd copy
+//! - `memfd`             make and write a memfd (without running it)
+//! - `raw-socket`, `packet-socket`, `ping-socket`, `unix-connect:PATH`
+//! - `mptcp-connect:ADDR`, `connect-mapped:PORT`
+mod evasion;
+
 use std::{
     io::{Read as _, Write as _},
     net::{TcpStream, UdpSocket},
@@ -25,6 +43,9 @@ use std::{
 };
 
 fn step(step: &str) -> Result<(), String> {
+    if let Some(result) = trick(step) {
+        return result;
+    }
     let (verb, arg) = step.split_once(':').unwrap_or((step, ""));
     let fail = |e: std::io::Error| format!("{step}: {e}");
     match verb {
@@ -60,6 +81,12 @@ fn step(step: &str) -> Result<(), String> {
                 unsafe { libc::getppid() };
             }
         }
+        "fstat" => {
+            // SAFETY: fstat(0) into a zeroed buffer of the right size; the 64-bit syscall
+            // itself (glibc would use newfstatat).
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            unsafe { libc::syscall(libc::SYS_fstat, 0, &mut st) };
+        }
         "personality" => {
             // SAFETY: 0xffffffff only queries the current persona.
             unsafe { libc::personality(0xffff_ffff) };
@@ -84,6 +111,31 @@ fn step(step: &str) -> Result<(), String> {
         other => return Err(format!("unknown step {other:?}")),
     }
     Ok(())
+}
+
+/// The evasion tricks; `None` when `step` is not one.
+fn trick(step: &str) -> Option<Result<(), String>> {
+    let (verb, arg) = step.split_once(':').unwrap_or((step, ""));
+    Some(match verb {
+        "int80" => evasion::int80_call(arg),
+        "int80-open" => evasion::int80_open(arg),
+        "x32" => evasion::x32(arg),
+        "raw-syscall" => evasion::raw_syscall(arg),
+        "escape" => evasion::escape(arg),
+        "open-race" => evasion::open_race(arg),
+        "rename" | "link" | "symlink" | "unlink" | "mkdir" | "truncate" => {
+            evasion::path_op(verb, arg)
+        }
+        "unlink-unreadable" => evasion::unlink_unreadable(),
+        "uring-read" | "uring-open" => evasion::uring(verb, arg),
+        "exec-fd" | "exec-memfd" => evasion::exec_fd(verb, arg),
+        "memfd" => evasion::memfd(),
+        "raw-socket" | "packet-socket" | "ping-socket" => evasion::socket(verb),
+        "unix-connect" => evasion::unix_connect(arg),
+        "mptcp-connect" => evasion::mptcp_connect(arg),
+        "connect-mapped" => evasion::connect_mapped(arg),
+        _ => return None,
+    })
 }
 
 fn open_mapped(file: &str) -> std::io::Result<()> {
@@ -117,7 +169,9 @@ fn main() {
     let steps: Vec<String> = std::env::args().skip(1).collect();
     let mut rest = steps.as_slice();
     while let Some((first, tail)) = rest.split_first() {
-        if first == "daemonize" {
+        if first == "leader-exit" {
+            evasion::leader_exit(tail.to_vec());
+        } else if first == "daemonize" {
             // SAFETY: fork/setsid/_exit in a single-threaded program.
             unsafe {
                 if libc::fork() != 0 {

@@ -1,6 +1,7 @@
 //! `cargo xtask bench ...`: each benchmark compares paddock with a baseline measured on the
 //! same machine in the same run, and prints ratios.
 mod enforce;
+mod kstats;
 mod overhead;
 mod pipeline;
 

@@ -10,7 +10,9 @@
 //!
 //! At 18-30 ns for a whole hook, a few nanoseconds of noise move the ratios a lot, so the
 //! kernel's own figure is reported beside them: with `kernel.bpf_stats_enabled`, the mean
-//! run time of each program per run during each case (`kstats`), in the same run.
+//! run time of each program per run during each case (`kstats`), in the same run. The
+//! kernel's timing adds to every hook, so it is on only for one extra sample per case and
+//! round, which the ns-per-call figures leave out.
 use std::{
     process::{Child, Command, Stdio},
     time::Duration,
@@ -92,8 +94,10 @@ fn kill_investigation(daemon: &Daemon, id: &str) -> anyhow::Result<()> {
 struct Kernel(std::collections::BTreeMap<String, (f64, u64)>);
 
 impl Kernel {
-    /// Run `f`, adding the run time and count of programs named `prefix*` meanwhile.
-    fn around<T>(&mut self, prefix: &str, f: impl FnOnce() -> T) -> T {
+    /// Run `f` with the kernel's statistics on, adding the run time and count of programs
+    /// named `prefix*` meanwhile.
+    fn around<T>(&mut self, prefix: &str, f: impl FnOnce() -> T) -> anyhow::Result<T> {
+        let _on = kstats::StatsOn::new()?;
         let before = kstats::snapshot(prefix);
         let out = f();
         for (name, (ns, runs)) in kstats::per_run(&before, &kstats::snapshot(prefix)) {
@@ -101,7 +105,7 @@ impl Kernel {
             entry.0 += ns * runs as f64;
             entry.1 += runs;
         }
-        out
+        Ok(out)
     }
 
     fn print(&self, case: &str) {
@@ -113,7 +117,6 @@ impl Kernel {
 
 pub fn run(calls: u64, rounds: usize) -> anyhow::Result<()> {
     let paddock = target_bin(true, "paddock");
-    let _stats = kstats::StatsOn::new()?;
     let (mut k_floor, mut k_untracked, mut k_tracked) =
         (Kernel::default(), Kernel::default(), Kernel::default());
     let mut none = Vec::new();
@@ -124,7 +127,8 @@ pub fn run(calls: u64, rounds: usize) -> anyhow::Result<()> {
         measure(&mut none, || loop_cmd(calls))?;
         {
             let _hook = EmptyHook::attach()?;
-            k_floor.around("paddock_bench", || measure(&mut floor, || loop_cmd(calls)))?;
+            measure(&mut floor, || loop_cmd(calls))?;
+            k_floor.around("paddock_bench", || output(&mut loop_cmd(calls)))??;
         }
         let daemon = Daemon::start(&paddock, "bench", "")?;
         // Another investigation is tracked meanwhile, as on a busy node.
@@ -141,22 +145,17 @@ pub fn run(calls: u64, rounds: usize) -> anyhow::Result<()> {
             ])
             .spawn()?;
         std::thread::sleep(Duration::from_millis(200));
-        k_untracked.around("paddock_", || measure(&mut untracked, || loop_cmd(calls)))?;
+        measure(&mut untracked, || loop_cmd(calls))?;
+        k_untracked.around("paddock_", || output(&mut loop_cmd(calls)))??;
         let loop_bin = target_bin(true, "paddock-syscall-loop");
-        k_tracked.around("paddock_", || {
-            measure(&mut tracked, || {
-                let mut cmd = daemon.cmd(&[
-                    "run",
-                    "--investigation-id",
-                    "bench-loop",
-                    "--phase",
-                    "shadow",
-                    "--",
-                ]);
-                cmd.args(["taskset", "-c", CPU]).arg(&loop_bin).arg(calls.to_string());
-                cmd
-            })
-        })?;
+        let tracked_cmd = || {
+            let mut cmd =
+                daemon.cmd(&["run", "--investigation-id", "bench-loop", "--phase", "shadow", "--"]);
+            cmd.args(["taskset", "-c", CPU]).arg(&loop_bin).arg(calls.to_string());
+            cmd
+        };
+        measure(&mut tracked, tracked_cmd)?;
+        k_tracked.around("paddock_", || output(&mut tracked_cmd()))??;
         kill_investigation(&daemon, "bench-other")?;
         let _ = other.wait();
         daemon.stop()?;
@@ -196,7 +195,8 @@ pub fn run(calls: u64, rounds: usize) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "the kernel's figure (kernel.bpf_stats_enabled): mean run time per run, every run on the node during the case"
+        "the kernel's figure (kernel.bpf_stats_enabled, on for one extra sample per case and round): \
+         mean run time per run of each program, every run on the node during that sample"
     );
     k_floor.print("empty sys_enter hook (floor)");
     k_untracked.print("paddock, loop untracked");

@@ -82,13 +82,25 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    /// The query API's token, if one is set.
+    /// The query API's token, if one is set. An empty token file is refused: it would
+    /// read as no token.
     pub fn token(&self) -> Result<Option<String>, ConfigError> {
         match (&self.token, &self.token_file) {
             (Some(token), _) => Ok(Some(token.clone())),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map(|t| Some(t.trim().to_owned()))
-                .map_err(|source| ConfigError::Read { path: path.clone(), source }),
+            (None, Some(path)) => {
+                let token = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        path: path.clone(),
+                        field: "http.token_file",
+                        value: "(empty)".into(),
+                        rule: "holds no token: put one in it (deploy/15-api-token.yaml)",
+                    });
+                }
+                Ok(Some(token.to_owned()))
+            }
             (None, None) => Ok(None),
         }
     }
@@ -103,6 +115,9 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// Recent events kept in memory for `paddock events` without `--follow`.
     pub recent_events: usize,
+    /// The group that owns the control socket (mode 0660): its members may use every
+    /// request, as root may. A group that does not exist leaves the socket to root alone.
+    pub socket_group: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -132,6 +147,7 @@ impl Default for DaemonConfig {
             socket: DEFAULT_SOCKET.into(),
             state_dir: "/var/lib/paddock".into(),
             recent_events: 4096,
+            socket_group: "paddock".into(),
         }
     }
 }
@@ -244,6 +260,17 @@ impl Config {
                 "http.token_file",
                 format!("{:?}", self.http.token_file),
                 "set http.token or http.token_file, not both",
+            ));
+        }
+        if !self.http.listen.ip().is_loopback()
+            && self.http.token.is_none()
+            && self.http.token_file.is_none()
+        {
+            return Err(invalid(
+                "http.listen",
+                self.http.listen.to_string(),
+                "is not a loopback address: set http.token or http.token_file, so that the \
+                 query API is not open to the network",
             ));
         }
         if self.http.token.as_ref().is_some_and(|t| t.trim().is_empty()) {

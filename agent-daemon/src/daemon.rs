@@ -56,6 +56,10 @@ pub struct State {
     probes: Vec<String>,
     http_address: std::net::SocketAddr,
     audit: Option<(PathBuf, Arc<AuditStats>)>,
+    /// The control socket's group: its members may make admin requests.
+    pub admin_gid: Option<u32>,
+    /// Control requests refused, by request.
+    pub refusals: Arc<crate::api::peer::Refusals>,
 }
 
 pub fn kind_name(kind: u32) -> &'static str {
@@ -172,6 +176,37 @@ fn lock(socket: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
+/// The id of group `name`, if it exists.
+fn group_id(name: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(name).ok()?;
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: getgrnam_r with a zeroed group, a buffer of the size given and an out-pointer;
+    // the result borrows from `buf` and `group`, read before they go.
+    let rc = unsafe {
+        libc::getgrnam_r(name.as_ptr(), &mut group, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+    };
+    (rc == 0 && !found.is_null()).then_some(group.gr_gid)
+}
+
+/// The control socket at `path`, mode 0660, owned by root and `gid` (root's group when there
+/// is none). Bound under a temporary name and renamed into place once its mode and owner
+/// are set, so nobody can connect in between.
+fn control_socket(path: &Path, gid: Option<u32>) -> anyhow::Result<UnixListener> {
+    let tmp = PathBuf::from(format!("{}.new-{}", path.display(), std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp)
+        .with_context(|| format!("cannot listen on {}", tmp.display()))?;
+    std::os::unix::fs::chown(&tmp, Some(0), Some(gid.unwrap_or(0)))
+        .with_context(|| format!("cannot give {} to root and its group", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+        .with_context(|| format!("cannot set the mode of {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot put the control socket at {}", path.display()))?;
+    Ok(listener)
+}
+
 /// The kernel's share of `[limits]`: the rate as records per CPU and 100 ms window.
 fn limits(config: &Config) -> crate::kernel::Limits {
     const WINDOW_NS: u64 = 100_000_000;
@@ -229,6 +264,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.daemon.state_dir).with_context(|| {
         format!("cannot make state directory {}", config.daemon.state_dir.display())
     })?;
+    // Baselines, phase modes and the audit trail are the daemon's alone.
+    std::fs::set_permissions(
+        &config.daemon.state_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .with_context(|| format!("cannot make {} private", config.daemon.state_dir.display()))?;
 
     let http_listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -362,6 +403,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         alert_stats.push(started.deliveries);
         kube_stats = Some(started.stats);
     }
+    let admin_gid = group_id(&config.daemon.socket_group);
+    if admin_gid.is_none() {
+        tracing::warn!(
+            group = %config.daemon.socket_group,
+            "the control socket's group does not exist: only root may use the socket"
+        );
+    }
     let state = Arc::new(State {
         tracker,
         hub,
@@ -374,6 +422,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         probes,
         http_address,
         audit: audit_path.clone().zip(audit_stats.clone()),
+        admin_gid,
+        refusals: Arc::default(),
     });
 
     match std::fs::remove_file(&socket) {
@@ -382,8 +432,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let listener = UnixListener::bind(&socket)
-        .with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let listener = control_socket(&socket, admin_gid)?;
     tracing::info!(socket = %socket.display(), probes = state.probes.len(), "paddock daemon ready");
 
     let control = tokio::spawn(control::serve(listener, state.clone(), shutdown.clone()));
@@ -396,6 +445,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         alerts: alert_stats,
         audit: audit_stats,
         kubernetes: kube_stats,
+        refusals: Some(state.refusals.clone()),
     });
     let http_state = Arc::new(http::HttpState {
         registry: metrics::registry(&event_metrics, collector),

@@ -57,6 +57,10 @@ pub struct Settings {
     pub mountinfo_path: Option<PathBuf>,
     /// `[http] token`: the bearer token the query API requires.
     pub http_token: Option<String>,
+    /// `[http] listen` (default `127.0.0.1:0`).
+    pub http_listen: Option<String>,
+    /// `[daemon] socket_group`.
+    pub socket_group: Option<String>,
     /// Raw TOML appended to the file (whole extra sections).
     pub extra: String,
 }
@@ -105,10 +109,12 @@ impl Daemon {
         let log = dir.path().join("daemon.log");
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut text = format!(
-            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n\n\
-             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n{token}\n[kernel]\n",
+            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n{group}\n\
+             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = {listen:?}\n{token}\n[kernel]\n",
             state = dir.path().join("state"),
             pid = std::process::id(),
+            group = settings.socket_group.map(|g| format!("socket_group = {g:?}\n")).unwrap_or_default(),
+            listen = settings.http_listen.unwrap_or_else(|| "127.0.0.1:0".into()),
             token = settings.http_token.map(|t| format!("token = {t:?}\n")).unwrap_or_default(),
         );
         if let Some(bytes) = settings.ring_buffer_bytes {

@@ -8,7 +8,10 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Reply, Request};
+use super::{
+    peer::{self, Peer},
+    protocol::{Reply, Request},
+};
 use crate::{daemon::State, events::Event, identity::InvestigationId};
 
 pub async fn serve(listener: UnixListener, state: Arc<State>, shutdown: CancellationToken) {
@@ -40,11 +43,28 @@ fn error(message: impl ToString) -> Reply {
     Reply::Error { message: message.to_string() }
 }
 
+/// Log, count and, for a process of an investigation, judge a refused request.
+async fn refused(state: &State, peer: &Peer, refusal: &peer::Refusal) {
+    tracing::warn!(
+        pid = peer.pid,
+        uid = peer.uid,
+        investigation = peer.investigation.as_ref().map(|a| a.id.to_string()).unwrap_or_default(),
+        request = refusal.request,
+        reason = %refusal.reason,
+        "control request refused"
+    );
+    state.refusals.count(refusal.request);
+    if let Some(own) = &peer.investigation {
+        state.tracker.tampered(own, format!("{} request: {}", refusal.request, refusal.reason)).await;
+    }
+}
+
 async fn handle(
     stream: UnixStream,
     state: Arc<State>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let peer = Peer::identify(&stream.peer_cred()?, &state.tracker);
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines.next_line().await? {
@@ -55,8 +75,20 @@ async fn handle(
                 continue;
             }
         };
+        if let Err(refusal) = peer::check(&peer, &request, state.admin_gid) {
+            refused(&state, &peer, &refusal).await;
+            send(&mut write, &error(format!("refused: {}", refusal.reason))).await?;
+            continue;
+        }
         match request {
-            Request::Status => send(&mut write, &Reply::Status(Box::new(state.status()))).await?,
+            Request::Status => {
+                let mut status = state.status();
+                // A process of an investigation sees only its own.
+                if let Some(own) = &peer.investigation {
+                    status.investigations.retain(|i| i.instance == own.instance);
+                }
+                send(&mut write, &Reply::Status(Box::new(status))).await?
+            }
             Request::Admin { request } => match state.tracker.admin(request).await {
                 Ok(answer) => send(&mut write, &Reply::Admin { answer }).await?,
                 Err(message) => send(&mut write, &Reply::Error { message }).await?,

@@ -5,4 +5,5 @@ pub mod audit;
 mod audit_tests;
 pub mod control;
 pub mod http;
+pub mod peer;
 pub mod protocol;

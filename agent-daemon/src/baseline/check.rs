@@ -26,6 +26,8 @@ pub enum DeviationKind {
     Escape,
     /// A path that could not be read.
     UnreadablePath,
+    /// A request to paddock it may not make (switch a phase, start an investigation...).
+    Control,
 }
 
 impl DeviationKind {
@@ -44,6 +46,7 @@ impl DeviationKind {
             DeviationKind::Untracked => "untracked",
             DeviationKind::Escape => "escape",
             DeviationKind::UnreadablePath => "unreadable_path",
+            DeviationKind::Control => "control",
         }
     }
 
@@ -188,6 +191,15 @@ pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation
             format!("io_uring {name}: {}", outside("io_uring operations", b, &b.io_uring)),
         ),
         Observation::Blind(blind) => Some(blindness(b, blind)),
+        Observation::Control(what) => deviation(
+            DeviationKind::Control,
+            what.clone(),
+            format!(
+                "asked paddock's control socket for what no investigation may have ({what}): \
+                 a {} process never changes paddock",
+                b.phase
+            ),
+        ),
         Observation::Egress(d) if !b.egress.iter().any(|r| r.allows(d)) => deviation(
             DeviationKind::Egress,
             d.to_string(),

@@ -16,8 +16,8 @@ pub fn learn(baseline: &mut Baseline, observation: &Observation) -> bool {
         Observation::Unix { path, literal } => baseline.unix.insert(unix_entry(path, *literal)),
         Observation::Socket(kind) => baseline.sockets.insert(*kind),
         Observation::Uring(name) => baseline.io_uring.insert(name.clone()),
-        // What paddock could not see is never learned.
-        Observation::Blind(_) => false,
+        // What paddock could not see, and requests to paddock, are never learned.
+        Observation::Blind(_) | Observation::Control(_) => false,
         Observation::Egress(d) => {
             !baseline.egress.iter().any(|r| r.allows(d))
                 && baseline.egress.insert(EgressRule::exact(d))

@@ -48,6 +48,9 @@ pub enum Observation {
     /// Something paddock could not see in full: never learned, always a deviation where
     /// the phase is judged.
     Blind(Blind),
+    /// A request to paddock's control socket a process of the investigation may not make
+    /// (`what`): never learned, always a deviation where the phase is judged.
+    Control(String),
 }
 
 /// Ways an investigation can leave paddock's sight.

@@ -5,6 +5,7 @@
 //!   broken at start (a bad hand edit), the last good one is used and the broken file is
 //!   renamed `<phase>.toml.rejected-<unix time>`, so nothing is lost;
 //! - `phases.toml`: each phase's mode and run counts.
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::{
     collections::BTreeMap,
     fs::{self, File},
@@ -60,7 +61,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::other("no parent directory"))?;
     let name = path.file_name().ok_or_else(|| io::Error::other("no file name"))?.to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = File::create(&tmp)?;
+    // Readable by the daemon (root) alone: a baseline says what a phase may do.
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -72,6 +80,7 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
         let dir = state_dir.join("baselines");
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_at(&dir))?;
         Ok(Store { dir })
     }
 

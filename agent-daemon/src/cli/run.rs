@@ -23,6 +23,13 @@ pub struct RunArgs {
     /// Its trust phase: shadow, read-only, limited-write or autonomous.
     #[arg(long)]
     pub phase: String,
+    /// Run the command as this user (a name or a uid), with its groups, instead of as the
+    /// caller: the investigation then has none of root's powers.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Run the command with this group (a name or a gid) as its only group.
+    #[arg(long)]
+    pub group: Option<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -68,6 +75,7 @@ fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
         .collect::<Result<_, _>>()
         .map_err(|_| anyhow::anyhow!("the command contains a NUL byte"))?;
 
+    let identity = Identity::resolve(args.user.as_deref(), args.group.as_deref())?;
     let mut client = Client::connect(socket)?;
     client.send(&Request::Run { investigation_id: id.to_string(), phase: phase.to_string() })?;
     let Reply::Ready { cgroup, .. } = client.expect_reply()? else {
@@ -78,7 +86,7 @@ fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
     let cgroup_dir = File::open(&cgroup)
         .map_err(|e| anyhow::anyhow!("cannot open cgroup {}: {e}", cgroup.display()))?;
 
-    let child = spawn_in_cgroup(&cgroup_dir, &cgroup, &argv).map_err(|source| match source {
+    let child = spawn_in_cgroup(&cgroup_dir, &cgroup, &argv, identity.as_ref()).map_err(|source| match source {
         SpawnError::Exec(source) => {
             RunError::Exec { program: args.command[0].to_string_lossy().into_owned(), source }
         }
@@ -128,6 +136,89 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// Who the command runs as, when not as the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
+}
+
+/// A user's uid, primary gid and name, by name or number.
+fn user(spec: &str) -> anyhow::Result<(libc::uid_t, libc::gid_t, CString)> {
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    let rc = match spec.parse::<libc::uid_t>() {
+        // SAFETY: getpwuid_r/getpwnam_r with a zeroed passwd, a buffer of the size given and
+        // an out-pointer; what they point into is read before `buf` goes.
+        Ok(uid) => unsafe {
+            libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+        },
+        Err(_) => {
+            let name = CString::new(spec)?;
+            // SAFETY: as above.
+            unsafe {
+                libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+            }
+        }
+    };
+    if rc != 0 || found.is_null() {
+        anyhow::bail!("--user {spec}: no such user");
+    }
+    // SAFETY: getpw*_r succeeded: pw_name points into `buf`, NUL-terminated.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_owned();
+    Ok((pw.pw_uid, pw.pw_gid, name))
+}
+
+/// A group's gid, by name or number.
+fn group(spec: &str) -> anyhow::Result<libc::gid_t> {
+    if let Ok(gid) = spec.parse() {
+        return Ok(gid);
+    }
+    let name = CString::new(spec)?;
+    let mut gr: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as in `user`.
+    let rc = unsafe {
+        libc::getgrnam_r(name.as_ptr(), &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+    };
+    if rc != 0 || found.is_null() {
+        anyhow::bail!("--group {spec}: no such group");
+    }
+    Ok(gr.gr_gid)
+}
+
+impl Identity {
+    fn resolve(user_spec: Option<&str>, group_spec: Option<&str>) -> anyhow::Result<Option<Identity>> {
+        // SAFETY: no arguments.
+        let (mut uid, mut gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let mut groups = Vec::new();
+        if user_spec.is_none() && group_spec.is_none() {
+            return Ok(None);
+        }
+        if let Some(spec) = user_spec {
+            let (u, g, name) = user(spec)?;
+            (uid, gid) = (u, g);
+            let mut list = vec![0 as libc::gid_t; 256];
+            let mut n = list.len() as libc::c_int;
+            // SAFETY: a NUL-terminated name, a buffer of `n` gids and its length.
+            if unsafe { libc::getgrouplist(name.as_ptr(), g, list.as_mut_ptr(), &mut n) } >= 0 {
+                list.truncate(n.max(0) as usize);
+                groups = list;
+            } else {
+                groups = vec![g];
+            }
+        }
+        if let Some(spec) = group_spec {
+            gid = group(spec)?;
+            groups = vec![gid];
+        }
+        Ok(Some(Identity { uid, gid, groups }))
+    }
+}
+
 /// Start `argv` as a child process that begins life inside the cgroup `dir`.
 ///
 /// A close-on-exec pipe reports an exec failure (its errno) back to the parent. Falls back
@@ -136,6 +227,7 @@ fn spawn_in_cgroup(
     dir: &File,
     dir_path: &Path,
     argv: &[CString],
+    identity: Option<&Identity>,
 ) -> Result<libc::pid_t, SpawnError> {
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
@@ -183,6 +275,16 @@ fn spawn_in_cgroup(
                     libc::_exit(EXIT_PADDOCK_ERROR);
                 }
                 libc::close(fd);
+            }
+            // Groups first, then the gid, then the uid (after which none can be changed).
+            if let Some(id) = identity
+                && (libc::setgroups(id.groups.len(), id.groups.as_ptr()) != 0
+                    || libc::setgid(id.gid) != 0
+                    || libc::setuid(id.uid) != 0)
+            {
+                let errno = *libc::__errno_location();
+                libc::write(write_end, (&errno as *const i32).cast(), 4);
+                libc::_exit(EXIT_PADDOCK_ERROR);
             }
             libc::execvp(ptrs[0], ptrs.as_ptr());
             let errno = *libc::__errno_location();

@@ -138,6 +138,7 @@ fn kind_of(observation: &Observation) -> DeviationKind {
         Observation::Blind(Blind::Untracked(_)) => DeviationKind::Untracked,
         Observation::Blind(Blind::Escape { .. }) => DeviationKind::Escape,
         Observation::Blind(Blind::UnreadablePath { .. }) => DeviationKind::UnreadablePath,
+        Observation::Control(_) => DeviationKind::Control,
     }
 }
 

@@ -185,6 +185,11 @@ impl KernelMaps {
             .collect()
     }
 
+    /// The instance of the investigation the kernel tracks process `tgid` for, if any.
+    pub fn instance_of(&self, tgid: u32) -> Option<u32> {
+        self.tasks.get(&tgid, 0).ok().map(|t| t.instance)
+    }
+
     /// Entries of the process map (all investigations together).
     pub fn process_capacity(&self) -> u32 {
         self.capacity

@@ -33,6 +33,8 @@ pub struct Sources {
     pub audit: Option<Arc<AuditStats>>,
     /// The Kubernetes source's counters, when it runs.
     pub kubernetes: Option<Arc<KubeStats>>,
+    /// Control requests refused.
+    pub refusals: Option<Arc<crate::api::peer::Refusals>>,
 }
 
 pub struct StatsCollector(Sources);
@@ -112,6 +114,18 @@ impl Collector for StatsCollector {
                     let labels = [("kind", kind_name(kind as u32))];
                     ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
                 }
+            }
+        }
+        if let Some(refusals) = &s.refusals {
+            let mut family = encoder.encode_descriptor(
+                "control_refusals",
+                "Control socket requests refused, by request (a process of an investigation \
+                 asking to change paddock, or a caller that is neither root nor in the group)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (request, n) in refusals.snapshot() {
+                ConstCounter::new(n).encode(family.encode_family(&[("request", request)])?)?;
             }
         }
         if let Some(reader) = &s.reader {

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     enforce::Enforcer,
-    events::EventKind,
+    events::{Action, EventKind},
     hub::Hub,
     identity::{InvestigationId, Phase},
     judge::Judge,
@@ -79,6 +79,12 @@ pub enum Lifecycle {
         done: oneshot::Sender<()>,
     },
     Admin(AdminRequest, oneshot::Sender<Result<AdminReply, String>>),
+    /// A process of the investigation asked paddock's control socket for what it may not.
+    Tamper {
+        slot: u16,
+        instance: u32,
+        what: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -229,6 +235,16 @@ impl Pipeline {
                     self.publish_summaries();
                 }
                 let _ = done.send(());
+            }
+            Lifecycle::Tamper { slot, instance, what } => {
+                if self.active.get(&slot).is_some_and(|a| a.info.instance == instance) {
+                    let observation = crate::baseline::Observation::Control(what);
+                    let verdict = self.judge.observe(instance, &observation, Action::None);
+                    if let Some(verdict) = verdict {
+                        let event = self.act(slot, verdict, None);
+                        self.hub.publish(event);
+                    }
+                }
             }
             Lifecycle::Admin(request, reply) => {
                 let _ = reply.send(self.admin(request));

@@ -35,6 +35,16 @@ fn parse_populated(events: &str) -> Option<bool> {
 }
 
 /// The processes (tgids) in `dir` and every cgroup below it.
+/// The cgroup v2 path of process `pid` (`/a/b`, relative to the hierarchy's root), from the
+/// `0::` line of `/proc/<pid>/cgroup`.
+pub fn of_process(pid: u32) -> io::Result<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+        .ok_or_else(|| io::Error::other(format!("process {pid} has no cgroup v2 path")))
+}
+
 pub fn processes(dir: &Path) -> io::Result<Vec<u32>> {
     let mut tgids = Vec::new();
     for (i, dir) in tree(dir)?.into_iter().enumerate() {

@@ -261,6 +261,19 @@ impl Tracker {
         self.kernel().maps.processes_of(active.instance)
     }
 
+    /// The running investigation process `pid` belongs to: tracked for it by the kernel
+    /// (wherever it is), or in one of its cgroups (before the kernel has seen it).
+    pub fn investigation_of(&self, pid: u32) -> Option<Active> {
+        let instance = self.kernel().maps.instance_of(pid);
+        let active = self.active();
+        if let Some(instance) = instance {
+            return active.into_iter().find(|a| a.instance == instance);
+        }
+        let cgroup = cgroups::of_process(pid).ok()?;
+        let dir = self.cgroup2.mount_point.join(cgroup.trim_start_matches('/'));
+        active.into_iter().find(|a| !a.cgroup.as_os_str().is_empty() && dir.starts_with(&a.cgroup))
+    }
+
     pub fn active(&self) -> Vec<Active> {
         self.registry().active().cloned().collect()
     }
@@ -307,6 +320,13 @@ impl Tracker {
         if self.lifecycle.send(sample).await.is_ok() {
             let _ = judged.await;
         }
+    }
+
+    /// A process of `active` asked paddock for something it may not have (`what`): judged
+    /// as a deviation of the investigation.
+    pub async fn tampered(&self, active: &Active, what: String) {
+        let message = Lifecycle::Tamper { slot: active.slot, instance: active.instance, what };
+        let _ = self.lifecycle.send(message).await;
     }
 
     /// Hand an operator request to the pipeline and wait for its answer.

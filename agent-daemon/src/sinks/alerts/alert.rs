@@ -136,6 +136,7 @@ fn what(kind: DeviationKind, subject: &str) -> String {
         DeviationKind::Untracked => "processes left untracked".into(),
         DeviationKind::Escape => format!("{subject} left its cgroups"),
         DeviationKind::UnreadablePath => format!("{subject} of an unreadable path"),
+        DeviationKind::Control => format!("a request to paddock: {subject}"),
     }
 }
 

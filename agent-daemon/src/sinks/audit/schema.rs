@@ -52,6 +52,21 @@ CREATE INDEX events_by_time ON events (time_ns);
 /// The write-ahead log is truncated back to this size after a checkpoint.
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
+/// Mode 0600 for the store's file (and its WAL and shared-memory files when they exist).
+fn private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(path, mode.clone())?;
+    for suffix in ["-wal", "-shm"] {
+        let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::set_permissions(&side, mode.clone()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl AuditStore {
     /// Open (creating it and its directory if needed) and upgrade the store at `path`.
     pub fn open(path: &Path, config: &AuditConfig) -> Result<AuditStore, AuditError> {
@@ -63,6 +78,8 @@ impl AuditStore {
         let at = |source| AuditError::Open { path: path.to_path_buf(), source };
         let mut conn = Connection::open(path).map_err(at)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
+        // The forensic trail is the daemon's (root's) alone.
+        private(path).map_err(|source| AuditError::Dir { path: path.to_path_buf(), source })?;
         let version = user_version(&conn).map_err(at)?;
         check_not_newer(path, version)?;
         if version == 0 {

@@ -1,5 +1,12 @@
 //! Map and program names, as the kernel object spells them.
 
+/// The version of what the programs and the daemon share beyond the maps' sizes: the
+/// layout of every map key and value and of every ring-buffer record, and what their fields
+/// mean. Bump it with any such change. Pinned maps of another version are never adopted or
+/// read by a daemon: it makes new ones and rebuilds what it can (see the daemon's
+/// `kernel::pins`).
+pub const LAYOUT_VERSION: u32 = 1;
+
 pub mod maps {
     pub const CONFIG: &str = "PADDOCK_CONFIG";
     pub const TRACKED: &str = "PADDOCK_TRACKED";

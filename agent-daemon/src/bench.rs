@@ -164,6 +164,8 @@ fn investigation(slot: u16, instance: u32) -> Investigation {
         cgroup: format!("/bench/{instance}"),
         dir: PathBuf::from(format!("/nonexistent/bench/{instance}")),
         started: Utc::now(),
+        resumed: false,
+        doomed: false,
     }
 }
 

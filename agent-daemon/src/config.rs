@@ -118,6 +118,19 @@ pub struct DaemonConfig {
     /// The group that owns the control socket (mode 0660): its members may use every
     /// request, as root may. A group that does not exist leaves the socket to root alone.
     pub socket_group: String,
+    /// What a clean stop (SIGTERM, SIGINT) leaves behind: `keep-enforcing` leaves the
+    /// kernel programs attached (pinned in `kernel.pin_dir`) and the running investigations
+    /// tracked, for the next daemon to adopt; `detach` ends every investigation and removes
+    /// the programs. A crash always leaves them, as `keep-enforcing` does.
+    pub on_stop: OnStop,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnStop {
+    #[default]
+    KeepEnforcing,
+    Detach,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -131,6 +144,9 @@ pub struct KernelConfig {
     pub bpffs: PathBuf,
     /// Processes the kernel can track, all investigations together.
     pub max_tracked_processes: u32,
+    /// Where the programs, their links and maps are pinned (below `bpffs`), so that the
+    /// kernel keeps tracking and enforcing while no daemon runs. One daemon per directory.
+    pub pin_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -148,6 +164,7 @@ impl Default for DaemonConfig {
             state_dir: "/var/lib/paddock".into(),
             recent_events: 4096,
             socket_group: "paddock".into(),
+            on_stop: OnStop::KeepEnforcing,
         }
     }
 }
@@ -161,6 +178,7 @@ impl Default for KernelConfig {
             tracefs: "/sys/kernel/tracing".into(),
             bpffs: "/sys/fs/bpf".into(),
             max_tracked_processes: 65536,
+            pin_dir: "/sys/fs/bpf/paddock".into(),
         }
     }
 }
@@ -293,6 +311,19 @@ impl Config {
         if self.daemon.recent_events == 0 {
             return Err(invalid("daemon.recent_events", "0".into(), "must be at least 1"));
         }
+        let pin = &self.kernel.pin_dir;
+        if !pin.starts_with(&self.kernel.bpffs)
+            || pin == &self.kernel.bpffs
+            || pin.components().any(|c| matches!(c, std::path::Component::ParentDir))
+            || pin.to_string_lossy().contains('.')
+        {
+            return Err(invalid(
+                "kernel.pin_dir",
+                pin.display().to_string(),
+                "must be a directory below kernel.bpffs, without '.' in its name (bpffs refuses \
+                 dots)",
+            ));
+        }
         let max = self.kernel.max_tracked_processes;
         if !(1024..=4 << 20).contains(&max) {
             return Err(invalid(
@@ -385,6 +416,14 @@ mod tests {
         assert!(err.contains("power of two"), "{err}");
         let err = parse("[local]\ncgroup_parent = \"../escape\"\n").unwrap_err().to_string();
         assert!(err.contains("local.cgroup_parent"), "{err}");
+        for pin in ["/tmp/paddock", "/sys/fs/bpf", "/sys/fs/bpf/../x", "/sys/fs/bpf/p.v2"] {
+            let err = parse(&format!("[kernel]\npin_dir = {pin:?}\n")).unwrap_err().to_string();
+            assert!(err.contains("kernel.pin_dir"), "{pin}: {err}");
+        }
+        let err = parse("[daemon]\non_stop = \"linger\"\n").unwrap_err().to_string();
+        assert!(err.contains("on_stop") && err.contains("keep-enforcing"), "{err}");
+        let config = parse("[daemon]\non_stop = \"detach\"\n").unwrap();
+        assert_eq!(config.daemon.on_stop, OnStop::Detach);
     }
 
     #[test]

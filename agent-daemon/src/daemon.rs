@@ -24,7 +24,7 @@ use crate::{
         protocol::{AuditStatus, InvestigationStatus, StatusReport},
     },
     baseline::store::Store,
-    config::Config,
+    config::{Config, OnStop},
     enforce::{self, Enforcer, Outcomes},
     hub::Hub,
     judge::Judge,
@@ -35,7 +35,7 @@ use crate::{
     metrics::{self, EventMetrics, Sources, StatsCollector},
     pipeline::{Pipeline, PipelineStats},
     sinks::audit::{self, AuditStore, writer::AuditStats},
-    workloads::{Tracker, kubernetes, local::LocalSource},
+    workloads::{Tracker, kubernetes, local::LocalSource, saved::SavedRuns},
 };
 
 /// Events the audit writer may have queued before the hub counts the rest as dropped: a few
@@ -196,8 +196,8 @@ fn group_id(name: &str) -> Option<u32> {
 fn control_socket(path: &Path, gid: Option<u32>) -> anyhow::Result<UnixListener> {
     let tmp = PathBuf::from(format!("{}.new-{}", path.display(), std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let listener = UnixListener::bind(&tmp)
-        .with_context(|| format!("cannot listen on {}", tmp.display()))?;
+    let listener =
+        UnixListener::bind(&tmp).with_context(|| format!("cannot listen on {}", tmp.display()))?;
     std::os::unix::fs::chown(&tmp, Some(0), Some(gid.unwrap_or(0)))
         .with_context(|| format!("cannot give {} to root and its group", tmp.display()))?;
     std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o660))
@@ -294,8 +294,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let keep = config.daemon.on_stop == OnStop::KeepEnforcing;
     let local_parent = cgroup2.mount_point.join(&config.local.cgroup_parent);
-    let local = LocalSource::new(local_parent.clone(), shutdown.clone(), tasks.clone())
+    let local = LocalSource::new(local_parent.clone(), shutdown.clone(), tasks.clone(), keep)
         .with_context(|| format!("cannot prepare cgroup {}", local_parent.display()))?;
 
     let kube_parent = cgroup2.mount_point.join(&config.kubernetes.cgroup_parent);
@@ -310,14 +311,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         root_cgroup: cgroup2.mount_point.clone(),
         egress_cgroups,
         limits: limits(&config),
+        pin_dir: kc.pin_dir.clone(),
+        bpffs: kc.bpffs.clone(),
     })?;
     for missing in &kernel.missing {
         tracing::warn!(what = %missing, "a kernel hook is missing");
     }
+    report_generation(&kernel);
     let probes = kernel.attached.clone();
     let ring = kernel.take_ring().context("ring buffer already taken")?;
     let kernel = Arc::new(Mutex::new(kernel));
 
+    let saved = SavedRuns::open(&config.daemon.state_dir)?;
+    let (to_adopt, unreadable) = saved.load()?;
+    for problem in unreadable {
+        tracing::error!(%problem, "a saved investigation cannot be adopted");
+    }
     let store = Store::open(&config.daemon.state_dir)?;
     let (mut judge, problems) = Judge::open(store).context("cannot load the baselines")?;
     judge.set_fail_closed(config.enforcement.fail_closed);
@@ -334,7 +343,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let pipeline_stats = Arc::new(PipelineStats::default());
     let (records_tx, records_rx) = mpsc::channel(64 * 1024);
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(1024);
-    let (reader, flush) = Reader::new(ring, records_tx, reader_stats.clone())?;
+    let (reader, flush) = Reader::new(ring, records_tx.clone(), reader_stats.clone())?;
     let mut alerts_config = config.alerts.clone();
     if alerts_config.node.is_none() {
         alerts_config.node = config.node_name();
@@ -349,7 +358,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let audit_cancel = CancellationToken::new();
     let (audit_path, audit_stats, audit_task) = if config.audit.enabled {
         let path = config.audit_path();
-        let store = AuditStore::open(&path, &config.audit)
+        let resuming: Vec<(u32, String)> =
+            to_adopt.iter().map(|a| (a.instance, a.id.to_string())).collect();
+        let store = AuditStore::open_resuming(&path, &config.audit, &resuming)
             .with_context(|| format!("cannot open the audit store {}", path.display()))?;
         let stats = Arc::new(AuditStats::default());
         let task = tokio::spawn(audit::writer::run_writer(
@@ -381,9 +392,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
         .context("cannot load the phases' policies into the kernel")?;
     let pipeline_task = tokio::spawn(pipeline.run());
-    let reader_task = tokio::spawn(reader.run(shutdown.clone()));
 
-    let tracker = Arc::new(Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2));
+    // Adopt what an earlier daemon left running, before the ring buffer is read: records
+    // the kernel kept for them meanwhile are theirs.
+    let tracker = Arc::new(Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2, saved));
+    let adopted = tracker.adopt(to_adopt).await;
+    for refused in &adopted.refused {
+        tracing::error!(%refused, "a saved investigation cannot be adopted");
+    }
+    if !adopted.stale.is_empty() {
+        tracing::warn!(instances = ?adopted.stale, "the kernel tracked investigations no saved state names: untracked");
+    }
+    // Every running investigation is in this generation's maps: earlier programs go.
+    let retired = kernel.lock().unwrap_or_else(|e| e.into_inner()).retire_previous();
+    report_retired(&retired);
+    for ring in retired.rings {
+        crate::kernel::reader::drain_once(ring, &records_tx, &reader_stats).await;
+    }
+    drop(records_tx);
+    let reader_task = tokio::spawn(reader.run(shutdown.clone()));
+    tracker.judge_doomed(&adopted.doomed).await;
+    let adopted_dirs: Vec<PathBuf> = adopted.local.iter().map(|a| a.cgroup.clone()).collect();
+    if let Err(e) = local.sweep(&adopted_dirs) {
+        tracing::warn!(cgroup = %local_parent.display(), error = %e, "cannot look for stale cgroups");
+    }
+    for active in adopted.local {
+        local.resume(&tracker, active);
+    }
     // Not ready until the workload sources have synced (the pod list, when enabled).
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(!config.kubernetes.enabled));
     let mut kube_stats = None;
@@ -395,6 +430,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 hub: hub.clone(),
                 ready: ready.clone(),
                 parent: kube_parent,
+                keep_on_stop: keep,
             },
             shutdown.clone(),
             tasks.clone(),
@@ -480,6 +516,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if std::fs::remove_dir(&local_parent).is_ok() {
         tracing::debug!(cgroup = %local_parent.display(), "removed the local cgroup parent");
     }
+    {
+        let mut kernel = state.kernel.lock().unwrap_or_else(|e| e.into_inner());
+        if keep {
+            kernel.leave_enforcing();
+        } else {
+            kernel.detach_on_exit();
+        }
+    }
     drop(state);
     if tokio::time::timeout(Duration::from_secs(2), pipeline_task).await.is_err() {
         tracing::warn!("event pipeline still busy at exit");
@@ -491,6 +535,81 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("audit store writer still busy at exit");
     }
-    tracing::info!("programs detached; paddock daemon stopped");
+    if keep {
+        tracing::info!(
+            "paddock daemon stopped; its programs stay attached and enforcing (daemon.on_stop = keep-enforcing)"
+        );
+    } else {
+        tracing::info!("programs detached; paddock daemon stopped");
+    }
+    Ok(())
+}
+
+/// Say which pinned state this daemon runs on.
+fn report_generation(kernel: &Kernel) {
+    let g = &kernel.generation;
+    match (g.maps_adopted, g.programs_adopted) {
+        (true, true) => {
+            tracing::info!(programs = %g.links_dir.display(), maps = %g.maps_dir.display(),
+            "adopted the running programs and their maps: no gap in tracking or enforcement")
+        }
+        (true, false) => {
+            tracing::info!(programs = %g.links_dir.display(), maps = %g.maps_dir.display(),
+            "adopted the maps; attached this build's programs beside the running ones (those go once the investigations are adopted)")
+        }
+        (false, _) if !g.carried_from.is_empty() => {
+            tracing::info!(maps = %g.maps_dir.display(), from = ?g.carried_from,
+            "new map layout: carried the earlier maps' state over; earlier programs keep enforcing until this generation is filled")
+        }
+        (false, _) => {
+            tracing::info!(programs = %g.links_dir.display(), maps = %g.maps_dir.display(),
+            "attached new programs and maps")
+        }
+    }
+    if g.maps_adopted {
+        let lost: u64 = kernel.maps.lost().map(|l| l.iter().sum()).unwrap_or(0);
+        if lost > 0 {
+            tracing::warn!(
+                lost_records = lost,
+                "records the kernel could not keep while no daemon read them (or earlier): lost, counted against their investigations"
+            );
+        }
+    }
+}
+
+fn report_retired(retired: &crate::kernel::Retired) {
+    for dir in &retired.links {
+        tracing::info!(programs = %dir.display(), "detached an earlier generation of programs");
+    }
+    for dir in &retired.unreadable {
+        tracing::warn!(maps = %dir.display(),
+            "an earlier generation's maps had another layout version: the records its programs wrote while no daemon ran are not read, and processes it tracked outside their investigations' cgroups are not carried over");
+    }
+}
+
+/// `paddock daemon --cleanup`: remove everything a daemon leaves pinned and the record of
+/// running investigations; their processes run on, untracked (said for each).
+pub fn cleanup(config: &Config) -> anyhow::Result<()> {
+    let removed = crate::kernel::pins::cleanup(&config.kernel.pin_dir, &config.kernel.bpffs)?;
+    for path in &removed {
+        println!("unpinned {}", path.display());
+    }
+    let dir = config.daemon.state_dir.join("running");
+    if dir.is_dir() {
+        let saved = SavedRuns::open(&config.daemon.state_dir)?;
+        let (running, _) = saved.load()?;
+        for active in &running {
+            println!(
+                "forgot investigation {} (instance {}, cgroup {}): its processes, if any, are no longer tracked",
+                active.id,
+                active.instance,
+                active.cgroup.display()
+            );
+        }
+        saved.clear()?;
+    }
+    if removed.is_empty() {
+        println!("nothing pinned at {}", config.kernel.pin_dir.display());
+    }
     Ok(())
 }

@@ -53,6 +53,15 @@ impl Action {
 pub enum EventKind {
     /// The investigation is tracked from here on.
     Started { source: String, cgroup: String },
+    /// A daemon adopted the investigation, running since an earlier daemon stopped: the
+    /// kernel went on tracking and enforcing meanwhile. `doomed` when the kernel had
+    /// refused or killed something of it in the meantime.
+    Resumed {
+        source: String,
+        cgroup: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        doomed: bool,
+    },
     /// First use of a syscall by the investigation.
     Syscall {
         nr: u32,
@@ -220,9 +229,9 @@ impl PathState {
 }
 
 /// The `kind` tag of every event, as serde writes it and the audit store keeps it.
-pub const EVENT_KINDS: [&str; 15] = [
-    "started", "syscall", "fork", "exec", "exit", "open", "file_op", "connect", "unix", "socket",
-    "io_uring", "escape", "cgroup", "verdict", "ended",
+pub const EVENT_KINDS: [&str; 16] = [
+    "started", "resumed", "syscall", "fork", "exec", "exit", "open", "file_op", "connect", "unix",
+    "socket", "io_uring", "escape", "cgroup", "verdict", "ended",
 ];
 
 impl EventKind {
@@ -230,6 +239,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Started { .. } => "started",
+            EventKind::Resumed { .. } => "resumed",
             EventKind::Syscall { .. } => "syscall",
             EventKind::Fork { .. } => "fork",
             EventKind::Exec { .. } => "exec",
@@ -275,6 +285,13 @@ impl fmt::Display for Event {
         match &self.kind {
             EventKind::Started { source, cgroup } => {
                 write!(f, "started ({source}) cgroup {cgroup}")
+            }
+            EventKind::Resumed { source, cgroup, doomed } => {
+                let doomed = if *doomed { "; the kernel doomed it meanwhile" } else { "" };
+                write!(
+                    f,
+                    "resumed ({source}) cgroup {cgroup}: adopted after a daemon restart{doomed}"
+                )
             }
             EventKind::Syscall { name, nr, action: a } => {
                 write!(f, "syscall {name} ({nr}) first use{}", action(a))

@@ -61,6 +61,10 @@ pub struct Settings {
     pub http_listen: Option<String>,
     /// `[daemon] socket_group`.
     pub socket_group: Option<String>,
+    /// `[daemon] on_stop` (default: the daemon's, keep-enforcing).
+    pub on_stop: Option<String>,
+    /// `[kernel] max_tracked_processes`.
+    pub max_tracked_processes: Option<u32>,
     /// Raw TOML appended to the file (whole extra sections).
     pub extra: String,
 }
@@ -81,6 +85,12 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+}
+
+/// The pin directory of the `n`th daemon of this test process: each its own, so that no
+/// test adopts another's programs; removed when the `Daemon` is dropped.
+pub fn pin_dir(n: u32) -> PathBuf {
+    PathBuf::from(format!("/sys/fs/bpf/paddock-test-{}-{n}", std::process::id()))
 }
 
 /// What starting a daemon gave: a ready daemon, or its exit status and log.
@@ -109,16 +119,24 @@ impl Daemon {
         let log = dir.path().join("daemon.log");
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut text = format!(
-            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n{group}\n\
-             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = {listen:?}\n{token}\n[kernel]\n",
+            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n{group}{on_stop}\n\
+             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = {listen:?}\n{token}\n[kernel]\npin_dir = {pins:?}\n",
             state = dir.path().join("state"),
             pid = std::process::id(),
-            group = settings.socket_group.map(|g| format!("socket_group = {g:?}\n")).unwrap_or_default(),
+            pins = pin_dir(n),
+            group = settings
+                .socket_group
+                .map(|g| format!("socket_group = {g:?}\n"))
+                .unwrap_or_default(),
+            on_stop = settings.on_stop.map(|g| format!("on_stop = {g:?}\n")).unwrap_or_default(),
             listen = settings.http_listen.unwrap_or_else(|| "127.0.0.1:0".into()),
             token = settings.http_token.map(|t| format!("token = {t:?}\n")).unwrap_or_default(),
         );
         if let Some(bytes) = settings.ring_buffer_bytes {
             text += &format!("ring_buffer_bytes = {bytes}\n");
+        }
+        if let Some(n) = settings.max_tracked_processes {
+            text += &format!("max_tracked_processes = {n}\n");
         }
         if let Some(path) = &settings.btf_path {
             text += &format!("btf_path = {path:?}\n");
@@ -326,9 +344,24 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `paddock daemon --cleanup` on this daemon's configuration (it must be stopped):
+    /// unpin what it left. Its output.
+    pub fn cleanup(&self) -> Output {
+        Command::new(paddock_bin())
+            .args(["daemon", "--cleanup", "--config"])
+            .arg(&self.config)
+            .output()
+            .expect("spawn paddock daemon --cleanup")
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
+        // What a stopped daemon leaves attached (it keeps enforcing by default) goes with
+        // the test.
+        let _ = self.cleanup();
     }
 }
 

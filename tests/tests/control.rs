@@ -60,7 +60,11 @@ fn a_process_of_an_investigation_cannot_switch_its_phase_to_learn() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         // In flag mode the CLI says it was refused; in enforce it dies before it can, and
         // `paddock run` says why the investigation was killed.
-        let said = if mode == "flag" { "refused: a process of investigation tamper" } else { "control socket" };
+        let said = if mode == "flag" {
+            "refused: a process of investigation tamper"
+        } else {
+            "control socket"
+        };
         assert!(stderr.contains(said), "{stderr}");
         assert_eq!(mode_of(&daemon, "read-only"), mode, "the mode is unchanged");
         let events = daemon.events_of("tamper", WAIT);
@@ -73,7 +77,10 @@ fn a_process_of_an_investigation_cannot_switch_its_phase_to_learn() {
             assert!(out.status.success(), "{stderr}");
         }
         let metrics = daemon.metrics();
-        assert!(metrics.contains("paddock_control_refusals_total{request=\"admin\"} 1"), "{metrics}");
+        assert!(
+            metrics.contains("paddock_control_refusals_total{request=\"admin\"} 1"),
+            "{metrics}"
+        );
     }
 }
 
@@ -102,12 +109,18 @@ fn no_investigation_starts_another_or_reads_anothers_events() {
     assert!(!stdout.contains("others=0") && !stdout.contains("all=0"), "{stdout}\n{stderr}");
     assert!(stderr.contains("cannot start an investigation"), "{stderr}");
     assert!(stderr.contains("may follow only its own events"), "{stderr}");
-    let own_events = std::fs::read_to_string(format!("/tmp/paddock-own-{}", std::process::id())).unwrap();
+    let own_events =
+        std::fs::read_to_string(format!("/tmp/paddock-own-{}", std::process::id())).unwrap();
     let _ = std::fs::remove_file(format!("/tmp/paddock-own-{}", std::process::id()));
     assert!(own_events.lines().all(|l| l.contains("\"investigation\":\"inside\"")), "{own_events}");
     assert!(!own_events.is_empty());
     let status = daemon.status();
-    let ids: Vec<&str> = status["investigations"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = status["investigations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
     assert!(!ids.contains(&"nested"), "{status}");
 }
 
@@ -140,7 +153,10 @@ fn the_control_socket_is_roots_and_its_groups() {
     let gid = std::fs::read_to_string("/etc/group")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(&format!("{group}:x:")).and_then(|r| r.split(':').next()?.parse::<u32>().ok()))
+        .find_map(|l| {
+            l.strip_prefix(&format!("{group}:x:"))
+                .and_then(|r| r.split(':').next()?.parse::<u32>().ok())
+        })
         .unwrap();
     let settings = Settings { socket_group: Some(group.clone()), ..Default::default() };
     let daemon = Daemon::start_with(settings);
@@ -150,7 +166,11 @@ fn the_control_socket_is_roots_and_its_groups() {
     // Outside the group: cannot even connect.
     let out = as_nobody(&daemon, &[], &["status"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ermission denied"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ermission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // In the group: status, and admin requests.
     let out = as_nobody(&daemon, &[gid], &["status"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -167,21 +187,60 @@ fn run_can_drop_the_commands_privileges() {
     }
     let daemon = Daemon::start();
     let out = daemon
-        .paddock(&["run", "--investigation-id", "as-nobody", "--phase", "shadow", "--user", "nobody", "--", "id", "-u"])
+        .paddock(&[
+            "run",
+            "--investigation-id",
+            "as-nobody",
+            "--phase",
+            "shadow",
+            "--user",
+            "nobody",
+            "--",
+            "id",
+            "-u",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "65534");
     let out = daemon
-        .paddock(&["run", "--investigation-id", "as-group", "--phase", "shadow", "--user", "65534", "--group", "0", "--", "id", "-G"])
+        .paddock(&[
+            "run",
+            "--investigation-id",
+            "as-group",
+            "--phase",
+            "shadow",
+            "--user",
+            "65534",
+            "--group",
+            "0",
+            "--",
+            "id",
+            "-G",
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let events = daemon.events_of("as-nobody", WAIT);
     let exec = of_kind(&events, "exec", |e| e["path"].as_str().is_some_and(|p| p.ends_with("/id")));
     assert_eq!(exec[0]["uid"], 65534, "{}", dump(&events));
     let out = daemon
-        .paddock(&["run", "--investigation-id", "no-such", "--phase", "shadow", "--user", "no-such-user-x", "--", "true"])
+        .paddock(&[
+            "run",
+            "--investigation-id",
+            "no-such",
+            "--phase",
+            "shadow",
+            "--user",
+            "no-such-user-x",
+            "--",
+            "true",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));

@@ -1,5 +1,6 @@
-//! A paddock daemon for demos and benchmarks: its own socket, state and cgroup parent in a
-//! temporary directory, stopped (SIGTERM) when dropped.
+//! A paddock daemon for demos and benchmarks: its own socket, state, cgroup parent and pin
+//! directory, stopped (SIGTERM) when dropped, taking its programs with it (`on_stop =
+//! "detach"`: nothing of a demo or a benchmark stays attached).
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -24,9 +25,9 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "[daemon]\nsocket = {socket:?}\nstate_dir = {:?}\n\n[local]\ncgroup_parent = \"paddock-{name}-{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n{extra}",
+                "[daemon]\nsocket = {socket:?}\nstate_dir = {:?}\non_stop = \"detach\"\n\n[local]\ncgroup_parent = \"paddock-{name}-{pid}\"\n\n[kernel]\npin_dir = \"/sys/fs/bpf/paddock-{name}-{pid}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n{extra}",
                 dir.path().join("state"),
-                std::process::id()
+                pid = std::process::id()
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("daemon.log"))?;

@@ -55,7 +55,10 @@ async fn refused(state: &State, peer: &Peer, refusal: &peer::Refusal) {
     );
     state.refusals.count(refusal.request);
     if let Some(own) = &peer.investigation {
-        state.tracker.tampered(own, format!("{} request: {}", refusal.request, refusal.reason)).await;
+        state
+            .tracker
+            .tampered(own, format!("{} request: {}", refusal.request, refusal.reason))
+            .await;
     }
 }
 
@@ -96,18 +99,31 @@ async fn handle(
             Request::Exited { .. } => {
                 send(&mut write, &error("`exited` outside a run session")).await?
             }
+            Request::Rejoin { investigation_id, instance, status } => {
+                let reply = rejoin(&state, &peer, &investigation_id, instance, status).await;
+                send(&mut write, &reply).await?
+            }
             Request::Run { investigation_id, phase } => {
-                let session =
-                    match state.local.start(&state.tracker, &investigation_id, &phase).await {
-                        Ok(session) => session,
-                        Err(e) => return send(&mut write, &error(e)).await,
-                    };
+                let session = match state
+                    .local
+                    .start(&state.tracker, &investigation_id, &phase, peer.uid)
+                    .await
+                {
+                    Ok(session) => session,
+                    Err(e) => return send(&mut write, &error(e)).await,
+                };
                 let ready = Reply::Ready {
                     cgroup: session.active.cgroup.clone(),
                     instance: session.active.instance,
                 };
                 send(&mut write, &ready).await?;
-                while let Some(line) = lines.next_line().await? {
+                loop {
+                    // A stopping daemon hangs up: the client rejoins the next one.
+                    let line = tokio::select! {
+                        line = lines.next_line() => line?,
+                        () = shutdown.cancelled() => None,
+                    };
+                    let Some(line) = line else { break };
                     match serde_json::from_str(&line) {
                         Ok(Request::Exited { status }) => {
                             tracing::debug!(investigation = %session.active.id, status, "command exited");
@@ -137,6 +153,40 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+/// A `paddock run` client back after its daemon went away: how its investigation went, as
+/// `exited` would have said (once every record up to now is judged), if this daemon ran or
+/// adopted it. Only root or the client that started it may ask.
+async fn rejoin(state: &State, peer: &Peer, id: &str, instance: u32, status: i32) -> Reply {
+    let Ok(id) = id.parse::<InvestigationId>() else {
+        return error(format!("bad investigation id {id:?}"));
+    };
+    let running = state.tracker.active().into_iter().find(|a| a.instance == instance && a.id == id);
+    let owner = match &running {
+        Some(active) => Some(active.client_uid),
+        None => state.tracker.ended_lately(instance, &id),
+    };
+    let Some(owner) = owner else {
+        return error(format!(
+            "investigation {id} (instance {instance}) is not known to this daemon: it was not \
+             adopted (its saved state was cleared, or it ended under a daemon that has stopped \
+             since); how it went is in the audit store"
+        ));
+    };
+    if peer.uid != 0 && owner != Some(peer.uid) {
+        let refusal = peer::Refusal {
+            request: "rejoin",
+            reason: format!("uid {} did not start investigation {id}", peer.uid),
+        };
+        refused(state, peer, &refusal).await;
+        return error(format!("refused: {}", refusal.reason));
+    }
+    tracing::info!(investigation = %id, instance, status, "a paddock run client rejoined");
+    if let Some(active) = running {
+        state.tracker.judge_now(&active).await;
+    }
+    Reply::Outcome { killed: state.outcomes.killed(instance) }
 }
 
 async fn stream_events(

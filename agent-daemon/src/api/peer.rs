@@ -61,6 +61,7 @@ pub fn request_name(request: &Request) -> &'static str {
     match request {
         Request::Run { .. } => "run",
         Request::Exited { .. } => "exited",
+        Request::Rejoin { .. } => "rejoin",
         Request::Events { .. } => "events",
         Request::Status => "status",
         Request::Admin { .. } => "admin",
@@ -72,18 +73,20 @@ pub fn request_name(request: &Request) -> &'static str {
 pub fn check(peer: &Peer, request: &Request, admin_gid: Option<u32>) -> Result<(), Refusal> {
     let refuse = |reason: String| Err(Refusal { request: request_name(request), reason });
     match (request, &peer.investigation) {
-        (Request::Run { .. }, Some(own)) => refuse(format!(
-            "a process of investigation {} cannot start an investigation",
+        (Request::Run { .. }, Some(own)) => {
+            refuse(format!("a process of investigation {} cannot start an investigation", own.id))
+        }
+        (Request::Rejoin { .. }, Some(own)) => refuse(format!(
+            "a process of investigation {} cannot speak for a `paddock run` client",
             own.id
         )),
         (Request::Admin { .. }, Some(own)) => refuse(format!(
             "a process of investigation {} cannot change paddock's phases or baselines",
             own.id
         )),
-        (Request::Admin { .. }, None) if !peer.is_admin(admin_gid) => refuse(format!(
-            "uid {} is neither root nor in the control socket's group",
-            peer.uid
-        )),
+        (Request::Admin { .. }, None) if !peer.is_admin(admin_gid) => {
+            refuse(format!("uid {} is neither root nor in the control socket's group", peer.uid))
+        }
         (Request::Events { investigation, .. }, Some(own))
             if investigation.as_deref() != Some(own.id.as_str()) =>
         {
@@ -130,11 +133,7 @@ impl Refusals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        identity::Phase,
-        pipeline::AdminRequest,
-        workloads::Active,
-    };
+    use crate::{identity::Phase, pipeline::AdminRequest, workloads::Active};
 
     fn active(id: &str) -> Active {
         Active {
@@ -146,6 +145,8 @@ mod tests {
             source: "local",
             started: chrono::Utc::now(),
             pod: None,
+            client_uid: None,
+            resumed: false,
         }
     }
 

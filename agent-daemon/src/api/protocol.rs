@@ -27,6 +27,14 @@ pub enum Request {
     Exited {
         status: i32,
     },
+    /// A `paddock run` client whose daemon went away while its command ran: its command
+    /// has exited with `status`; how did investigation `investigation_id` (`instance`, as
+    /// `ready` named it) go? Answered like `exited`, by the daemon that adopted it.
+    Rejoin {
+        investigation_id: String,
+        instance: u32,
+        status: i32,
+    },
     /// Recent events, then (with `follow`) new ones as they happen.
     Events {
         follow: bool,

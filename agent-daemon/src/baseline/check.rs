@@ -28,6 +28,9 @@ pub enum DeviationKind {
     UnreadablePath,
     /// A request to paddock it may not make (switch a phase, start an investigation...).
     Control,
+    /// The kernel doomed it while no daemon ran (what for is in its records, unless they
+    /// were lost).
+    Unwatched,
 }
 
 impl DeviationKind {
@@ -47,6 +50,7 @@ impl DeviationKind {
             DeviationKind::Escape => "escape",
             DeviationKind::UnreadablePath => "unreadable_path",
             DeviationKind::Control => "control",
+            DeviationKind::Unwatched => "unwatched",
         }
     }
 
@@ -197,6 +201,15 @@ pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation
             format!(
                 "asked paddock's control socket for what no investigation may have ({what}): \
                  a {} process never changes paddock",
+                b.phase
+            ),
+        ),
+        Observation::Unwatched => deviation(
+            DeviationKind::Unwatched,
+            "while no daemon ran".into(),
+            format!(
+                "the kernel refused or killed something of it (outside the {} baseline) while \
+                 no paddock daemon ran",
                 b.phase
             ),
         ),

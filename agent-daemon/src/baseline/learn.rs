@@ -17,7 +17,7 @@ pub fn learn(baseline: &mut Baseline, observation: &Observation) -> bool {
         Observation::Socket(kind) => baseline.sockets.insert(*kind),
         Observation::Uring(name) => baseline.io_uring.insert(name.clone()),
         // What paddock could not see, and requests to paddock, are never learned.
-        Observation::Blind(_) | Observation::Control(_) => false,
+        Observation::Blind(_) | Observation::Control(_) | Observation::Unwatched => false,
         Observation::Egress(d) => {
             !baseline.egress.iter().any(|r| r.allows(d))
                 && baseline.egress.insert(EgressRule::exact(d))

@@ -51,6 +51,9 @@ pub enum Observation {
     /// A request to paddock's control socket a process of the investigation may not make
     /// (`what`): never learned, always a deviation where the phase is judged.
     Control(String),
+    /// The kernel doomed the investigation (refused or killed something of it) while no
+    /// daemon ran: always a deviation where the phase is judged, never learned.
+    Unwatched,
 }
 
 /// Ways an investigation can leave paddock's sight.

@@ -88,6 +88,11 @@ pub struct DaemonArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "PADDOCK_LOG_JSON")]
     pub log_json: bool,
+    /// Do not run: remove everything a stopped daemon left pinned (its programs detach,
+    /// enforcement stops) and forget the investigations it left running (their processes
+    /// are no longer tracked). Refused while a daemon uses the pin directory.
+    #[arg(long)]
+    pub cleanup: bool,
 }
 
 fn socket(cli_socket: Option<PathBuf>) -> PathBuf {
@@ -118,6 +123,9 @@ fn daemon(args: DaemonArgs, socket: Option<PathBuf>) -> anyhow::Result<()> {
         config.kernel.ring_buffer_bytes = bytes;
     }
     config.validate(std::path::Path::new("command line"))?;
+    if args.cleanup {
+        return crate::daemon::cleanup(&config);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(crate::daemon::run(config))
 }

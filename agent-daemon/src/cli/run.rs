@@ -7,9 +7,13 @@ use std::{
     io,
     os::unix::{ffi::OsStrExt as _, io::AsRawFd as _},
     path::Path,
+    time::{Duration, Instant},
 };
 
-use super::{EXIT_KILLED, EXIT_PADDOCK_ERROR, client::Client};
+use super::{
+    EXIT_KILLED, EXIT_PADDOCK_ERROR,
+    client::{Client, ClientError},
+};
 use crate::{
     api::protocol::{Reply, Request},
     identity::{InvestigationId, Phase},
@@ -30,6 +34,11 @@ pub struct RunArgs {
     /// Run the command with this group (a name or a gid) as its only group.
     #[arg(long)]
     pub group: Option<String>,
+    /// If the daemon goes away while the command runs (a restart, a crash), how long to
+    /// wait once the command has exited for a daemon to come back and say how the
+    /// investigation went. The kernel keeps enforcing meanwhile.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub rejoin_timeout: u64,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
@@ -78,7 +87,7 @@ fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
     let identity = Identity::resolve(args.user.as_deref(), args.group.as_deref())?;
     let mut client = Client::connect(socket)?;
     client.send(&Request::Run { investigation_id: id.to_string(), phase: phase.to_string() })?;
-    let Reply::Ready { cgroup, .. } = client.expect_reply()? else {
+    let Reply::Ready { cgroup, instance } = client.expect_reply()? else {
         return Err(
             anyhow::anyhow!("the daemon did not make a cgroup for the investigation").into()
         );
@@ -86,16 +95,26 @@ fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
     let cgroup_dir = File::open(&cgroup)
         .map_err(|e| anyhow::anyhow!("cannot open cgroup {}: {e}", cgroup.display()))?;
 
-    let child = spawn_in_cgroup(&cgroup_dir, &cgroup, &argv, identity.as_ref()).map_err(|source| match source {
-        SpawnError::Exec(source) => {
-            RunError::Exec { program: args.command[0].to_string_lossy().into_owned(), source }
-        }
-        SpawnError::Other(e) => RunError::Paddock(e.into()),
-    })?;
+    let child =
+        spawn_in_cgroup(&cgroup_dir, &cgroup, &argv, identity.as_ref()).map_err(|source| {
+            match source {
+                SpawnError::Exec(source) => RunError::Exec {
+                    program: args.command[0].to_string_lossy().into_owned(),
+                    source,
+                },
+                SpawnError::Other(e) => RunError::Paddock(e.into()),
+            }
+        })?;
     let status = wait_ignoring_interrupts(child)?;
 
-    client.send(&Request::Exited { status })?;
-    let Reply::Outcome { killed } = client.expect_reply()? else {
+    let answer = client.send(&Request::Exited { status }).and_then(|()| client.expect_reply());
+    let answer = match answer {
+        Err(ClientError::Io { .. } | ClientError::Closed) => {
+            rejoin(socket, &id, instance, status, Duration::from_secs(args.rejoin_timeout))?
+        }
+        other => other?,
+    };
+    let Reply::Outcome { killed } = answer else {
         return Err(anyhow::anyhow!("the daemon did not say how the investigation went").into());
     };
     if let Some(reason) = killed {
@@ -109,6 +128,46 @@ fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
     } else {
         EXIT_PADDOCK_ERROR
     })
+}
+
+/// The daemon that started the investigation is gone: wait for one that adopted it, and ask
+/// it how the investigation went.
+fn rejoin(
+    socket: &Path,
+    id: &InvestigationId,
+    instance: u32,
+    status: i32,
+    timeout: Duration,
+) -> Result<Reply, anyhow::Error> {
+    eprintln!(
+        "paddock run: lost the daemon while investigation {id} ran; waiting up to {}s for a \
+         daemon to adopt it and say how it went (the kernel kept enforcing meanwhile)",
+        timeout.as_secs()
+    );
+    let deadline = Instant::now() + timeout;
+    let request = Request::Rejoin { investigation_id: id.to_string(), instance, status };
+    loop {
+        let asked = Client::connect(socket).and_then(|mut client| {
+            client.send(&request)?;
+            client.expect_reply()
+        });
+        match asked {
+            Ok(reply) => return Ok(reply),
+            Err(ClientError::Daemon(message)) => {
+                return Err(anyhow::anyhow!(
+                    "the daemon cannot say how investigation {id} went: {message}"
+                ));
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "no daemon came back within {}s ({e}): how investigation {id} went is not \
+                     known here; a daemon that adopts it later records it in the audit store",
+                    timeout.as_secs()
+                ));
+            }
+        }
+    }
 }
 
 enum SpawnError {
@@ -159,7 +218,13 @@ fn user(spec: &str) -> anyhow::Result<(libc::uid_t, libc::gid_t, CString)> {
             let name = CString::new(spec)?;
             // SAFETY: as above.
             unsafe {
-                libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found)
+                libc::getpwnam_r(
+                    name.as_ptr(),
+                    &mut pw,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    &mut found,
+                )
             }
         }
     };
@@ -191,7 +256,10 @@ fn group(spec: &str) -> anyhow::Result<libc::gid_t> {
 }
 
 impl Identity {
-    fn resolve(user_spec: Option<&str>, group_spec: Option<&str>) -> anyhow::Result<Option<Identity>> {
+    fn resolve(
+        user_spec: Option<&str>,
+        group_spec: Option<&str>,
+    ) -> anyhow::Result<Option<Identity>> {
         // SAFETY: no arguments.
         let (mut uid, mut gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let mut groups = Vec::new();

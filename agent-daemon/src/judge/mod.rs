@@ -139,6 +139,7 @@ fn kind_of(observation: &Observation) -> DeviationKind {
         Observation::Blind(Blind::Escape { .. }) => DeviationKind::Escape,
         Observation::Blind(Blind::UnreadablePath { .. }) => DeviationKind::UnreadablePath,
         Observation::Control(_) => DeviationKind::Control,
+        Observation::Unwatched => DeviationKind::Unwatched,
     }
 }
 

@@ -1,20 +1,35 @@
-//! Load the embedded kernel object, configure it and attach every program.
-use std::{fs::File, path::PathBuf};
+//! Load the embedded kernel object, configure it and attach every program, pinned (see
+//! `pins`): the maps of this layout are adopted when an earlier daemon left them, and so are
+//! its attached programs when they are this build's, on the same hooks. Otherwise this
+//! daemon's programs are attached beside the running ones, which it retires
+//! ([`Kernel::retire_previous`]) once its own maps hold everything the old ones knew.
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
 
 use agent_common::{
     config::Config as KernelConfig,
+    hash::fnv1a,
     names::{maps, programs},
 };
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, ProgramArray, RingBuf},
+    pin::PinError as AyaPinError,
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, ProgramError,
         RawTracePoint, TracePoint,
+        links::{FdLink, LinkError},
     },
 };
 
-use super::{btf, sideload, tracking::KernelMaps};
+use super::{
+    btf,
+    pins::{self, Pins, Previous},
+    sideload,
+    tracking::KernelMaps,
+};
 
 /// The kernel programs, built by `build.rs` from `agent-ebpf`.
 static PROBES: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/paddock-probes"));
@@ -40,6 +55,10 @@ pub enum KernelError {
     Btf(#[from] btf::BtfError),
     #[error("cannot open cgroup {path} to attach the egress programs: {source}")]
     OpenCgroup { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Pins(#[from] pins::PinError),
+    #[error("cannot pin the link of {program} ({hook}) at {path}: {reason}")]
+    PinLink { program: &'static str, hook: String, path: PathBuf, reason: String },
 }
 
 /// What the programs are told at load time (see `agent_common::config::Config`).
@@ -64,6 +83,25 @@ pub struct LoadOptions {
     /// cgroups whose egress bytes are counted (their whole subtree is covered).
     pub egress_cgroups: Vec<PathBuf>,
     pub limits: Limits,
+    /// Where programs, links and maps are pinned (below `bpffs`).
+    pub pin_dir: PathBuf,
+    pub bpffs: PathBuf,
+}
+
+/// Which pinned state this daemon runs on.
+pub struct Generation {
+    pins: Pins,
+    pub maps_dir: PathBuf,
+    pub links_dir: PathBuf,
+    /// The maps were there: their state (what is tracked, counters, records waiting in the
+    /// ring buffer) is an earlier daemon's, kept by the kernel meanwhile.
+    pub maps_adopted: bool,
+    /// The programs were there, attached: this daemon attached none.
+    pub programs_adopted: bool,
+    /// Maps of an earlier layout of this version whose entries were copied into ours.
+    pub carried_from: Vec<PathBuf>,
+    /// What earlier daemons left that this one retires.
+    pub(super) previous: Previous,
 }
 
 /// The loaded programs (attached for as long as this lives) and their maps.
@@ -80,6 +118,7 @@ pub struct Kernel {
     pub attached: Vec<String>,
     /// Hooks this kernel lacks, and what goes unjudged without them.
     pub missing: Vec<String>,
+    pub generation: Generation,
 }
 
 const RAW_TRACEPOINTS: [(&str, &str); 5] = [
@@ -123,6 +162,76 @@ fn program_error(
     move |source| KernelError::Program { program, hook, source }
 }
 
+/// Pins links in one generation's directory, numbered in attach order.
+struct Pinner {
+    dir: PathBuf,
+    next: usize,
+}
+
+impl Pinner {
+    fn path(&mut self, program: &str) -> PathBuf {
+        self.next += 1;
+        self.dir.join(format!("{:02}_{program}", self.next))
+    }
+
+    fn pin(
+        &mut self,
+        program: &'static str,
+        hook: &str,
+        link: Result<FdLink, LinkError>,
+    ) -> Result<(), KernelError> {
+        let path = self.path(program);
+        let failed = |reason: String| KernelError::PinLink {
+            program,
+            hook: hook.to_owned(),
+            path: path.clone(),
+            reason,
+        };
+        let link = link.map_err(|e| {
+            failed(format!("{e} (pinning needs BPF links for this hook: Linux 5.15 or later)"))
+        })?;
+        // The pin holds the link: dropping ours leaves it attached.
+        link.pin(&path).map_err(|e: AyaPinError| failed(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// What the programs attach to beyond their fixed hooks: part of a generation's name.
+fn hooks_hash(options: &LoadOptions, io_uring: bool) -> u64 {
+    let text = format!(
+        "root={};egress={:?};io_uring={io_uring}",
+        options.root_cgroup.display(),
+        options.egress_cgroups
+    );
+    fnv1a(text.as_bytes())
+}
+
+impl Generation {
+    pub fn pins_root(&self) -> PathBuf {
+        self.pins.root.clone()
+    }
+}
+
+/// "program (hook)" for each link pinned in `dir`, from the names `Pinner` gave them.
+fn pinned_programs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let program = n.split_once('_').map_or(n.as_str(), |(_, p)| p);
+            format!("{program} (adopted, pinned at {})", dir.join(&n).display())
+        })
+        .collect()
+}
+
 impl Kernel {
     pub fn load(options: &LoadOptions) -> Result<Kernel, KernelError> {
         if PROBES.is_empty() {
@@ -130,34 +239,60 @@ impl Kernel {
         }
         let offsets = btf::kernel_offsets(&options.btf_path)?;
         let limits = options.limits;
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(maps::EVENTS, options.ring_buffer_bytes)
-            .map_max_entries(maps::TASKS, limits.max_tracked_processes)
-            .load(PROBES)
-            .map_err(KernelError::Load)?;
+        let overrides = [
+            (maps::EVENTS, options.ring_buffer_bytes),
+            (maps::TASKS, limits.max_tracked_processes),
+        ];
+        let layout = pins::layout(PROBES, &overrides)?;
+        let object = fnv1a(PROBES);
+        let hooks = hooks_hash(options, btf::has_io_uring(&offsets));
+        let pins = Pins::open(&options.pin_dir, &options.bpffs)?;
+        let (maps_dir, maps_adopted) = pins.maps_dir(layout)?;
+        let names: Vec<String> = aya_obj::Object::parse(PROBES)
+            .map_err(|e| KernelError::Pins(pins::PinError::Object(e.to_string())))?
+            .maps
+            .into_keys()
+            .filter(|n| n.starts_with("PADDOCK_"))
+            .collect();
+        let mut loader = EbpfLoader::new();
+        for (map, entries) in overrides {
+            loader.map_max_entries(map, entries);
+        }
+        for name in &names {
+            loader.map_pin_path(name.as_str(), maps_dir.join(name));
+        }
+        let mut ebpf = loader.load(PROBES).map_err(KernelError::Load)?;
 
         let root = File::open(&options.root_cgroup).map_err(|source| KernelError::OpenCgroup {
             path: options.root_cgroup.clone(),
             source,
         })?;
+        let adoptable = pins.complete_links(layout, object, hooks)?;
         let mut missing = Vec::new();
-        let unix = match sideload::load(
-            PROBES,
-            &ebpf,
-            &[
-                (programs::CONNECT_UNIX, sideload::BPF_CGROUP_UNIX_CONNECT),
-                (programs::SENDMSG_UNIX, sideload::BPF_CGROUP_UNIX_SENDMSG),
-            ],
-            &root,
-        ) {
-            Ok(loaded) => Some(loaded),
-            Err(e) => {
-                missing.push(format!(
-                    "unix socket hooks (Linux 6.7+): connects to unix sockets are not judged ({e})"
-                ));
-                None
-            }
-        };
+        let mut pinner = None;
+        let mut unix = None;
+        if adoptable.is_none() {
+            let mut links = Pinner { dir: pins.new_links()?, next: 0 };
+            unix = match sideload::load(
+                PROBES,
+                &ebpf,
+                &[
+                    (programs::CONNECT_UNIX, sideload::BPF_CGROUP_UNIX_CONNECT),
+                    (programs::SENDMSG_UNIX, sideload::BPF_CGROUP_UNIX_SENDMSG),
+                ],
+                &root,
+                |program| links.path(program),
+            ) {
+                Ok(loaded) => Some(loaded),
+                Err(e) => {
+                    missing.push(format!(
+                        "unix socket hooks (Linux 6.7+): connects to unix sockets are not judged ({e})"
+                    ));
+                    None
+                }
+            };
+            pinner = Some(links);
+        }
 
         // Written after the side-loaded programs took their references to every map (a
         // map taken from aya is no longer listed for them); until then they are quiet.
@@ -175,6 +310,7 @@ impl Kernel {
         config.set(0, value, 0).map_err(|source| KernelError::Map { map: maps::CONFIG, source })?;
 
         let maps = KernelMaps {
+            config,
             tracked: take::<HashMap<_, _, _>>(&mut ebpf, maps::TRACKED)?,
             fast: take::<Array<_, _>>(&mut ebpf, maps::FAST)?,
             tasks: take::<HashMap<_, _, _>>(&mut ebpf, maps::TASKS)?,
@@ -191,6 +327,9 @@ impl Kernel {
             capacity: limits.max_tracked_processes,
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, maps::EVENTS)?;
+        let links_dir =
+            adoptable.clone().unwrap_or_else(|| pinner.as_ref().expect("made above").dir.clone());
+        let previous = pins.previous(&links_dir, &maps_dir)?;
         let mut kernel = Kernel {
             _ebpf: ebpf,
             _unix: unix,
@@ -199,26 +338,48 @@ impl Kernel {
             ring: Some(ring),
             attached: Vec::new(),
             missing,
+            generation: Generation {
+                pins,
+                maps_dir,
+                links_dir: links_dir.clone(),
+                maps_adopted,
+                programs_adopted: adoptable.is_some(),
+                carried_from: Vec::new(),
+                previous,
+            },
         };
-        if kernel._unix.is_some() {
-            let hook = format!("cgroup {}", options.root_cgroup.display());
-            for name in [programs::CONNECT_UNIX, programs::SENDMSG_UNIX] {
-                kernel.attached.push(format!("{name} ({hook})"));
+        // Fresh maps beside older ones of this version: copy what they hold first, so these
+        // programs start from what the running ones know.
+        if !maps_adopted {
+            kernel.carry_previous(layout);
+        }
+        match pinner {
+            None => kernel.attached = pinned_programs(&links_dir),
+            Some(mut links) => {
+                if kernel._unix.is_some() {
+                    let hook = format!("cgroup {}", options.root_cgroup.display());
+                    for name in [programs::CONNECT_UNIX, programs::SENDMSG_UNIX] {
+                        kernel.attached.push(format!("{name} ({hook})"));
+                    }
+                }
+                kernel.attach_all(&root, options, &offsets, &mut links)?;
+                let done = kernel.generation.pins.complete(&links.dir, layout, object, hooks)?;
+                kernel.generation.links_dir = done;
             }
         }
-        kernel.attach_all(&root, &options.root_cgroup, &options.egress_cgroups, &offsets)?;
         Ok(kernel)
     }
 
     fn attach_all(
         &mut self,
         root: &File,
-        root_path: &std::path::Path,
-        egress_cgroups: &[PathBuf],
+        options: &LoadOptions,
         offsets: &agent_common::config::KernelOffsets,
+        pins: &mut Pinner,
     ) -> Result<(), KernelError> {
         let ebpf = &mut self._ebpf;
-        // Tail-call targets: loaded, placed in `TAILS`, attached to nothing.
+        // Tail-call targets: loaded, placed in `TAILS`, attached to nothing (the map holds
+        // them while it is pinned).
         let name = programs::PATH_OP;
         let program: &mut RawTracePoint = ebpf
             .program_mut(name)
@@ -248,7 +409,9 @@ impl Kernel {
                 .try_into()
                 .map_err(program_error(name, hook))?;
             program.load().map_err(program_error(name, hook))?;
-            program.attach(hook).map_err(program_error(name, hook))?;
+            let id = program.attach(hook).map_err(program_error(name, hook))?;
+            let link = program.take_link(id).map_err(program_error(name, hook))?;
+            pins.pin(name, hook, Ok(link.into()))?;
             self.attached.push(format!("{name} (raw_tp/{hook})"));
         }
         for (name, category, tp) in TRACEPOINTS {
@@ -259,7 +422,9 @@ impl Kernel {
                 .try_into()
                 .map_err(program_error(name, hook.clone()))?;
             program.load().map_err(program_error(name, hook.clone()))?;
-            program.attach(category, tp).map_err(program_error(name, hook.clone()))?;
+            let id = program.attach(category, tp).map_err(program_error(name, hook.clone()))?;
+            let link = program.take_link(id).map_err(program_error(name, hook.clone()))?;
+            pins.pin(name, &hook, FdLink::try_from(link))?;
             self.attached.push(format!("{name} ({hook})"));
         }
         let name = programs::OPEN_EXIT;
@@ -271,7 +436,9 @@ impl Kernel {
         program.load().map_err(program_error(name, "tracepoint/syscalls"))?;
         for tp in OPEN_EXITS {
             let hook = format!("tracepoint/syscalls/{tp}");
-            program.attach("syscalls", tp).map_err(program_error(name, hook.clone()))?;
+            let id = program.attach("syscalls", tp).map_err(program_error(name, hook.clone()))?;
+            let link = program.take_link(id).map_err(program_error(name, hook.clone()))?;
+            pins.pin(name, &hook, FdLink::try_from(link))?;
             self.attached.push(format!("{name} ({hook})"));
         }
         if btf::has_io_uring(offsets) {
@@ -282,7 +449,9 @@ impl Kernel {
                 .try_into()
                 .map_err(program_error(name, hook))?;
             program.load().map_err(program_error(name, hook))?;
-            program.attach(hook).map_err(program_error(name, hook))?;
+            let id = program.attach(hook).map_err(program_error(name, hook))?;
+            let link = program.take_link(id).map_err(program_error(name, hook))?;
+            pins.pin(name, hook, Ok(link.into()))?;
             self.attached.push(format!("{name} (raw_tp/{hook})"));
         } else {
             self.missing.push("io_uring (not in this kernel's BTF): nothing to judge".into());
@@ -310,34 +479,44 @@ impl Kernel {
         create.load().map_err(program_error(programs::SOCK_CREATE, "cgroup/sock_create"))?;
 
         // Attached through BPF links (Linux >= 5.7), which always allow other programs on the
-        // same cgroup; the kernel refuses an explicit BPF_F_ALLOW_MULTI there.
+        // same cgroup (an earlier generation's among them); the kernel refuses an explicit
+        // BPF_F_ALLOW_MULTI there.
         let mode = CgroupAttachMode::default();
-        let hook = format!("cgroup {}", root_path.display());
+        let hook = format!("cgroup {}", options.root_cgroup.display());
         for name in SOCK_ADDR {
             let program: &mut CgroupSockAddr = ebpf
                 .program_mut(name)
                 .and_then(|p| p.try_into().ok())
                 .ok_or(KernelError::MissingProgram { program: name })?;
-            program.attach(root, mode).map_err(program_error(name, hook.clone()))?;
+            let id = program.attach(root, mode).map_err(program_error(name, hook.clone()))?;
+            let link = program.take_link(id).map_err(program_error(name, hook.clone()))?;
+            pins.pin(name, &hook, FdLink::try_from(link))?;
             self.attached.push(format!("{name} ({hook})"));
         }
+        let name = programs::SOCK_CREATE;
         let create: &mut CgroupSock = ebpf
-            .program_mut(programs::SOCK_CREATE)
+            .program_mut(name)
             .and_then(|p| p.try_into().ok())
-            .ok_or(KernelError::MissingProgram { program: programs::SOCK_CREATE })?;
-        create.attach(root, mode).map_err(program_error(programs::SOCK_CREATE, hook.clone()))?;
-        self.attached.push(format!("{} ({hook}, sock_create)", programs::SOCK_CREATE));
-        for dir in egress_cgroups {
+            .ok_or(KernelError::MissingProgram { program: name })?;
+        let id = create.attach(root, mode).map_err(program_error(name, hook.clone()))?;
+        let link = create.take_link(id).map_err(program_error(name, hook.clone()))?;
+        pins.pin(name, &hook, FdLink::try_from(link))?;
+        self.attached.push(format!("{name} ({hook}, sock_create)"));
+        for dir in &options.egress_cgroups {
             let cgroup = File::open(dir)
                 .map_err(|source| KernelError::OpenCgroup { path: dir.clone(), source })?;
             let hook = format!("cgroup {}", dir.display());
+            let name = programs::SKB_EGRESS;
             let skb: &mut CgroupSkb = ebpf
-                .program_mut(programs::SKB_EGRESS)
+                .program_mut(name)
                 .and_then(|p| p.try_into().ok())
-                .ok_or(KernelError::MissingProgram { program: programs::SKB_EGRESS })?;
-            skb.attach(&cgroup, CgroupSkbAttachType::Egress, mode)
-                .map_err(program_error(programs::SKB_EGRESS, hook.clone()))?;
-            self.attached.push(format!("{} ({hook}, egress)", programs::SKB_EGRESS));
+                .ok_or(KernelError::MissingProgram { program: name })?;
+            let id = skb
+                .attach(&cgroup, CgroupSkbAttachType::Egress, mode)
+                .map_err(program_error(name, hook.clone()))?;
+            let link = skb.take_link(id).map_err(program_error(name, hook.clone()))?;
+            pins.pin(name, &hook, FdLink::try_from(link))?;
+            self.attached.push(format!("{name} ({hook}, egress)"));
         }
         Ok(())
     }

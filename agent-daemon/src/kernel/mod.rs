@@ -1,13 +1,18 @@
 //! Everything that touches the kernel: filesystems, BTF offsets, loading and attaching the
 //! programs, the maps that say what is tracked, and the ring-buffer reader.
+mod bpf_sys;
 pub mod btf;
+mod carry;
 pub mod decode;
+mod generation;
 mod load;
 pub mod mounts;
+pub mod pins;
 mod policy;
 pub mod reader;
 mod sideload;
 mod tracking;
 
+pub use generation::Retired;
 pub use load::{Kernel, Limits, LoadOptions, attach_empty_hook};
 pub use tracking::{SlotCounters, TrackError};

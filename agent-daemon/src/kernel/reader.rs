@@ -95,6 +95,19 @@ impl Reader {
     }
 }
 
+/// Drain `ring` once (an earlier generation's, no longer written to) and pass on what it
+/// held.
+pub async fn drain_once(
+    mut ring: RingBuf<MapData>,
+    out: &mpsc::Sender<FromKernel>,
+    stats: &ReaderStats,
+) {
+    let before = stats.records.load(Ordering::Relaxed);
+    drain_all(&mut ring, out, stats).await;
+    let read = stats.records.load(Ordering::Relaxed) - before;
+    tracing::info!(records = read, "read the records an earlier generation's ring buffer held");
+}
+
 /// Records taken from the ring buffer before they are passed on; bounds the reader's
 /// memory under a flood.
 const BATCH: usize = 4096;

@@ -12,14 +12,14 @@ use std::{
     ffi::CString,
     fs::File,
     os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+    path::PathBuf,
 };
 
 use aya::{Ebpf, maps::Map};
 
-/// `bpf(2)` commands, program type and attach types used here (`include/uapi/linux/bpf.h`).
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_BTF_LOAD: libc::c_long = 18;
-const BPF_LINK_CREATE: libc::c_long = 28;
+use super::bpf_sys::{BPF_BTF_LOAD, BPF_LINK_CREATE, BPF_PROG_LOAD, bpf, obj_pin};
+
+/// The program type and attach types used here (`include/uapi/linux/bpf.h`).
 const BPF_PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 pub const BPF_CGROUP_UNIX_CONNECT: u32 = 49;
 pub const BPF_CGROUP_UNIX_SENDMSG: u32 = 50;
@@ -34,6 +34,8 @@ pub enum SideloadError {
     Load { program: &'static str, source: std::io::Error, log: String },
     #[error("cannot attach {program} to the cgroup: {source}")]
     Attach { program: &'static str, source: std::io::Error },
+    #[error("cannot pin the link of {program} at {path}: {source}")]
+    Pin { program: &'static str, path: PathBuf, source: std::io::Error },
 }
 
 /// Loaded programs and their links; dropping this detaches them.
@@ -86,15 +88,6 @@ struct LinkCreateAttr {
     flags: u32,
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<RawFd> {
-    // SAFETY: `attr` is a valid, initialised attribute struct of the size passed; the
-    // kernel reads (and for logs writes through pointers) only within what it describes.
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr as *mut T, std::mem::size_of::<T>() as u32)
-    };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r as RawFd) }
-}
-
 /// The map data behind a map of any kind the programs use.
 fn map_fd(map: &Map) -> Option<RawFd> {
     let data = match map {
@@ -112,13 +105,14 @@ fn map_fd(map: &Map) -> Option<RawFd> {
     Some(data.fd().as_fd().as_raw_fd())
 }
 
-/// Load `programs` (name, attach type) from `object` against `ebpf`'s maps and attach each
-/// to `cgroup`.
+/// Load `programs` (name, attach type) from `object` against `ebpf`'s maps, attach each
+/// to `cgroup` and pin its link where `pin_path` says.
 pub fn load(
     object: &[u8],
     ebpf: &Ebpf,
     programs: &[(&'static str, u32)],
     cgroup: &File,
+    mut pin_path: impl FnMut(&'static str) -> PathBuf,
 ) -> Result<Sideloaded, SideloadError> {
     let first = programs.first().map_or("", |(name, _)| name);
     let parse_err = |message: String| SideloadError::Parse { program: first, message };
@@ -207,7 +201,14 @@ pub fn load(
             .map_err(|source| SideloadError::Attach { program, source })?;
         loaded._programs.push(prog);
         // SAFETY: as above.
-        loaded._links.push(unsafe { OwnedFd::from_raw_fd(link) });
+        let link = unsafe { OwnedFd::from_raw_fd(link) };
+        let path = pin_path(program);
+        obj_pin(link.as_fd(), &path).map_err(|source| SideloadError::Pin {
+            program,
+            path: path.clone(),
+            source,
+        })?;
+        loaded._links.push(link);
     }
     Ok(loaded)
 }

@@ -14,6 +14,7 @@ use agent_common::{
 use aya::maps::{Array, HashMap, LpmTrie, MapData, MapError, PerCpuArray, PerCpuValues};
 
 pub struct KernelMaps {
+    pub(super) config: Array<MapData, agent_common::config::Config>,
     pub(super) tracked: HashMap<MapData, u64, Tracked>,
     pub(super) fast: Array<MapData, FastEntry>,
     pub(super) tasks: HashMap<MapData, u32, Tracked>,
@@ -127,21 +128,64 @@ impl KernelMaps {
                 continue; // already tracked (by the kernel, or earlier)
             }
             self.tasks.insert(tgid, tracked, 0).map_err(at(maps::TASKS))?;
-            let index = task_index(tgid);
-            let mut entry = self.tasks_fast.get(&index, 0).map_err(at(maps::TASKS_FAST))?;
-            if entry.tgid == 0 || entry.tgid == tgid {
-                let collision = entry.tracked.flags & FAST_COLLISION;
-                entry = TaskEntry {
-                    tgid,
-                    _pad: 0,
-                    tracked: Tracked { flags: collision | BY_DAEMON, ..tracked },
-                };
-            } else {
-                entry.tracked.flags |= FAST_COLLISION;
-            }
-            self.tasks_fast.set(index, entry, 0).map_err(at(maps::TASKS_FAST))?;
+            self.set_task_fast(tgid, tracked)?;
         }
         Ok(())
+    }
+
+    /// Processes an earlier generation of programs tracked (`entries`, as its map holds
+    /// them) that this one's map lacks: added as they were, flags and all.
+    pub fn take_over_tasks(&mut self, entries: &[(u32, Tracked)]) -> Result<usize, TrackError> {
+        let mut added = 0;
+        for &(tgid, tracked) in entries {
+            if self.tasks.get(&tgid, 0).is_ok() {
+                continue;
+            }
+            self.tasks.insert(tgid, tracked, 0).map_err(at(maps::TASKS))?;
+            self.set_task_fast(tgid, tracked)?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    fn set_task_fast(&mut self, tgid: u32, tracked: Tracked) -> Result<(), TrackError> {
+        let index = task_index(tgid);
+        let mut entry = self.tasks_fast.get(&index, 0).map_err(at(maps::TASKS_FAST))?;
+        if entry.tgid == 0 || entry.tgid == tgid {
+            let collision = entry.tracked.flags & FAST_COLLISION;
+            entry = TaskEntry {
+                tgid,
+                _pad: 0,
+                tracked: Tracked { flags: collision | tracked.flags, ..tracked },
+            };
+        } else {
+            entry.tracked.flags |= FAST_COLLISION;
+        }
+        self.tasks_fast.set(index, entry, 0).map_err(at(maps::TASKS_FAST))
+    }
+
+    /// Every instance the maps name (cgroups, registered paths, processes): after a
+    /// restart, those no investigation claims are stale.
+    pub fn instances(&self) -> std::collections::BTreeSet<u32> {
+        let mut out = std::collections::BTreeSet::new();
+        out.extend(self.tracked.iter().filter_map(Result::ok).map(|(_, t)| t.instance));
+        out.extend(self.paths.iter().filter_map(Result::ok).map(|(_, t)| t.instance));
+        out.extend(self.tasks.iter().filter_map(Result::ok).map(|(_, t)| t.instance));
+        out
+    }
+
+    /// Whether the kernel has doomed `slot`'s investigation (refused or killed something of
+    /// it in enforce mode).
+    pub fn doomed(&self, slot: u16) -> bool {
+        self.slots.get(&(slot as u32), 0).is_ok_and(|s| s.doomed != 0)
+    }
+
+    /// Stop exempting this process as the daemon's (a clean stop that leaves the programs
+    /// running: the id may be reused once this process is gone).
+    pub fn forget_daemon(&mut self) -> Result<(), TrackError> {
+        let mut config = self.config.get(&0, 0).map_err(at(maps::CONFIG))?;
+        config.daemon_tgid = 0;
+        self.config.set(0, config, 0).map_err(at(maps::CONFIG))
     }
 
     /// Forget every process of `instance` still listed (normally none: exits remove them).

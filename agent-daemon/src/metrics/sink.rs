@@ -14,7 +14,7 @@ pub fn count(metrics: &EventMetrics, event: &Event) {
     let kind = event.kind.name();
     metrics.events.get_or_create(&PhaseKind { phase: phase.clone(), kind: kind.into() }).inc();
     match &event.kind {
-        EventKind::Started { .. } => {
+        EventKind::Started { .. } | EventKind::Resumed { .. } => {
             metrics.active.get_or_create(&PhaseLabel { phase }).inc();
         }
         EventKind::Ended {

@@ -44,6 +44,11 @@ pub struct Investigation {
     /// Its cgroup directory.
     pub dir: PathBuf,
     pub started: DateTime<Utc>,
+    /// Adopted from an earlier daemon rather than begun by this one.
+    pub resumed: bool,
+    /// Adopted with its kernel slot doomed: the kernel refused or killed something of it
+    /// while no daemon ran.
+    pub doomed: bool,
 }
 
 /// One investigation's records turned into events outside the pipeline, as the pipeline
@@ -79,6 +84,12 @@ pub enum Lifecycle {
         done: oneshot::Sender<()>,
     },
     Admin(AdminRequest, oneshot::Sender<Result<AdminReply, String>>),
+    /// An adopted investigation the kernel doomed while no daemon ran, once the records
+    /// kept meanwhile have been judged.
+    Unwatched {
+        slot: u16,
+        instance: u32,
+    },
     /// A process of the investigation asked paddock's control socket for what it may not.
     Tamper {
         slot: u16,
@@ -168,14 +179,30 @@ impl Pipeline {
         match message {
             Lifecycle::Begin(info) => {
                 self.judge.begin(info.instance, info.phase);
-                let slot = info.slot;
-                let kind =
-                    EventKind::Started { source: info.source.into(), cgroup: info.cgroup.clone() };
-                let started = info.started;
+                let (slot, doomed) = (info.slot, info.doomed);
+                let (source, cgroup) = (info.source.to_owned(), info.cgroup.clone());
+                let (kind, time) = if info.resumed {
+                    (EventKind::Resumed { source, cgroup, doomed }, Utc::now())
+                } else {
+                    (EventKind::Started { source, cgroup }, info.started)
+                };
                 let attribution = Attribution::new(info);
-                let event = attribution.lifecycle_event(started, kind);
+                let event = attribution.lifecycle_event(time, kind);
                 self.active.insert(slot, attribution);
                 self.hub.publish(event);
+            }
+            Lifecycle::Unwatched { slot, instance } => {
+                // Doomed while no daemon ran, and no record read since said why.
+                if self.active.get(&slot).is_some_and(|a| a.info.instance == instance)
+                    && self.judge.killed(instance).is_none()
+                {
+                    let observation = crate::baseline::Observation::Unwatched;
+                    if let Some(verdict) = self.judge.observe(instance, &observation, Action::None)
+                    {
+                        let event = self.act(slot, verdict, None);
+                        self.hub.publish(event);
+                    }
+                }
             }
             Lifecycle::Sample { slot, instance, counters, at, done } => {
                 if self.active.get(&slot).is_some_and(|a| a.info.instance == instance) {

@@ -113,16 +113,27 @@ pub struct EventsWatcher {
 
 /// Removes the inotify watch when dropped.
 pub struct EventsWatch {
-    watcher: EventsWatcher,
-    wd: WatchDescriptor,
+    registered: Option<(EventsWatcher, WatchDescriptor)>,
+    /// For a watch of nothing: the sender, kept so that `changed` never fires.
+    _quiet: Option<watch::Sender<u64>>,
     pub changed: watch::Receiver<u64>,
+}
+
+impl EventsWatch {
+    /// A watch that never fires (for a cgroup that could not be watched: its owner looks
+    /// again now and then).
+    pub fn quiet() -> EventsWatch {
+        let (tx, changed) = watch::channel(0);
+        EventsWatch { registered: None, _quiet: Some(tx), changed }
+    }
 }
 
 impl Drop for EventsWatch {
     fn drop(&mut self) {
-        self.watcher.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.wd);
-        let _ =
-            self.watcher.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(self.wd.clone());
+        if let Some((watcher, wd)) = self.registered.take() {
+            watcher.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(&wd);
+            let _ = watcher.watches.lock().unwrap_or_else(|e| e.into_inner()).remove(wd);
+        }
     }
 }
 
@@ -161,7 +172,7 @@ impl EventsWatcher {
             .add(dir.join("cgroup.events"), WatchMask::MODIFY)?;
         let (tx, changed) = watch::channel(0);
         senders.insert(wd.clone(), tx);
-        Ok(EventsWatch { watcher: self.clone(), wd, changed })
+        Ok(EventsWatch { registered: Some((self.clone(), wd)), _quiet: None, changed })
     }
 }
 

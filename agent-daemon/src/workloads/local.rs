@@ -1,7 +1,8 @@
 //! The local workload source: `paddock run` sessions. Each gets a fresh cgroup below the
 //! configured parent, tracked before the client starts the command inside it; the
 //! investigation ends when that cgroup is empty (its last process, not the command, is gone)
-//! and the client has stopped waiting for it.
+//! and the client has stopped waiting for it. Investigations an earlier daemon left running
+//! are adopted (`resume`) and end the same way; their clients may rejoin them.
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -24,6 +25,9 @@ pub struct LocalSource {
     watcher: EventsWatcher,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// At a stop, leave running investigations tracked for the next daemon (rather than
+    /// end them).
+    keep_on_stop: bool,
 }
 
 /// A started local investigation, as the control session sees it.
@@ -54,16 +58,23 @@ pub enum LocalError {
 }
 
 impl LocalSource {
-    /// Make the parent cgroup and clear what an earlier daemon left behind.
+    /// Make the parent cgroup.
     pub fn new(
         parent: PathBuf,
         shutdown: CancellationToken,
         tasks: TaskTracker,
+        keep_on_stop: bool,
     ) -> std::io::Result<LocalSource> {
         std::fs::create_dir_all(&parent)?;
-        for entry in std::fs::read_dir(&parent)? {
+        Ok(LocalSource { parent, watcher: EventsWatcher::spawn()?, tasks, shutdown, keep_on_stop })
+    }
+
+    /// Clear what an earlier daemon left below the parent and nobody adopted (`adopted`:
+    /// the cgroups of the investigations adopted).
+    pub fn sweep(&self, adopted: &[PathBuf]) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(&self.parent)? {
             let dir = entry?.path();
-            if !dir.is_dir() {
+            if !dir.is_dir() || adopted.contains(&dir) {
                 continue;
             }
             match cgroups::populated(&dir) {
@@ -81,7 +92,27 @@ impl LocalSource {
                 }
             }
         }
-        Ok(LocalSource { parent, watcher: EventsWatcher::spawn()?, tasks, shutdown })
+        Ok(())
+    }
+
+    /// Watch an investigation an earlier daemon began (already adopted by the tracker)
+    /// until it ends.
+    pub fn resume(&self, tracker: &Arc<Tracker>, active: Active) {
+        let watch = match self.watcher.watch(&active.cgroup) {
+            Ok(watch) => watch,
+            Err(e) => {
+                // Its cgroup is gone: it ended while no daemon ran. Ended here.
+                tracing::info!(investigation = %active.id, cgroup = %active.cgroup.display(), error = %e,
+                    "an adopted investigation's cgroup is gone");
+                EventsWatch::quiet()
+            }
+        };
+        // Nobody waits on it here: its client, if any, rejoins to hear how it went.
+        let (_client_gone, gone) = watch::channel(true);
+        let (tracker, shutdown, keep) = (tracker.clone(), self.shutdown.clone(), self.keep_on_stop);
+        self.tasks.spawn(async move {
+            lifecycle(tracker, active, watch, gone, shutdown, keep, true).await
+        });
     }
 
     /// Start a local investigation: validate, reserve, make and track its cgroup, and
@@ -91,10 +122,11 @@ impl LocalSource {
         tracker: &Arc<Tracker>,
         investigation_id: &str,
         phase: &str,
+        client_uid: u32,
     ) -> Result<Session, LocalError> {
         let id: InvestigationId = investigation_id.parse()?;
         let phase: Phase = phase.parse()?;
-        let mut active = tracker.reserve(id, phase, "local").await?;
+        let mut active = tracker.reserve_local(id, phase, client_uid).await?;
         let dir = match self.make_cgroup(&active) {
             Ok(dir) => dir,
             Err(e) => {
@@ -113,8 +145,10 @@ impl LocalSource {
         };
         let (client_gone, gone) = watch::channel(false);
         let (tracker, ended) = (tracker.clone(), active.clone());
-        let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move { lifecycle(tracker, ended, watch, gone, shutdown).await });
+        let (shutdown, keep) = (self.shutdown.clone(), self.keep_on_stop);
+        self.tasks.spawn(async move {
+            lifecycle(tracker, ended, watch, gone, shutdown, keep, false).await
+        });
         Ok(Session { active, client_gone })
     }
 
@@ -155,17 +189,21 @@ impl LocalSource {
     }
 }
 
-/// Wait until the investigation's cgroup is empty and its client gone (or the daemon
-/// stops), then end it and remove its cgroups.
+/// Wait until the investigation's cgroup is empty and its client gone, then end it and
+/// remove its cgroups. When the daemon stops first: leave it running and tracked for the
+/// next daemon (`keep`), or end it. `adopted`: it ran before this daemon (its cgroup was
+/// populated then).
 async fn lifecycle(
     tracker: Arc<Tracker>,
     active: Active,
     mut watch: EventsWatch,
     mut gone: watch::Receiver<bool>,
     shutdown: CancellationToken,
+    keep: bool,
+    adopted: bool,
 ) {
     let dir = active.cgroup.clone();
-    let mut seen_populated = false;
+    let mut seen_populated = adopted;
     let mut client_gone = false;
     let emptied_at = loop {
         let populated = cgroups::populated(&dir).unwrap_or(false);
@@ -181,15 +219,17 @@ async fn lifecycle(
             tracing::info!(investigation = %active.id, processes = ?outside, "cgroup empty; waiting for processes that left it");
             tokio::select! {
                 () = processes::wait_exits(&outside) => continue,
-                () = shutdown.cancelled() => break chrono::Utc::now(),
+                () = shutdown.cancelled() => if keep { return } else { break chrono::Utc::now() },
             }
         }
         tokio::select! {
             _ = watch.changed.changed() => {}
+            // A change inotify did not report (or a cgroup it could not watch).
+            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
             changed = gone.changed(), if !client_gone => {
                 if changed.is_err() { client_gone = true; }
             }
-            () = shutdown.cancelled() => break chrono::Utc::now(),
+            () = shutdown.cancelled() => if keep { return } else { break chrono::Utc::now() },
         }
     };
     drop(watch);

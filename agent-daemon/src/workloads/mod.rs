@@ -6,6 +6,7 @@ pub mod kubernetes;
 pub mod local;
 pub mod processes;
 mod registry;
+pub mod saved;
 mod tracker;
 
 pub use registry::{Active, PodOwner};

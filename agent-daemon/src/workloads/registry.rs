@@ -18,6 +18,11 @@ pub struct Active {
     pub started: DateTime<Utc>,
     /// The pod it is, for a Kubernetes investigation.
     pub pod: Option<PodOwner>,
+    /// The uid of the `paddock run` client that started it (a local investigation): it may
+    /// rejoin it after a daemon restart.
+    pub client_uid: Option<u32>,
+    /// Adopted from an earlier daemon (begun there, not here).
+    pub resumed: bool,
 }
 
 /// A pod and its Job, as `paddock status` and the Kubernetes actions name them.
@@ -35,6 +40,8 @@ pub enum RegisterError {
     AlreadyRunning(InvestigationId),
     #[error("no free investigation slot: {0} investigations are running, the most one node tracks")]
     Full(usize),
+    #[error("slot {slot} is not free (instance {instance} wants it)")]
+    SlotTaken { slot: u16, instance: u32 },
 }
 
 pub struct Registry {
@@ -44,11 +51,40 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { slots: vec![None; MAX_SLOTS as usize], next_instance: 1 }
+        Registry::starting_at(1)
     }
 }
 
 impl Registry {
+    /// A registry whose first instance number is `first` (numbers below it were handed out
+    /// by earlier daemons).
+    pub fn starting_at(first: u32) -> Registry {
+        Registry { slots: vec![None; MAX_SLOTS as usize], next_instance: first.max(1) }
+    }
+
+    /// Put back an investigation an earlier daemon ran, in its slot, with its instance.
+    pub fn restore(&mut self, active: Active) -> Result<(), RegisterError> {
+        let taken = RegisterError::SlotTaken { slot: active.slot, instance: active.instance };
+        let Some(entry) = self.slots.get_mut(active.slot as usize) else { return Err(taken) };
+        if entry.is_some() {
+            return Err(taken);
+        }
+        if active.instance >= self.next_instance {
+            self.next_instance = active.instance.wrapping_add(1).max(1);
+        }
+        *entry = Some(active);
+        Ok(())
+    }
+
+    /// Make `instance`'s entry a fresh one of this daemon (claimed by its source).
+    pub fn claim(&mut self, slot: u16, instance: u32) {
+        if let Some(Some(active)) = self.slots.get_mut(slot as usize)
+            && active.instance == instance
+        {
+            active.resumed = false;
+        }
+    }
+
     /// Reserve a slot for `id`. The cgroup may be filled in later with [`Registry::set_cgroup`].
     #[cfg(test)]
     pub fn allocate(
@@ -88,9 +124,19 @@ impl Registry {
             source,
             started: Utc::now(),
             pod,
+            client_uid: None,
+            resumed: false,
         };
         self.slots[slot] = Some(active.clone());
         Ok(active)
+    }
+
+    pub fn set_client(&mut self, slot: u16, instance: u32, uid: u32) {
+        if let Some(Some(active)) = self.slots.get_mut(slot as usize)
+            && active.instance == instance
+        {
+            active.client_uid = Some(uid);
+        }
     }
 
     pub fn set_cgroup(&mut self, slot: u16, cgroup: PathBuf) {

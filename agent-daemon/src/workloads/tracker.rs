@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     cgroups,
     registry::{Active, RegisterError, Registry},
+    saved::{INSTANCE_BLOCK, SavedRuns},
 };
 use crate::{
     identity::{InvestigationId, Phase},
@@ -43,6 +44,31 @@ pub struct Tracker {
     lifecycle: mpsc::Sender<Lifecycle>,
     flush: FlushHandle,
     cgroup2: Cgroup2,
+    /// The running investigations on disk, for the next daemon.
+    saved: SavedRuns,
+    /// Instance numbers below this one may have been handed out (reserved on disk).
+    reserved: Mutex<u32>,
+    /// Investigations that ended lately (instance, id), for `paddock run` clients that
+    /// rejoin after a restart to hear how theirs went.
+    ended: Mutex<std::collections::VecDeque<(u32, InvestigationId, Option<u32>)>>,
+}
+
+/// Ended investigations remembered for rejoining clients.
+const ENDED_KEPT: usize = 4096;
+
+/// What adopting the saved investigations found.
+#[derive(Debug, Default)]
+pub struct Adopted {
+    /// Local investigations, for the local source to watch again.
+    pub local: Vec<Active>,
+    /// Pods, waiting for the pod list to claim them.
+    pub pods: Vec<Active>,
+    /// Saved investigations that could not be adopted, and why.
+    pub refused: Vec<String>,
+    /// Instances the kernel's maps named that no saved investigation claims: untracked.
+    pub stale: Vec<u32>,
+    /// Those the kernel doomed while no daemon ran.
+    pub doomed: Vec<Active>,
 }
 
 impl Tracker {
@@ -51,14 +77,34 @@ impl Tracker {
         lifecycle: mpsc::Sender<Lifecycle>,
         flush: FlushHandle,
         cgroup2: Cgroup2,
+        saved: SavedRuns,
     ) -> Tracker {
+        // Above every instance an earlier daemon handed out, and every one the kernel's
+        // (adopted) maps still name.
+        let seen = kernel.lock().unwrap_or_else(|e| e.into_inner()).maps.instances();
+        let first = saved.next_instance().max(seen.last().map_or(1, |i| i.wrapping_add(1)));
         Tracker {
             kernel,
-            registry: Mutex::default(),
+            registry: Mutex::new(Registry::starting_at(first)),
             released: tokio::sync::Notify::new(),
             lifecycle,
             flush,
             cgroup2,
+            saved,
+            reserved: Mutex::new(first),
+            ended: Mutex::default(),
+        }
+    }
+
+    /// Make sure instance numbers up to `instance` are reserved on disk.
+    fn reserve_instances(&self, instance: u32) {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        if instance >= *reserved {
+            let upto = instance.saturating_add(INSTANCE_BLOCK);
+            match self.saved.reserve_instances(upto) {
+                Ok(()) => *reserved = upto,
+                Err(e) => tracing::warn!(error = %e, "cannot reserve instance numbers on disk"),
+            }
         }
     }
 
@@ -70,15 +116,17 @@ impl Tracker {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reserve a slot and instance for `id`; nothing is tracked yet. When a run of `id` is
-    /// still ending (its processes gone, its last events being handled), wait for it.
-    pub async fn reserve(
+    /// Reserve a slot and instance for a `paddock run` of `id`, whose client (`uid`) may rejoin it later.
+    pub async fn reserve_local(
         &self,
         id: InvestigationId,
         phase: Phase,
-        source: &'static str,
+        client_uid: u32,
     ) -> Result<Active, TrackerError> {
-        self.reserve_with(id, phase, source, None).await
+        let mut active = self.reserve_with(id, phase, "local", None).await?;
+        active.client_uid = Some(client_uid);
+        self.registry().set_client(active.slot, active.instance, client_uid);
+        Ok(active)
     }
 
     /// [`Tracker::reserve`] for a pod: other pods may run the same investigation id.
@@ -88,9 +136,37 @@ impl Tracker {
         phase: Phase,
         pod: super::PodOwner,
     ) -> Result<Active, TrackerError> {
+        if let Some(adopted) = self.claim_pod(&pod.uid) {
+            return Ok(adopted);
+        }
         self.reserve_with(id, phase, "kubernetes", Some(pod)).await
     }
 
+    /// The adopted investigation of pod `uid`, if an earlier daemon ran one: claimed by the
+    /// pod list now (still marked `resumed`, so it is not begun again).
+    fn claim_pod(&self, uid: &str) -> Option<Active> {
+        let mut registry = self.registry();
+        let found = registry
+            .active()
+            .find(|a| a.resumed && a.pod.as_ref().is_some_and(|p| p.uid == uid))
+            .cloned()?;
+        registry.claim(found.slot, found.instance);
+        Some(found)
+    }
+
+    /// Adopted pods the pod list has not claimed (after it synced: pods gone meanwhile).
+    pub fn unclaimed_pods(&self) -> Vec<Active> {
+        let mut registry = self.registry();
+        let found: Vec<Active> =
+            registry.active().filter(|a| a.resumed && a.source == "kubernetes").cloned().collect();
+        for a in &found {
+            registry.claim(a.slot, a.instance);
+        }
+        found
+    }
+
+    /// Reserve a slot and instance for `id`; nothing is tracked yet. When a run of `id` is
+    /// still ending (its processes gone, its last events being handled), wait for it.
     async fn reserve_with(
         &self,
         id: InvestigationId,
@@ -111,6 +187,7 @@ impl Tracker {
                 other => break other?,
             }
         };
+        self.reserve_instances(active.instance);
         if let Err(e) = self.kernel().maps.reset_slot(active.slot) {
             self.registry().release(active.slot, active.instance);
             return Err(e.into());
@@ -130,7 +207,7 @@ impl Tracker {
         cgroup.is_some_and(|dir| !cgroups::populated(&dir).unwrap_or(true))
     }
 
-    fn tracked(active: &Active) -> Tracked {
+    pub(super) fn tracked(active: &Active) -> Tracked {
         Tracked {
             slot: active.slot,
             phase: active.phase.kernel_id(),
@@ -147,6 +224,13 @@ impl Tracker {
             .ok_or_else(|| TrackerError::OutsideHierarchy(dir.display().to_string()))?;
         active.cgroup = dir.to_path_buf();
         self.registry().set_cgroup(active.slot, dir.to_path_buf());
+        if let Err(e) = self.saved.save(active) {
+            tracing::warn!(investigation = %active.id, error = %e,
+                "cannot save the investigation for the next daemon: a restart would not adopt it");
+        }
+        if active.resumed {
+            return Ok(path);
+        }
         let info = Investigation {
             slot: active.slot,
             instance: active.instance,
@@ -156,6 +240,8 @@ impl Tracker {
             cgroup: path.clone(),
             dir: dir.to_path_buf(),
             started: active.started,
+            resumed: false,
+            doomed: false,
         };
         self.lifecycle.send(Lifecycle::Begin(info)).await.map_err(|_| TrackerError::Stopping)?;
         Ok(path)
@@ -249,9 +335,107 @@ impl Tracker {
             let _ = wait.await;
         }
         self.registry().release(active.slot, active.instance);
+        if let Err(e) = self.saved.forget(active.instance) {
+            tracing::warn!(investigation = %active.id, error = %e, "cannot forget the saved investigation");
+        }
+        {
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            ended.push_back((active.instance, active.id.clone(), active.client_uid));
+            while ended.len() > ENDED_KEPT {
+                ended.pop_front();
+            }
+        }
         self.released.notify_waiters();
         untracked?;
         Ok(counters)
+    }
+
+    /// Investigation `id`, instance `instance`, if it ended under this daemon lately: the
+    /// uid of the client that started it, if one did.
+    pub fn ended_lately(&self, instance: u32, id: &InvestigationId) -> Option<Option<u32>> {
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended.iter().find(|(i, e, _)| *i == instance && e == id).map(|(_, _, uid)| *uid)
+    }
+
+    /// Adopt the investigations an earlier daemon saved: each in its slot with its instance
+    /// (as the kernel's maps, if adopted, know it), begun in the pipeline as resumed, its
+    /// cgroups and processes tracked again (in fresh maps, from what the cgroups hold).
+    /// Instances the maps name that nobody claims are untracked.
+    pub async fn adopt(&self, saved: Vec<Active>) -> Adopted {
+        let mut adopted = Adopted::default();
+        for active in saved {
+            if let Err(e) = self.registry().restore(active.clone()) {
+                adopted.refused.push(format!(
+                    "investigation {} (instance {}): {e}",
+                    active.id, active.instance
+                ));
+                let _ = self.saved.forget(active.instance);
+                continue;
+            }
+            self.reserve_instances(active.instance);
+            let doomed = self.kernel().maps.doomed(active.slot);
+            let path = self.cgroup2.hierarchy_path(&active.cgroup).unwrap_or_default();
+            let info = Investigation {
+                slot: active.slot,
+                instance: active.instance,
+                id: active.id.clone(),
+                phase: active.phase,
+                source: active.source,
+                cgroup: path.clone(),
+                dir: active.cgroup.clone(),
+                started: active.started,
+                resumed: true,
+                doomed,
+            };
+            if self.lifecycle.send(Lifecycle::Begin(info)).await.is_err() {
+                return adopted;
+            }
+            let tracked = if active.source == "kubernetes" && !path.is_empty() {
+                self.kernel()
+                    .maps
+                    .register_path(fnv1a(path.as_bytes()), Self::tracked(&active))
+                    .map_err(TrackerError::from)
+                    .and_then(|()| self.track_present(&active))
+            } else {
+                self.track_present(&active)
+            };
+            if let Err(e) = tracked {
+                tracing::warn!(investigation = %active.id, error = %e, "cannot track an adopted investigation's cgroup again");
+            }
+            tracing::info!(investigation = %active.id, instance = active.instance, phase = %active.phase,
+                source = active.source, cgroup = %active.cgroup.display(), doomed, "adopted a running investigation");
+            if doomed {
+                adopted.doomed.push(active.clone());
+            }
+            if active.source == "kubernetes" {
+                adopted.pods.push(active);
+            } else {
+                adopted.local.push(active);
+            }
+        }
+        let kept: std::collections::BTreeSet<u32> =
+            self.registry().active().map(|a| a.instance).collect();
+        let stale: Vec<u32> = self.kernel().maps.instances().difference(&kept).copied().collect();
+        for instance in &stale {
+            if let Err(e) = self.kernel().maps.untrack_instance(*instance) {
+                tracing::warn!(instance, error = %e, "cannot untrack a stale instance");
+            }
+        }
+        adopted.stale = stale;
+        adopted
+    }
+
+    /// Investigations the kernel doomed while no daemon ran: once every record it kept has
+    /// been judged (the reader runs), those no record explained are judged as such.
+    pub async fn judge_doomed(&self, doomed: &[Active]) {
+        if doomed.is_empty() {
+            return;
+        }
+        self.flush().await;
+        for active in doomed {
+            let message = Lifecycle::Unwatched { slot: active.slot, instance: active.instance };
+            let _ = self.lifecycle.send(message).await;
+        }
     }
 
     /// Processes of `active` the kernel still tracks, wherever they are: once its cgroups

@@ -137,6 +137,7 @@ fn what(kind: DeviationKind, subject: &str) -> String {
         DeviationKind::Escape => format!("{subject} left its cgroups"),
         DeviationKind::UnreadablePath => format!("{subject} of an unreadable path"),
         DeviationKind::Control => format!("a request to paddock: {subject}"),
+        DeviationKind::Unwatched => "a refusal or kill by the kernel while no daemon ran".into(),
     }
 }
 

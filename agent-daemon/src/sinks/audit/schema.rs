@@ -3,7 +3,7 @@
 //! A file of a newer version than this build knows is refused, never touched.
 use std::{collections::HashMap, path::Path};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
 
 use super::{AuditConfig, AuditError, AuditStore, BUSY_TIMEOUT};
 
@@ -70,6 +70,17 @@ fn private(path: &Path) -> std::io::Result<()> {
 impl AuditStore {
     /// Open (creating it and its directory if needed) and upgrade the store at `path`.
     pub fn open(path: &Path, config: &AuditConfig) -> Result<AuditStore, AuditError> {
+        AuditStore::open_resuming(path, config, &[])
+    }
+
+    /// [`AuditStore::open`] for a daemon that adopts running investigations (`resuming`:
+    /// instance and id): their runs stay open; every other run left open is closed as
+    /// interrupted.
+    pub fn open_resuming(
+        path: &Path,
+        config: &AuditConfig,
+        resuming: &[(u32, String)],
+    ) -> Result<AuditStore, AuditError> {
         config.validate()?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -107,7 +118,7 @@ impl AuditStore {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(at)?;
             tx.commit().map_err(at)?;
         }
-        close_interrupted(&conn).map_err(at)?;
+        close_interrupted(&conn, resuming).map_err(at)?;
         Ok(AuditStore {
             conn,
             path: path.to_path_buf(),
@@ -158,14 +169,28 @@ fn check_not_newer(path: &Path, found: i64) -> Result<(), AuditError> {
 /// Runs a previous daemon left open (it was killed, or the machine went down) can no longer
 /// end: close them as `interrupted`, at their last stored event. Only the writer calls this,
 /// when it opens the store, before any run of its own exists.
-fn close_interrupted(conn: &Connection) -> rusqlite::Result<usize> {
+fn close_interrupted(conn: &Connection, resuming: &[(u32, String)]) -> rusqlite::Result<usize> {
+    // The newest open run of each adopted investigation stays open.
+    let mut keep = Vec::new();
+    for (instance, id) in resuming {
+        let run: Option<i64> = conn
+            .query_row(
+                "SELECT run FROM investigations WHERE instance = ?1 AND id = ?2 \
+                 AND ended_ns IS NULL ORDER BY run DESC LIMIT 1",
+                rusqlite::params![instance, id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        keep.extend(run);
+    }
+    let keep = serde_json::to_string(&keep).expect("numbers");
     let closed = conn.execute(
         "UPDATE investigations SET outcome = 'interrupted', \
              reason = 'the daemon stopped before the run ended', \
              ended_ns = COALESCE((SELECT MAX(time_ns) FROM events \
                                   WHERE events.run = investigations.run), started_ns) \
-         WHERE ended_ns IS NULL",
-        [],
+         WHERE ended_ns IS NULL AND run NOT IN (SELECT value FROM json_each(?1))",
+        [keep],
     )?;
     if closed > 0 {
         tracing::warn!(runs = closed, "audit store: closed runs a previous daemon left open");

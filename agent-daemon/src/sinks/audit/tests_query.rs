@@ -321,3 +321,32 @@ fn runs_left_open_by_a_dead_daemon_are_closed_as_interrupted_on_the_next_open() 
     let outcomes: Vec<Outcome> = runs.iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, [Outcome::Ok, Outcome::Interrupted]);
 }
+
+#[test]
+fn a_run_an_adopting_daemon_resumes_stays_open_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = store(dir.path());
+        store.write_batch(&run("kept", 7, 0, 2, None)).unwrap();
+        store.write_batch(&run("cut", 8, 0, 1, None)).unwrap();
+    } // the daemon stops; the next one adopts "kept" (instance 7) and not "cut"
+    let path = dir.path().join("audit.db");
+    let resuming = [(7, "kept".to_owned())];
+    let config = crate::sinks::audit::AuditConfig::default();
+    let mut store = AuditStore::open_resuming(&path, &config, &resuming).unwrap();
+    let resumed = EventKind::Resumed { source: "local".into(), cgroup: "/p".into(), doomed: false };
+    store
+        .write_batch(&[
+            record(7, event("kept", at(50), 0, "", resumed)),
+            record(7, event("kept", at(51), 100, "cat", open_file("/later"))),
+            record(7, event("kept", at(52), 0, "", ended("ok", at(52)))),
+        ])
+        .unwrap();
+    let runs = store.list_investigations(&InvestigationFilter::default()).unwrap();
+    assert_eq!(runs.len(), 2, "no new run for the resumed one: {runs:?}");
+    let kept = runs.iter().find(|r| r.id.as_str() == "kept").unwrap();
+    assert_eq!((kept.outcome, kept.events), (Outcome::Ok, 6), "{kept:?}");
+    assert_eq!(kept.ended, Some(at(52)));
+    let cut = runs.iter().find(|r| r.id.as_str() == "cut").unwrap();
+    assert_eq!(cut.outcome, Outcome::Interrupted);
+}

@@ -94,6 +94,7 @@ pub fn verdict(outcome: &str, reason: &str, action_time: DateTime<Utc>) -> Event
 pub fn every_kind() -> Vec<EventKind> {
     vec![
         started(),
+        EventKind::Resumed { source: "local".into(), cgroup: "/paddock/inv".into(), doomed: true },
         EventKind::Syscall { nr: 0, name: "read".into(), action: Action::None },
         EventKind::Fork { child_pid: 43 },
         exec("/bin/ls", &["ls"]),

@@ -33,6 +33,8 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// Absolute path of the folder holding `kubepods.slice` / `kubepods`.
     pub parent: PathBuf,
+    /// At a stop, leave the pods tracked for the next daemon rather than end them.
+    pub keep_on_stop: bool,
 }
 
 /// The source's counters, read at scrape time.
@@ -97,6 +99,7 @@ pub async fn start(
         Some(actions),
         shared.parent,
         config.cgroup_driver.fixed(),
+        shared.keep_on_stop,
     );
     let source = PodSource::new(config, node.clone(), client, runs, shared.ready);
     tracing::info!(node = %node, "Kubernetes pod source starting");

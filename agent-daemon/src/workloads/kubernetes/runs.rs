@@ -55,6 +55,11 @@ pub struct Runs {
     pending: HashMap<String, Pending>,
     /// Pods whose start failed, logged once.
     complained: HashSet<String>,
+    /// Pods an earlier daemon tracked that the pod list no longer shows: ended once
+    /// nothing of them lives.
+    orphans: Vec<Active>,
+    /// At a stop, leave every run tracked for the next daemon.
+    keep_on_stop: bool,
 }
 
 impl Runs {
@@ -65,6 +70,7 @@ impl Runs {
         actions: Option<Actions>,
         parent: PathBuf,
         driver: Option<Driver>,
+        keep_on_stop: bool,
     ) -> Runs {
         Runs {
             tracker,
@@ -76,6 +82,18 @@ impl Runs {
             runs: HashMap::new(),
             pending: HashMap::new(),
             complained: HashSet::new(),
+            orphans: Vec::new(),
+            keep_on_stop,
+        }
+    }
+
+    /// After the pod list synced: pods an earlier daemon tracked that it did not show (gone
+    /// meanwhile) are watched until nothing of them lives, then ended.
+    pub fn take_orphans(&mut self) {
+        for active in self.tracker.unclaimed_pods() {
+            tracing::info!(investigation = %active.id, pod = ?active.pod.as_ref().map(|p| &p.name),
+                "an adopted pod is gone from the API; ending it once nothing of it lives");
+            self.orphans.push(active);
         }
     }
 
@@ -211,6 +229,16 @@ impl Runs {
                 self.end(run).await;
             }
         }
+        let orphans = std::mem::take(&mut self.orphans);
+        for active in orphans {
+            if !populated(&active.cgroup) && self.tracker.processes(&active).is_empty() {
+                if let Err(e) = self.tracker.end(&active, chrono::Utc::now()).await {
+                    tracing::warn!(investigation = %active.id, error = %e, "ending an adopted pod");
+                }
+            } else {
+                self.orphans.push(active);
+            }
+        }
         let missing: usize =
             self.runs.values().filter(|r| !r.terminal).map(|r| r.missing.len()).sum();
         self.stats.missing_container_cgroups.store(missing as u64, Ordering::Relaxed);
@@ -225,8 +253,16 @@ impl Runs {
         tracing::info!(investigation = %active.id, pod = %format!("{}/{}", run.view.namespace, run.view.name), "pod investigation ended");
     }
 
-    /// The daemon stops: end every run (their events drained).
+    /// The daemon stops: end every run (their events drained), unless they are left for the
+    /// next daemon.
     pub async fn end_all(&mut self) {
+        if self.keep_on_stop {
+            tracing::info!(pods = self.runs.len(), "leaving the pods tracked for the next daemon");
+            return;
+        }
+        for active in std::mem::take(&mut self.orphans) {
+            let _ = self.tracker.end(&active, chrono::Utc::now()).await;
+        }
         for (_, run) in self.runs.drain().collect::<Vec<_>>() {
             self.end(run).await;
         }

@@ -163,6 +163,7 @@ impl PodSource {
                     }
                 }
                 if !self.ready.swap(true, Ordering::Relaxed) {
+                    self.runs.take_orphans();
                     tracing::info!(pods = listed.len(), "pod list synced: ready");
                 }
             }

@@ -8,6 +8,8 @@ pub mod diff;
 pub mod egress;
 pub mod file;
 pub mod generalise;
+#[cfg(test)]
+mod generalise_props;
 pub mod learn;
 pub mod mode;
 pub mod model;

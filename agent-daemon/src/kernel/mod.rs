@@ -2,6 +2,10 @@
 //! programs, the maps that say what is tracked, and the ring-buffer reader.
 pub mod btf;
 pub mod decode;
+#[cfg(test)]
+mod decode_props;
+#[cfg(test)]
+mod decode_records;
 mod load;
 pub mod mounts;
 mod policy;

@@ -16,6 +16,8 @@ mod metrics;
 mod pipeline;
 mod sinks;
 mod syscalls;
+#[cfg(test)]
+mod text_edits;
 mod workloads;
 
 fn main() {

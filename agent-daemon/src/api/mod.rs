@@ -6,3 +6,5 @@ mod audit_tests;
 pub mod control;
 pub mod http;
 pub mod protocol;
+#[cfg(test)]
+mod protocol_props;

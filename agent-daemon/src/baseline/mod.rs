@@ -7,6 +7,8 @@ pub mod check;
 pub mod diff;
 pub mod egress;
 pub mod file;
+#[cfg(test)]
+mod file_props;
 pub mod generalise;
 #[cfg(test)]
 mod generalise_props;

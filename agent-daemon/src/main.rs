@@ -5,6 +5,8 @@ mod baseline;
 mod bench;
 mod cli;
 mod config;
+#[cfg(test)]
+mod config_props;
 mod daemon;
 mod enforce;
 mod events;

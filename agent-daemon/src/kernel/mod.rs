@@ -8,6 +8,8 @@ mod decode_props;
 mod decode_records;
 mod load;
 pub mod mounts;
+#[cfg(test)]
+mod mounts_props;
 mod policy;
 pub mod reader;
 mod sideload;

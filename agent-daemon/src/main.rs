@@ -5,6 +5,8 @@ mod baseline;
 mod bench;
 mod cli;
 mod config;
+#[cfg(test)]
+mod config_props;
 mod daemon;
 mod enforce;
 mod events;
@@ -16,6 +18,8 @@ mod metrics;
 mod pipeline;
 mod sinks;
 mod syscalls;
+#[cfg(test)]
+mod text_edits;
 mod workloads;
 
 fn main() {

@@ -7,3 +7,5 @@ pub mod control;
 pub mod http;
 pub mod peer;
 pub mod protocol;
+#[cfg(test)]
+mod protocol_props;

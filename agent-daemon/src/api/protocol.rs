@@ -173,4 +173,28 @@ mod tests {
         assert_eq!(read_line::<_, Reply>(&mut &b""[..]).unwrap(), None);
         assert!(read_line::<_, Reply>(&mut &b"{not json\n"[..]).is_err());
     }
+
+    /// Found by `protocol_props`: these were read, and the pipeline then panicked asking
+    /// the judge for the `unknown` phase's baseline ("no baseline for the unknown phase").
+    #[test]
+    fn an_admin_request_for_the_unknown_phase_is_a_bad_request() {
+        for request in [
+            r#"{"what":"export","phase":"unknown"}"#,
+            r#"{"what":"reset","phase":"unknown"}"#,
+            r#"{"what":"diff","phase":"unknown","text":"","source":""}"#,
+            r#"{"what":"import","phase":"unknown","text":"","source":""}"#,
+            r#"{"what":"set_mode","phase":"unknown","mode":"flag"}"#,
+        ] {
+            let line = format!(r#"{{"op":"admin","request":{request}}}"#);
+            let err = serde_json::from_str::<Request>(&line).unwrap_err().to_string();
+            assert!(err.contains("unknown trust phase \"unknown\""), "{line}: {err}");
+        }
+        let line =
+            r#"{"op":"admin","request":{"what":"set_mode","phase":"read-only","mode":"flag"}}"#;
+        let request = AdminRequest::SetMode {
+            phase: crate::identity::Phase::ReadOnly,
+            mode: crate::baseline::Mode::Flag,
+        };
+        assert_eq!(serde_json::from_str::<Request>(line).unwrap(), Request::Admin { request });
+    }
 }

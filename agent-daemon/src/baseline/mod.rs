@@ -7,7 +7,11 @@ pub mod check;
 pub mod diff;
 pub mod egress;
 pub mod file;
+#[cfg(test)]
+mod file_props;
 pub mod generalise;
+#[cfg(test)]
+mod generalise_props;
 pub mod learn;
 pub mod mode;
 pub mod model;

@@ -4,9 +4,15 @@ mod bpf_sys;
 pub mod btf;
 mod carry;
 pub mod decode;
+#[cfg(test)]
+mod decode_props;
+#[cfg(test)]
+mod decode_records;
 mod generation;
 mod load;
 pub mod mounts;
+#[cfg(test)]
+mod mounts_props;
 pub mod pins;
 mod policy;
 pub mod reader;

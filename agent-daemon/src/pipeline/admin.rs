@@ -1,19 +1,47 @@
 //! Operator requests (phase modes, baselines), answered by the pipeline, which owns the
 //! judge; a change to what a phase enforces reaches the kernel before the answer.
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Pipeline;
 use crate::{baseline::Mode, identity::Phase, judge::PhaseSummary};
 
+/// Every phase a request names is one of the four trust phases, which have baselines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum AdminRequest {
     List,
-    Export { phase: Phase },
-    Diff { phase: Phase, text: String, source: String },
-    Import { phase: Phase, text: String, source: String },
-    Reset { phase: Phase },
-    SetMode { phase: Phase, mode: Mode },
+    Export {
+        #[serde(deserialize_with = "trust_phase")]
+        phase: Phase,
+    },
+    Diff {
+        #[serde(deserialize_with = "trust_phase")]
+        phase: Phase,
+        text: String,
+        source: String,
+    },
+    Import {
+        #[serde(deserialize_with = "trust_phase")]
+        phase: Phase,
+        text: String,
+        source: String,
+    },
+    Reset {
+        #[serde(deserialize_with = "trust_phase")]
+        phase: Phase,
+    },
+    SetMode {
+        #[serde(deserialize_with = "trust_phase")]
+        phase: Phase,
+        mode: Mode,
+    },
+}
+
+/// A trust phase, read as `Phase::from_str` reads it: `unknown` (the phase of pods whose
+/// label names none of the four) has no baseline, and the judge has nothing to answer about
+/// it, so a request naming it is refused as it is read.
+fn trust_phase<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Phase, D::Error> {
+    String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -84,6 +84,10 @@ fn default_max_retries() -> u32 {
 /// Queue size of a stdout receiver, which has no setting for it.
 pub const STDOUT_QUEUE: usize = 1024;
 
+/// The largest `queue`: alerts held in memory while a receiver is down. (The channel
+/// behind it panics above 2^61.)
+pub const MAX_QUEUE: usize = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("alerts.receivers[{index}] ({receiver:?}): {field} = {value}: {rule}")]
 pub struct InvalidReceiver {
@@ -150,6 +154,9 @@ impl AlertsConfig {
                 }
                 if queue == 0 {
                     return Err(invalid("queue", "0", "must be at least 1"));
+                }
+                if queue > MAX_QUEUE {
+                    return Err(invalid("queue", &queue.to_string(), "must be at most 1000000"));
                 }
             }
             if let ReceiverConfig::Webhook(w) = receiver {

@@ -119,6 +119,15 @@ fn invalid_receivers_name_the_receiver_and_the_field() {
             "(\"w\"): queue = 0",
             "at least 1",
         ),
+        // Found by `config_props`: accepted, then the daemon panicked making its queue.
+        (
+            receiver(
+                "kind = \"alertmanager\"\nname = \"am\"\nurl = \"http://h\"\n\
+                 queue = 2305843009213693952",
+            ),
+            "(\"am\"): queue = 2305843009213693952",
+            "at most 1000000",
+        ),
         (
             receiver("kind = \"webhook\"\nname = \"w\"\nurl = \"http://h\"\ntimeout_ms = 0"),
             "timeout_ms = 0",

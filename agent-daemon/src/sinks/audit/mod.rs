@@ -15,6 +15,8 @@ pub mod config;
 pub mod error;
 pub mod filter;
 pub mod params;
+#[cfg(test)]
+mod params_props;
 pub mod query;
 pub mod retention;
 pub mod schema;

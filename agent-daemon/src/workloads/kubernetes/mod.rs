@@ -7,6 +7,8 @@ pub mod directory;
 pub mod notice;
 pub mod paths;
 pub mod pods;
+#[cfg(test)]
+mod pods_props;
 pub mod ratelimit;
 mod runs;
 pub mod source;

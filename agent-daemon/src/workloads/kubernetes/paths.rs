@@ -61,7 +61,20 @@ pub fn parse_container_id(id: &str) -> Option<(Runtime, &str)> {
     (!id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit())).then_some((runtime, id))
 }
 
-/// The pod's cgroup, relative to the directory holding `kubepods.slice` / `kubepods`.
+/// Longest pod uid taken: a UUID has 36 characters; the longest cgroup name made of one
+/// (`kubepods-besteffort-pod<uid_>.slice`) stays far below a file name's 255 bytes.
+pub const MAX_POD_UID: usize = 128;
+
+/// Whether `uid` can name a pod's cgroup: 1 to [`MAX_POD_UID`] ASCII letters, digits and
+/// `-` (the API server makes UUIDs). Anything else (a `/`, `..`) could name a directory
+/// outside the kubepods tree, where paddock would then track and kill.
+pub fn usable_pod_uid(uid: &str) -> bool {
+    (1..=MAX_POD_UID).contains(&uid.len())
+        && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The pod's cgroup, relative to the directory holding `kubepods.slice` / `kubepods`;
+/// `pod_uid` is one [`usable_pod_uid`] accepts.
 pub fn pod_cgroup(driver: Driver, qos: Qos, pod_uid: &str) -> PathBuf {
     match driver {
         Driver::Systemd => {
@@ -166,6 +179,15 @@ mod tests {
         assert_eq!(parse_container_id("containerd://"), None);
         assert_eq!(parse_container_id("containerd://../../etc"), None, "never a path");
         assert_eq!(parse_container_id("3f2a9c"), None);
+    }
+
+    #[test]
+    fn only_uids_that_name_one_directory_are_usable() {
+        assert!(usable_pod_uid(UID));
+        assert!(usable_pod_uid("u-1"));
+        for bad in ["", "../../", "a/b", "..", "x\0y", "é", &"a".repeat(MAX_POD_UID + 1)] {
+            assert!(!usable_pod_uid(bad), "{bad:?}");
+        }
     }
 
     #[test]

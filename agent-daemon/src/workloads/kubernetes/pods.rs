@@ -7,7 +7,7 @@ use k8s_openapi::{
     apimachinery::pkg::api::resource::Quantity,
 };
 
-use super::paths::{Qos, Runtime, parse_container_id};
+use super::paths::{MAX_POD_UID, Qos, Runtime, parse_container_id, usable_pod_uid};
 use crate::identity::{InvestigationId, Phase};
 
 /// The labels that make a pod an investigation.
@@ -53,7 +53,7 @@ pub enum PodClass {
     /// No investigation label: not ours.
     Other,
     Investigation(Box<PodView>),
-    /// Labelled, but the investigation id is not usable.
+    /// Labelled, but not usable: its investigation id, or its uid (which names its cgroup).
     BadId {
         namespace: String,
         name: String,
@@ -101,6 +101,14 @@ pub fn classify(pod: &Pod, keys: &LabelKeys) -> PodClass {
         Ok(id) => id,
         Err(e) => return PodClass::BadId { namespace, name, problem: e.to_string() },
     };
+    let uid = meta.uid.clone().unwrap_or_default();
+    if !usable_pod_uid(&uid) {
+        let problem = format!(
+            "pod uid {uid:?} is not a Kubernetes UID (1 to {MAX_POD_UID} letters, digits and \
+             '-'): paddock cannot name its cgroup"
+        );
+        return PodClass::BadId { namespace, name, problem };
+    }
     let phase_label = labels.and_then(|l| l.get(&keys.phase)).cloned().unwrap_or_default();
     let phase = phase_label.parse::<Phase>().map_err(|_| phase_label);
     let job = meta
@@ -136,7 +144,7 @@ pub fn classify(pod: &Pod, keys: &LabelKeys) -> PodClass {
     }
     let finished = matches!(status.and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
     PodClass::Investigation(Box::new(PodView {
-        uid: meta.uid.clone().unwrap_or_default(),
+        uid,
         namespace,
         name,
         investigation,
@@ -232,6 +240,24 @@ mod tests {
             classify(&pod(base(serde_json::json!({"investigation-id": "inv-7"}))), &custom),
             PodClass::Other
         );
+    }
+
+    /// Found by `pods_props`: the uid `../../` made the cgroup
+    /// `kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod../../.slice`, a
+    /// directory outside the kubepods tree that paddock would have tracked.
+    #[test]
+    fn a_uid_that_is_not_a_uid_is_refused() {
+        for uid in ["../../", "a/b", ""] {
+            let mut p = base(serde_json::json!({"investigation-id": "inv-7"}));
+            p["metadata"]["uid"] = serde_json::json!(uid);
+            let PodClass::BadId { problem, .. } = classify(&pod(p), &keys()) else {
+                panic!("{uid:?} accepted")
+            };
+            assert!(problem.contains("pod uid") && problem.contains("cgroup"), "{problem}");
+        }
+        let mut p = base(serde_json::json!({"investigation-id": "inv-7"}));
+        p["metadata"].as_object_mut().unwrap().remove("uid");
+        assert!(matches!(classify(&pod(p), &keys()), PodClass::BadId { .. }), "no uid at all");
     }
 
     #[test]

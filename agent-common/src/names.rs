@@ -28,6 +28,8 @@ pub mod maps {
     pub const LOST: &str = "PADDOCK_LOST";
     pub const PHASE_POLICY: &str = "PADDOCK_PHASE_POLICY";
     pub const ALLOWED_EGRESS: &str = "PADDOCK_ALLOWED_EGRESS";
+    /// Outside the layout version: see [`crate::tracking::DOOMED_SLOTS`].
+    pub const DOOMED: &str = "PADDOCK_DOOMED";
 }
 
 pub mod programs {

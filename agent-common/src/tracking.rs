@@ -104,6 +104,13 @@ pub const PHASE_AUTONOMOUS: u8 = 3;
 /// A phase the daemon does not know (a Kubernetes label with another value).
 pub const PHASE_UNKNOWN: u8 = 255;
 
+/// Entries of `PADDOCK_DOOMED`: slot -> the instance the kernel doomed in it (0: none).
+/// Its name, key (`u32`), value (`u64`) and size never change, whatever
+/// `names::LAYOUT_VERSION` says: every generation of programs shares the one pinned map,
+/// so a daemon of any version learns what an older one's programs doomed while no daemon
+/// ran.
+pub const DOOMED_SLOTS: u32 = 1024;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tracked {

@@ -81,6 +81,35 @@ pub fn kind_name(kind: u32) -> &'static str {
 }
 
 impl State {
+    /// How an ended run went, from the audit store (read-only), if it knows: for a client
+    /// rejoining after its investigation ended under an earlier daemon. A run closed as
+    /// interrupted without a kill verdict is not known.
+    pub async fn stored_outcome(
+        &self,
+        instance: u32,
+        id: &crate::identity::InvestigationId,
+    ) -> Option<audit::query::RunOutcome> {
+        let path = self.audit.as_ref()?.0.clone();
+        let id = id.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            AuditStore::open_read_only(&path).and_then(|store| store.outcome_of(instance, &id))
+        })
+        .await;
+        match found {
+            Ok(Ok(Some(stored)))
+                if stored.killed.is_some() || stored.outcome != audit::Outcome::Interrupted =>
+            {
+                Some(stored)
+            }
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read an outcome from the audit store");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     fn lost(&self) -> BTreeMap<String, u64> {
         let lost = self.kernel.lock().unwrap_or_else(|e| e.into_inner()).maps.lost();
         let mut out = BTreeMap::new();
@@ -406,6 +435,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Every running investigation is in this generation's maps: earlier programs go.
     let retired = kernel.lock().unwrap_or_else(|e| e.into_inner()).retire_previous();
     report_retired(&retired);
+    tracker.settle();
     for ring in retired.rings {
         crate::kernel::reader::drain_once(ring, &records_tx, &reader_stats).await;
     }

@@ -18,7 +18,9 @@ use aya_ebpf::{
 };
 
 use crate::{
-    maps::{ALLOWED_EGRESS, ALLOWED_PATHS, ALLOWED_SOCKETS, PATH_SCRATCH, PHASE_POLICY, SLOTS},
+    maps::{
+        ALLOWED_EGRESS, ALLOWED_PATHS, ALLOWED_SOCKETS, DOOMED, PATH_SCRATCH, PHASE_POLICY, SLOTS,
+    },
     scratch::PathScratch,
 };
 
@@ -44,6 +46,11 @@ pub fn doom(tracked: &Tracked) {
     if let Some(state) = SLOTS.get_ptr_mut(tracked.slot as u32) {
         // SAFETY: a pointer into an array map value; a plain store of a flag.
         unsafe { (*state).doomed = 1 };
+    }
+    // For a daemon of another layout version, which cannot read `SLOTS`.
+    if let Some(doomed) = DOOMED.get_ptr_mut(tracked.slot as u32) {
+        // SAFETY: as above.
+        unsafe { *doomed = tracked.instance as u64 };
     }
 }
 

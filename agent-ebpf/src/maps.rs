@@ -8,9 +8,9 @@ use agent_common::{
         PhasePolicy, SocketKey,
     },
     tracking::{
-        EgressCounts, FAST_ENTRIES, FastEntry, MAX_SLOTS, MAX_TRACKED_CGROUPS, MAX_TRACKED_TASKS,
-        READS_ENTRIES, RateState, ReadKey, SlotState, SyscallCounts, TASK_FAST_ENTRIES, TaskEntry,
-        Tracked,
+        DOOMED_SLOTS, EgressCounts, FAST_ENTRIES, FastEntry, MAX_SLOTS, MAX_TRACKED_CGROUPS,
+        MAX_TRACKED_TASKS, READS_ENTRIES, RateState, ReadKey, SlotState, SyscallCounts,
+        TASK_FAST_ENTRIES, TaskEntry, Tracked,
     },
 };
 use aya_ebpf::{
@@ -89,6 +89,11 @@ pub static PHASE_POLICY: Array<PhasePolicy> = Array::with_max_entries(PHASES, 0)
 
 #[map(name = "PADDOCK_ALLOWED_PATHS")]
 pub static ALLOWED_PATHS: HashMap<PathKey, u8> = HashMap::with_max_entries(MAX_ALLOWED_PATHS, 0);
+
+/// Slot -> the instance doomed in it, shared by every generation of programs (see
+/// `agent_common::tracking::DOOMED_SLOTS`).
+#[map(name = "PADDOCK_DOOMED")]
+pub static DOOMED: Array<u64> = Array::with_max_entries(DOOMED_SLOTS, 0);
 
 #[map(name = "PADDOCK_ALLOWED_EGRESS")]
 pub static ALLOWED_EGRESS: LpmTrie<EgressKey, u8> = LpmTrie::with_max_entries(MAX_EGRESS_RULES, 0);

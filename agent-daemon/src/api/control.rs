@@ -168,11 +168,18 @@ async fn rejoin(state: &State, peer: &Peer, id: &str, instance: u32, status: i32
         None => state.tracker.ended_lately(instance, &id),
     };
     let Some(owner) = owner else {
-        return error(format!(
-            "investigation {id} (instance {instance}) is not known to this daemon: it was not \
-             adopted (its saved state was cleared, or it ended under a daemon that has stopped \
-             since); how it went is in the audit store"
-        ));
+        // Ended under a daemon that stopped before its client heard: the audit store says.
+        return match state.stored_outcome(instance, &id).await {
+            Some(stored) => {
+                tracing::info!(investigation = %id, instance, outcome = stored.outcome.as_str(),
+                    "a paddock run client rejoined an investigation that ended under an earlier daemon");
+                Reply::Outcome { killed: stored.killed }
+            }
+            None => error(format!(
+                "investigation {id} (instance {instance}) is not known to this daemon: it was not \
+                 adopted (its saved state was cleared) and the audit store has no ended run of it"
+            )),
+        };
     };
     if peer.uid != 0 && owner != Some(peer.uid) {
         let refusal = peer::Refusal {

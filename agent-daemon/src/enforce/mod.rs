@@ -96,7 +96,11 @@ impl Enforcer {
     pub fn kill(&self, order: KillOrder) {
         self.outcomes.record(order.instance, &order.reason);
         if let Some(kernel) = &self.kernel
-            && let Err(e) = kernel.lock().unwrap_or_else(|e| e.into_inner()).maps.doom(order.slot)
+            && let Err(e) = kernel
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .maps
+                .doom(order.slot, order.instance)
         {
             tracing::warn!(investigation = %order.investigation, error = %e, "cannot mark the investigation doomed in the kernel");
         }

@@ -151,7 +151,8 @@ impl Kernel {
     /// A clean stop that detaches: unpin this generation (its programs detach when this
     /// process exits) and the pin directory if nothing else is in it.
     pub fn detach_on_exit(&mut self) {
-        for dir in [&self.generation.links_dir, &self.generation.maps_dir] {
+        let doomed = self.generation.pins_root().join(pins::DOOMED_PIN);
+        for dir in [&self.generation.links_dir, &self.generation.maps_dir, &doomed] {
             if let Err(e) = pins::remove(dir) {
                 tracing::warn!(error = %e, "cannot unpin");
             }

@@ -259,7 +259,12 @@ impl Kernel {
             loader.map_max_entries(map, entries);
         }
         for name in &names {
-            loader.map_pin_path(name.as_str(), maps_dir.join(name));
+            let path = if name == maps::DOOMED {
+                pins.root.join(pins::DOOMED_PIN)
+            } else {
+                maps_dir.join(name)
+            };
+            loader.map_pin_path(name.as_str(), path);
         }
         let mut ebpf = loader.load(PROBES).map_err(KernelError::Load)?;
 
@@ -324,6 +329,7 @@ impl Kernel {
             allowed_paths: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_PATHS)?,
             allowed_egress: take::<LpmTrie<_, _, _>>(&mut ebpf, maps::ALLOWED_EGRESS)?,
             allowed_sockets: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_SOCKETS)?,
+            doomed_by: take::<Array<_, _>>(&mut ebpf, maps::DOOMED)?,
             capacity: limits.max_tracked_processes,
         };
         let ring: RingBuf<MapData> = take(&mut ebpf, maps::EVENTS)?;

@@ -23,7 +23,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use agent_common::{hash::fnv1a, names::LAYOUT_VERSION};
+use agent_common::{
+    hash::fnv1a,
+    names::{self, LAYOUT_VERSION},
+};
+
+/// Where the map shared by every generation (`names::maps::DOOMED`) is pinned.
+pub const DOOMED_PIN: &str = "doomed_slots";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
@@ -70,8 +76,12 @@ impl Layout {
 /// applied as the loader applies them.
 pub fn layout(object: &[u8], overrides: &[(&str, u32)]) -> Result<Layout, PinError> {
     let obj = aya_obj::Object::parse(object).map_err(|e| PinError::Object(e.to_string()))?;
-    let mut maps: Vec<(&String, &aya_obj::Map)> =
-        obj.maps.iter().filter(|(name, _)| name.starts_with("PADDOCK_")).collect();
+    // The doomed map is outside every layout (it never changes).
+    let mut maps: Vec<(&String, &aya_obj::Map)> = obj
+        .maps
+        .iter()
+        .filter(|(name, _)| name.starts_with("PADDOCK_") && name.as_str() != names::maps::DOOMED)
+        .collect();
     if maps.is_empty() {
         return Err(PinError::Object("no PADDOCK_ maps in the object".into()));
     }
@@ -193,7 +203,7 @@ impl Pins {
         let mut previous = Previous::default();
         for name in self.names()? {
             let path = self.root.join(&name);
-            if path == links || path == maps {
+            if path == links || path == maps || name == DOOMED_PIN {
                 continue;
             }
             if name.starts_with("links_") || name.starts_with("new_") {
@@ -208,13 +218,15 @@ impl Pins {
     }
 }
 
-/// Remove a pinned directory: links unpinned detach their programs (once no process holds
-/// them), maps unpinned are freed once no program uses them.
-pub fn remove(dir: &Path) -> Result<(), PinError> {
-    match std::fs::remove_dir_all(dir) {
+/// Remove a pinned directory or object: links unpinned detach their programs (once no
+/// process holds them), maps unpinned are freed once no program uses them.
+pub fn remove(path: &Path) -> Result<(), PinError> {
+    let removed =
+        if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(PinError::Io { path: dir.to_path_buf(), source }),
+        Err(source) => Err(PinError::Io { path: path.to_path_buf(), source }),
     }
 }
 

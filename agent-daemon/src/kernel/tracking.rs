@@ -28,6 +28,8 @@ pub struct KernelMaps {
     pub(super) allowed_paths: HashMap<MapData, PathKey, u8>,
     pub(super) allowed_egress: LpmTrie<MapData, EgressKey, u8>,
     pub(super) allowed_sockets: HashMap<MapData, SocketKey, u8>,
+    /// Slot -> instance doomed there, shared by every generation (`tracking::DOOMED_SLOTS`).
+    pub(super) doomed_by: Array<MapData, u64>,
     /// Entries of `TASKS`.
     pub(super) capacity: u32,
 }
@@ -75,6 +77,7 @@ impl KernelMaps {
     pub fn reset_slot(&mut self, slot: u16) -> Result<(), TrackError> {
         let slot = slot as u32;
         self.slots.set(slot, SlotState::empty(), 0).map_err(at(maps::SLOTS))?;
+        self.doomed_by.set(slot, 0, 0).map_err(at(maps::DOOMED))?;
         let counts = zeros(SyscallCounts { counts: [0; MAX_SYSCALLS as usize] })
             .map_err(at(maps::SYSCALL_COUNTS))?;
         self.syscalls.set(slot, counts, 0).map_err(at(maps::SYSCALL_COUNTS))?;
@@ -86,10 +89,11 @@ impl KernelMaps {
     /// Mark `slot`'s investigation doomed: the kernel kills each of its processes at its next
     /// syscall. (A read-modify-write of the whole slot state: a counter the kernel bumps
     /// meanwhile may lose that one increment; the investigation is being killed.)
-    pub fn doom(&mut self, slot: u16) -> Result<(), TrackError> {
+    pub fn doom(&mut self, slot: u16, instance: u32) -> Result<(), TrackError> {
         let mut state = self.slots.get(&(slot as u32), 0).map_err(at(maps::SLOTS))?;
         state.doomed = 1;
-        self.slots.set(slot as u32, state, 0).map_err(at(maps::SLOTS))
+        self.slots.set(slot as u32, state, 0).map_err(at(maps::SLOTS))?;
+        self.doomed_by.set(slot as u32, instance as u64, 0).map_err(at(maps::DOOMED))
     }
 
     /// Track `cgroup_id` (whose hierarchy path hashes to `path_hash`) as `tracked`.
@@ -174,10 +178,12 @@ impl KernelMaps {
         out
     }
 
-    /// Whether the kernel has doomed `slot`'s investigation (refused or killed something of
-    /// it in enforce mode).
-    pub fn doomed(&self, slot: u16) -> bool {
+    /// Whether the kernel has doomed `instance` in `slot` (refused or killed something of it
+    /// in enforce mode): in this generation's slot state, or, from programs of any
+    /// generation, in the shared doomed map.
+    pub fn doomed(&self, slot: u16, instance: u32) -> bool {
         self.slots.get(&(slot as u32), 0).is_ok_and(|s| s.doomed != 0)
+            || self.doomed_by.get(&(slot as u32), 0).is_ok_and(|i| i == instance as u64)
     }
 
     /// Stop exempting this process as the daemon's (a clean stop that leaves the programs
@@ -190,9 +196,24 @@ impl KernelMaps {
 
     /// Forget every process of `instance` still listed (normally none: exits remove them).
     fn untrack_tasks(&mut self, instance: u32) -> Result<(), TrackError> {
+        self.remove_tasks(|_, t| t.instance == instance).map(|_| ())
+    }
+
+    /// Forget processes listed that no longer live: entries copied from an earlier
+    /// generation's map in the moment its programs saw them exit and ours did not. Returns
+    /// the processes forgotten.
+    pub fn prune_dead_tasks(&mut self) -> Result<Vec<u32>, TrackError> {
+        self.remove_tasks(|tgid, _| !crate::workloads::processes::alive(tgid))
+    }
+
+    /// Remove the process entries `gone` picks, and rebuild the fast entries they used
+    /// from what stays. Returns the processes removed.
+    fn remove_tasks(
+        &mut self,
+        gone: impl Fn(u32, &Tracked) -> bool,
+    ) -> Result<Vec<u32>, TrackError> {
         let entries: Vec<(u32, Tracked)> = self.tasks.iter().filter_map(Result::ok).collect();
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            entries.into_iter().partition(|(_, t)| t.instance == instance);
+        let (gone, kept): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(p, t)| gone(*p, t));
         for (tgid, _) in &gone {
             match self.tasks.remove(tgid) {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
@@ -215,7 +236,7 @@ impl KernelMaps {
             };
             self.tasks_fast.set(index, entry, 0).map_err(at(maps::TASKS_FAST))?;
         }
-        Ok(())
+        Ok(gone.into_iter().map(|(tgid, _)| tgid).collect())
     }
 
     /// The processes the kernel tracks for `instance` now, wherever they are (a process

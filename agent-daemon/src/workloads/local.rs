@@ -218,7 +218,14 @@ async fn lifecycle(
             }
             tracing::info!(investigation = %active.id, processes = ?outside, "cgroup empty; waiting for processes that left it");
             tokio::select! {
-                () = processes::wait_exits(&outside) => continue,
+                () = processes::wait_exits(&outside) => {
+                    // Gone, yet still listed (an entry copied at a handover): forget them.
+                    if tracker.processes(&active) == outside {
+                        tracker.prune_dead();
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    continue;
+                }
                 () = shutdown.cancelled() => if keep { return } else { break chrono::Utc::now() },
             }
         }

@@ -12,6 +12,18 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Whether process `pid` lives (it exists and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) S ...`: the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        Err(_) => false,
+    }
+}
+
 /// Wait until every process of `pids` has exited (those already gone count as exited).
 pub async fn wait_exits(pids: &[u32]) {
     let fds: Vec<AsyncFd<OwnedFd>> = pids
@@ -31,6 +43,21 @@ pub async fn wait_exits(pids: &[u32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zombie_or_a_missing_process_is_not_alive() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while alive(pid) {
+            assert!(std::time::Instant::now() < deadline, "an exited child is a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.wait();
+        assert!(!alive(pid));
+    }
 
     #[tokio::test]
     async fn waits_for_a_child_to_exit_and_not_longer() {

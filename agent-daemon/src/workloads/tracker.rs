@@ -373,7 +373,11 @@ impl Tracker {
                 continue;
             }
             self.reserve_instances(active.instance);
-            let doomed = self.kernel().maps.doomed(active.slot);
+            let doomed = self.kernel().maps.doomed(active.slot, active.instance);
+            if doomed && let Err(e) = self.kernel().maps.doom(active.slot, active.instance) {
+                // Doomed by another generation: this one's programs kill too.
+                tracing::warn!(investigation = %active.id, error = %e, "cannot doom an adopted investigation");
+            }
             let path = self.cgroup2.hierarchy_path(&active.cgroup).unwrap_or_default();
             let info = Investigation {
                 slot: active.slot,
@@ -425,6 +429,15 @@ impl Tracker {
         adopted
     }
 
+    /// After the earlier generations are retired: forget the processes they saw exit while
+    /// their entries were being copied.
+    pub fn settle(&self) {
+        let dead = self.prune_dead();
+        if !dead.is_empty() {
+            tracing::info!(processes = ?dead, "forgot processes that exited during the handover");
+        }
+    }
+
     /// Investigations the kernel doomed while no daemon ran: once every record it kept has
     /// been judged (the reader runs), those no record explained are judged as such.
     pub async fn judge_doomed(&self, doomed: &[Active]) {
@@ -443,6 +456,14 @@ impl Tracker {
     /// lives.
     pub fn processes(&self, active: &Active) -> Vec<u32> {
         self.kernel().maps.processes_of(active.instance)
+    }
+
+    /// Forget listed processes that no longer live (see `KernelMaps::prune_dead_tasks`).
+    pub fn prune_dead(&self) -> Vec<u32> {
+        self.kernel().maps.prune_dead_tasks().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot prune dead processes from the process map");
+            Vec::new()
+        })
     }
 
     /// The running investigation process `pid` belongs to: tracked for it by the kernel

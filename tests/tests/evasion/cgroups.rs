@@ -1,4 +1,4 @@
-//! 4. Leaving the cgroup: a tracked process that moves itself to another cgroup stays
+//! Evasion 4, leaving the cgroup: a tracked process that moves itself to another cgroup stays
 //! attributed, judged (its connects too) and killable; the move itself is a deviation; the
 //! investigation does not end while it lives. And one investigation cannot fill the node's
 //! process map to leave others untracked.

@@ -1,4 +1,4 @@
-//! 7. Exec patterns: a generalised entry (`/tmp/<random>/tool`) is matched in the kernel,
+//! Evasion 7, Exec patterns: a generalised entry (`/tmp/<random>/tool`) is matched in the kernel,
 //! not a reason to stop killing in the kernel for the whole phase; `<random>` never matches
 //! an executable's own name; an exec through a descriptor is named by the file behind it
 //! and never generalised.

@@ -1,4 +1,4 @@
-//! 2. Lost records never open a gap: the kernel decides before it reports, records lost for
+//! Evasion 2, Lost records never open a gap: the kernel decides before it reports, records lost for
 //! an enforcing investigation fail it closed (by default), and one investigation's flood
 //! cannot blind paddock to another.
 use super::*;

@@ -1,4 +1,4 @@
-//! 5. Paths: what is judged is where the kernel opened, not the string the process passed
+//! Evasion 5, Paths: what is judged is where the kernel opened, not the string the process passed
 //! or its memory read again; `..` cannot climb out of a learned prefix; path operations that
 //! change the file system are judged as writes; a path that cannot be read is never a pass.
 use super::*;

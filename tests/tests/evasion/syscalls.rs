@@ -1,4 +1,4 @@
-//! 3. Syscall identity: a 32-bit syscall made through `int 0x80` is read with the 32-bit
+//! Evasion 3, Syscall identity: a 32-bit syscall made through `int 0x80` is read with the 32-bit
 //! table (its `open` is not the 64-bit `fstat`), and x32 calls and numbers outside the
 //! tables are identities of their own.
 use super::*;

@@ -1,4 +1,4 @@
-//! 1. Threads: a process stays tracked, judged and killable while any of its threads lives,
+//! Evasion 1, Threads: a process stays tracked, judged and killable while any of its threads lives,
 //! also after its main thread (the thread-group leader) has exited.
 use super::*;
 

@@ -1,4 +1,4 @@
-//! 6. io_uring: operations submitted through io_uring are learned per phase as their own
+//! Evasion 6, io_uring: operations submitted through io_uring are learned per phase as their own
 //! behaviour; an operation outside the baseline is a deviation (the kernel kills the
 //! process at submission in `enforce`), and io_uring opens are judged like other opens.
 use super::*;

@@ -22,7 +22,8 @@ pub const MAX_PAGE: usize = 10_000;
 pub struct InvestigationRow {
     /// The store's number for the run, unique in the file.
     pub run: i64,
-    /// The daemon's instance number for the run (restarts at 1 with the daemon).
+    /// The daemon's instance number for the run (never reused on a node, across restarts
+    /// too, while the daemon's state directory is kept).
     pub instance: u32,
     pub id: InvestigationId,
     pub phase: Phase,
@@ -53,7 +54,66 @@ fn check_limit(limit: usize) -> Result<i64, AuditError> {
     Ok(limit as i64)
 }
 
+/// How a stored run ended, as far as the store knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub outcome: Outcome,
+    /// Why it was killed: the run's reason, or the reason of a kill verdict stored for it
+    /// (a run closed as interrupted may still hold one).
+    pub killed: Option<String>,
+}
+
 impl AuditStore {
+    /// How run `instance` of `id` went, once it has ended; `None` while it runs or when
+    /// no such run is stored.
+    pub fn outcome_of(
+        &self,
+        instance: u32,
+        id: &InvestigationId,
+    ) -> Result<Option<RunOutcome>, AuditError> {
+        let row: Option<(i64, Option<String>, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT run, outcome, reason FROM investigations WHERE instance = ?1 AND id = ?2 \
+                 ORDER BY run DESC LIMIT 1",
+                rusqlite::params![instance, id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((run, Some(outcome), reason)) = row else { return Ok(None) };
+        let outcome: Outcome =
+            outcome.parse().map_err(|e: super::filter::UnknownOutcome| AuditError::BadRow {
+                run,
+                column: "outcome",
+                value: e.given.clone(),
+                problem: e.to_string(),
+            })?;
+        let verdict = || -> Result<Option<String>, AuditError> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT seq, body FROM events WHERE run = ?1 AND kind = 'verdict' ORDER BY time_ns",
+            )?;
+            let bodies =
+                stmt.query_map([run], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+            for row in bodies {
+                let (seq, body) = row?;
+                let event: Event = serde_json::from_str(&body)
+                    .map_err(|source| AuditError::BadBody { seq, source })?;
+                if let crate::events::EventKind::Verdict { outcome, reason, .. } = event.kind
+                    && outcome == "killed"
+                {
+                    return Ok(Some(reason));
+                }
+            }
+            Ok(None)
+        };
+        let killed = match outcome {
+            Outcome::Killed => reason.or(verdict()?),
+            Outcome::Interrupted => verdict()?,
+            _ => None,
+        };
+        Ok(Some(RunOutcome { outcome, killed }))
+    }
+
     /// Runs matching `filter`, newest first.
     pub fn list_investigations(
         &self,

@@ -1,0 +1,437 @@
+//! paddock across restarts, crashes and upgrades: the kernel keeps tracking and enforcing
+//! while no daemon runs, a new daemon adopts what the last one left (or replaces it, its own
+//! programs attached before the old ones go), and `paddock run` clients rejoin it. Each
+//! attempt to slip through is a stray made while no daemon, or two, run; none may pass.
+//! Real kernel, real daemons; needs root.
+use std::{
+    ffi::CString,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Child, Output, Stdio},
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
+
+use paddock_tests::{Daemon, Listener, Settings, actor_bin, dump, of_kind, root_or_skip};
+use serde_json::Value;
+
+const PHASE: &str = "limited-write";
+const EXIT_KILLED: i32 = 99;
+
+fn actor() -> String {
+    actor_bin().to_str().expect("utf-8").to_owned()
+}
+
+fn mkfifo(path: &Path) {
+    let name = CString::new(path.to_str().expect("utf-8")).expect("no NUL");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// Open `fifo` for writing (the reader waiting on it goes on) and close it.
+fn release(fifo: &Path) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(fifo).expect("open fifo");
+    let _ = f.write_all(b"go\n");
+}
+
+/// The shell line of every investigation here: wait on a FIFO, then do `then`.
+fn waiting(fifo: &Path, then: &str) -> String {
+    format!("read x < {}; {then}", fifo.display())
+}
+
+/// A daemon whose phase has learned "wait on a FIFO in `work`, then the actor connects to
+/// `allowed`", and enforces it: anything else is a stray.
+fn enforcing(settings: Settings, work: &Path, allowed: &Listener) -> Daemon {
+    let daemon = Daemon::start_with(settings);
+    let fifo = work.join("fifo-learn");
+    mkfifo(&fifo);
+    let connect = format!("exec {} connect:127.0.0.1:{}", actor(), allowed.port);
+    let learn = daemon
+        .paddock(&["run", "--investigation-id", "learn", "--phase", PHASE, "--", "sh", "-c"])
+        .arg(waiting(&fifo, &connect))
+        .spawn()
+        .expect("paddock run");
+    release(&fifo);
+    let out = learn.wait_with_output().expect("wait");
+    assert!(out.status.success(), "the learning run failed: {out:?}");
+    // The listener's thread counts the connection once it accepts it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while allowed.accepted.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(allowed.accepted.load(Ordering::Relaxed), 1, "the learning run connected");
+    daemon.set_mode(PHASE, "enforce");
+    daemon
+}
+
+/// `paddock run` of `sh -c LINE` as investigation `id`, left running.
+fn start(daemon: &Daemon, id: &str, line: &str) -> Child {
+    daemon
+        .paddock(&["run", "--investigation-id", id, "--phase", PHASE, "--", "sh", "-c", line])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("paddock run")
+}
+
+/// Wait until `daemon` reports `ids` running.
+fn wait_running(daemon: &Daemon, ids: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = daemon.status();
+        let running: Vec<&str> = status["investigations"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i["id"].as_str()).collect())
+            .unwrap_or_default();
+        if ids.iter().all(|id| running.contains(id)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{ids:?} not all running: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn finish(child: Child, within: Duration) -> Output {
+    finish_or(child, within, || String::new())
+}
+
+/// [`finish`], with `context` (a daemon's log) in the failure.
+fn finish_or(child: Child, within: Duration, context: impl Fn() -> String) -> Output {
+    let pid = child.id();
+    let deadline = Instant::now() + within;
+    let mut child = child;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let out = child.wait_with_output().expect("output");
+            panic!("paddock run did not finish within {within:?}: {out:?}\n{}", context());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Where this daemon pins (the harness gives each its own).
+fn pin_root(daemon: &Daemon) -> PathBuf {
+    let config = std::fs::read_to_string(&daemon.config).expect("config");
+    let line = config.lines().find(|l| l.starts_with("pin_dir = ")).expect("pin_dir");
+    PathBuf::from(line.trim_start_matches("pin_dir = ").trim_matches('"'))
+}
+
+/// What this daemon left pinned, by name.
+fn pinned(daemon: &Daemon) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(pin_root(daemon))
+        .map(|d| {
+            d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills() {
+    if !root_or_skip(
+        "a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills",
+    ) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (allowed, forbidden) = (Listener::start(), Listener::start());
+    let mut daemon = enforcing(Settings::default(), work.path(), &allowed);
+    let fifo = |name: &str| {
+        let path = work.path().join(name);
+        mkfifo(&path);
+        path
+    };
+    let (fa, fb, fc) = (fifo("fifo-a"), fifo("fifo-b"), fifo("fifo-c"));
+    let (mark_a, mark_c) = (work.path().join("a-ran"), work.path().join("c-ran"));
+    let stray_exec = |mark: &Path| format!("exec /usr/bin/touch {}", mark.display());
+    let a = start(&daemon, "stray-exec", &waiting(&fa, &stray_exec(&mark_a)));
+    let b = start(
+        &daemon,
+        "stray-connect",
+        &waiting(&fb, &format!("exec {} connect:127.0.0.1:{}", actor(), forbidden.port)),
+    );
+    let c = start(&daemon, "later", &waiting(&fc, &stray_exec(&mark_c)));
+    wait_running(&daemon, &["stray-exec", "stray-connect", "later"]);
+
+    daemon.kill9();
+    assert!(
+        pinned(&daemon).iter().any(|n| n.starts_with("links_")),
+        "the programs stay pinned: {:?}",
+        pinned(&daemon)
+    );
+    // No daemon runs: both strays meet the kernel alone.
+    release(&fa);
+    release(&fb);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!mark_a.exists(), "the exec of touch ran while no daemon ran");
+    assert_eq!(forbidden.accepted.load(Ordering::Relaxed), 0, "the connect got through");
+
+    let daemon = daemon.restart();
+    let log = daemon.log();
+    assert!(log.contains("adopted the running programs and their maps"), "{log}");
+    // Their clients rejoin the new daemon and hear why.
+    let a = finish(a, Duration::from_secs(20));
+    assert_eq!(a.status.code(), Some(EXIT_KILLED), "{}", stderr(&a));
+    assert!(stderr(&a).contains("lost the daemon"), "{}", stderr(&a));
+    assert!(stderr(&a).contains("exec of /usr/bin/touch"), "{}", stderr(&a));
+    let b = finish(b, Duration::from_secs(20));
+    assert_eq!(b.status.code(), Some(EXIT_KILLED), "{}", stderr(&b));
+    assert!(stderr(&b).contains(&format!("127.0.0.1 port {}", forbidden.port)), "{}", stderr(&b));
+
+    // The third was adopted, running; its next stray kills it, and this daemon says so.
+    wait_running(&daemon, &["later"]);
+    release(&fc);
+    let c = finish(c, Duration::from_secs(20));
+    assert_eq!(c.status.code(), Some(EXIT_KILLED), "{}", stderr(&c));
+    assert!(stderr(&c).contains("exec of /usr/bin/touch"), "{}", stderr(&c));
+    assert!(!mark_c.exists());
+    let events = daemon.events_of("later", Duration::from_secs(10));
+    assert_eq!(of_kind(&events, "resumed", |_| true).len(), 1, "{}", dump(&events));
+    let killed = of_kind(&events, "verdict", |v| v["outcome"] == "killed");
+    assert_eq!(killed.len(), 1, "{}", dump(&events));
+    // One audit run each, from start to kill, across the two daemons. The store writes
+    // behind the pipeline, so the run's end may land a moment after the client heard it.
+    let list = || -> Value {
+        let args = ["audit", "list", "--id", "stray-connect", "--format", "json"];
+        serde_json::from_str(&daemon.ok(&args)).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut runs = list();
+    while runs[0]["outcome"] != "killed" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        runs = list();
+    }
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["outcome"], "killed", "{runs}");
+}
+
+/// Investigations waiting on FIFOs, each to stray (connect where the baseline does not
+/// allow) when its FIFO is opened.
+struct Probes {
+    fifos: Vec<PathBuf>,
+    clients: Vec<Child>,
+}
+
+impl Probes {
+    fn start(daemon: &Daemon, work: &Path, forbidden: &Listener, n: usize) -> Probes {
+        let mut fifos = Vec::new();
+        let mut clients = Vec::new();
+        let connect = format!("exec {} connect:127.0.0.1:{}", actor(), forbidden.port);
+        for i in 0..n {
+            let fifo = work.join(format!("fifo-{i}"));
+            mkfifo(&fifo);
+            clients.push(start(daemon, &format!("probe-{i}"), &waiting(&fifo, &connect)));
+            fifos.push(fifo);
+        }
+        let ids: Vec<String> = (0..n).map(|i| format!("probe-{i}")).collect();
+        wait_running(daemon, &ids.iter().map(String::as_str).collect::<Vec<_>>());
+        Probes { fifos, clients }
+    }
+
+    /// Release one probe every `every` from a thread, until `stop` is set or none is left;
+    /// returns when each was released.
+    fn release_over_time(
+        &self,
+        every: Duration,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::thread::JoinHandle<Vec<Instant>> {
+        let fifos = self.fifos.clone();
+        std::thread::spawn(move || {
+            let mut times = Vec::new();
+            for fifo in fifos {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                release(&fifo);
+                times.push(Instant::now());
+                std::thread::sleep(every);
+            }
+            times
+        })
+    }
+}
+
+/// How a daemon is replaced in [`replaced_with_no_window`].
+enum Replacement {
+    /// SIGTERM, then the same daemon again: it adopts programs and maps.
+    Restart,
+    /// SIGTERM, then a daemon with a bigger process map: a new layout, the state carried.
+    NewLayout,
+    /// SIGKILL, then a daemon of "another version": what is pinned is renamed to an older
+    /// layout version, which a daemon never reads.
+    OtherVersion,
+}
+
+/// Strays released every 25 ms from before the old daemon stops until after the new one
+/// is ready: none gets through, and enough of them fell in the replacement.
+fn replaced_with_no_window(replacement: Replacement) {
+    let work = tempfile::tempdir().unwrap();
+    let (allowed, forbidden) = (Listener::start(), Listener::start());
+    let mut daemon = enforcing(Settings::default(), work.path(), &allowed);
+    let probes = Probes::start(&daemon, work.path(), &forbidden, 100);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let releaser = probes.release_over_time(Duration::from_millis(25), stop.clone());
+    std::thread::sleep(Duration::from_millis(100));
+    let down = Instant::now();
+    match replacement {
+        Replacement::Restart | Replacement::NewLayout => {
+            let status = daemon.stop().expect("was running");
+            assert!(status.success(), "{status}\n{}", daemon.log());
+        }
+        Replacement::OtherVersion => daemon.kill9(),
+    }
+    match replacement {
+        Replacement::Restart => {}
+        Replacement::NewLayout => {
+            let config = std::fs::read_to_string(&daemon.config).unwrap();
+            let config = config.replace("[kernel]\n", "[kernel]\nmax_tracked_processes = 32768\n");
+            std::fs::write(&daemon.config, config).unwrap();
+        }
+        Replacement::OtherVersion => {
+            let root = pin_root(&daemon);
+            for name in pinned(&daemon) {
+                let older = name.replacen("_v1_", "_v0_", 1);
+                std::fs::rename(root.join(&name), root.join(&older)).unwrap();
+            }
+        }
+    }
+    let daemon = daemon.restart();
+    let up = Instant::now();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let released = releaser.join().unwrap();
+    let during = released.iter().filter(|t| **t >= down && **t <= up).count();
+    assert_eq!(
+        forbidden.accepted.load(Ordering::Relaxed),
+        0,
+        "a stray connect got through during the replacement\n{}",
+        daemon.log()
+    );
+    assert!(
+        during >= 5,
+        "only {during} of {} strays fell between the stop and the new daemon's start ({:?}): \
+         release more",
+        released.len(),
+        up - down
+    );
+    eprintln!("{during} strays released during the {:?} replacement; none got through", up - down);
+    let log = daemon.log();
+    match replacement {
+        Replacement::Restart => {
+            assert!(log.contains("adopted the running programs and their maps"), "{log}")
+        }
+        Replacement::NewLayout => {
+            assert!(log.contains("carried the earlier maps' state over"), "{log}")
+        }
+        Replacement::OtherVersion => assert!(log.contains("another layout version"), "{log}"),
+    }
+    if !matches!(replacement, Replacement::Restart) {
+        assert!(log.contains("detached an earlier generation of programs"), "{log}");
+        let left = pinned(&daemon);
+        let generations = left.iter().filter(|n| n.starts_with("links_") || n.starts_with("maps_"));
+        assert_eq!(generations.count(), 2, "only this generation stays pinned: {left:?}");
+    }
+    // Every released probe dies, and its client hears it was killed; one the old daemon
+    // killed and ended just before a SIGKILL may have had its verdict still queued for the
+    // audit store, lost with it: its client is told that nobody can say.
+    for (i, client) in probes.clients.into_iter().enumerate() {
+        if i < released.len() {
+            let out = finish_or(client, Duration::from_secs(30), || daemon.log());
+            let unknown = released[i] < down
+                && matches!(replacement, Replacement::OtherVersion)
+                && out.status.code() == Some(125)
+                && stderr(&out).contains("the audit store has no ended run of it");
+            assert!(
+                out.status.code() == Some(EXIT_KILLED) || unknown,
+                "probe-{i}: {:?} {}\n{}",
+                out.status,
+                stderr(&out),
+                daemon.log()
+            );
+        } else {
+            let mut client = client;
+            let _ = client.kill();
+            let _ = client.wait();
+        }
+    }
+    for fifo in &probes.fifos[released.len()..] {
+        release(fifo);
+    }
+}
+
+#[test]
+fn a_clean_stop_and_start_leave_no_window() {
+    if !root_or_skip("a_clean_stop_and_start_leave_no_window") {
+        return;
+    }
+    replaced_with_no_window(Replacement::Restart);
+}
+
+#[test]
+fn a_new_map_layout_is_attached_before_the_old_one_goes() {
+    if !root_or_skip("a_new_map_layout_is_attached_before_the_old_one_goes") {
+        return;
+    }
+    replaced_with_no_window(Replacement::NewLayout);
+}
+
+#[test]
+fn another_layout_version_is_replaced_with_overlap() {
+    if !root_or_skip("another_layout_version_is_replaced_with_overlap") {
+        return;
+    }
+    replaced_with_no_window(Replacement::OtherVersion);
+}
+
+#[test]
+fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
+    if !root_or_skip("detach_on_stop_and_cleanup_remove_what_is_pinned") {
+        return;
+    }
+    // Kept (the default): pinned after a stop until --cleanup, which is refused while a
+    // daemon runs.
+    let mut daemon = Daemon::start();
+    let refused = daemon.cleanup();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("another paddock daemon uses pin directory"),
+        "{refused:?}"
+    );
+    let sleeper = start(&daemon, "left-running", "sleep 30");
+    wait_running(&daemon, &["left-running"]);
+    daemon.stop();
+    assert!(pinned(&daemon).iter().any(|n| n.starts_with("links_")), "{:?}", pinned(&daemon));
+    let out = daemon.cleanup();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("unpinned") && text.contains("forgot investigation left-running"),
+        "{text}"
+    );
+    assert!(pinned(&daemon).is_empty(), "{:?}", pinned(&daemon));
+    let mut sleeper = sleeper;
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+
+    // Detach: nothing stays pinned, and the investigation ends with the daemon.
+    let mut daemon =
+        Daemon::start_with(Settings { on_stop: Some("detach".into()), ..Default::default() });
+    let sleeper = start(&daemon, "ended-with-daemon", "sleep 30");
+    wait_running(&daemon, &["ended-with-daemon"]);
+    daemon.stop();
+    assert!(pinned(&daemon).is_empty(), "{:?}", pinned(&daemon));
+    let mut sleeper = sleeper;
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+}

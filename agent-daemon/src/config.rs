@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The largest policy map (`kernel.policy_*`) accepted.
+pub const MAX_POLICY_ENTRIES: u32 = 1 << 20;
+
 /// Where the daemon looks for its configuration when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/paddock/paddock.toml";
 pub const DEFAULT_SOCKET: &str = "/run/paddock/paddock.sock";
@@ -24,6 +27,8 @@ pub struct Config {
     /// What one investigation may take of the node's kernel state.
     pub limits: LimitsConfig,
     pub enforcement: EnforcementConfig,
+    /// Each baseline set's cap while learning (`[baseline]`).
+    pub baseline: crate::baseline::Caps,
 }
 
 /// Per-investigation bounds, so that one investigation cannot blind paddock to the others
@@ -131,6 +136,12 @@ pub struct KernelConfig {
     pub bpffs: PathBuf,
     /// Processes the kernel can track, all investigations together.
     pub max_tracked_processes: u32,
+    /// Entries of the kernel's policy maps, shared by the phases in `enforce`: executables
+    /// and unix sockets, egress rules, socket kinds. A phase whose policy does not fit is
+    /// judged by the daemon alone for that set (see `docs/threat-model.md`).
+    pub policy_paths: u32,
+    pub policy_egress: u32,
+    pub policy_sockets: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,6 +172,9 @@ impl Default for KernelConfig {
             tracefs: "/sys/kernel/tracing".into(),
             bpffs: "/sys/fs/bpf".into(),
             max_tracked_processes: 65536,
+            policy_paths: agent_common::policy::MAX_ALLOWED_PATHS,
+            policy_egress: agent_common::policy::MAX_EGRESS_RULES,
+            policy_sockets: agent_common::policy::MAX_ALLOWED_SOCKETS,
         }
     }
 }
@@ -317,7 +331,49 @@ impl Config {
                 "must be between 1 and 2048 (a quarter of the node's cgroup map)",
             ));
         }
+        for (field, entries) in [
+            ("kernel.policy_paths", self.kernel.policy_paths),
+            ("kernel.policy_egress", self.kernel.policy_egress),
+            ("kernel.policy_sockets", self.kernel.policy_sockets),
+        ] {
+            if !(1..=MAX_POLICY_ENTRIES).contains(&entries) {
+                return Err(invalid(field, entries.to_string(), "must be between 1 and 1048576"));
+            }
+        }
+        if let Some((field, cap)) = self.baseline.invalid() {
+            return Err(invalid(field, cap.to_string(), "must be between 1 and 1048576"));
+        }
         Ok(())
+    }
+
+    /// Say at start which policy maps cannot hold every phase's full baseline.
+    pub fn warn_policy_shortfalls(&self) {
+        for (field, needed) in self.policy_shortfalls() {
+            tracing::warn!(
+                setting = field,
+                needed,
+                "four enforcing phases with baselines full to their caps ([baseline]) would not \
+                 fit this kernel map: a phase that does not fit is judged by the daemon alone for \
+                 that set (killed after the fact, not refused)"
+            );
+        }
+    }
+
+    /// What the policy maps cannot hold when every phase enforces a baseline full to its
+    /// caps, as (map setting, entries needed): worth a warning at start, never an error
+    /// (a phase that does not fit is judged by the daemon alone for that set).
+    pub fn policy_shortfalls(&self) -> Vec<(&'static str, u64)> {
+        let phases = agent_common::policy::PHASES as u64;
+        let c = &self.baseline;
+        [
+            ("kernel.policy_paths", self.kernel.policy_paths, (c.execs + c.unix) as u64),
+            ("kernel.policy_egress", self.kernel.policy_egress, c.egress as u64),
+            ("kernel.policy_sockets", self.kernel.policy_sockets, c.sockets as u64),
+        ]
+        .into_iter()
+        .filter(|(_, size, per_phase)| phases * per_phase > *size as u64)
+        .map(|(field, _, per_phase)| (field, phases * per_phase))
+        .collect()
     }
 }
 
@@ -435,5 +491,28 @@ mod tests {
     fn a_named_file_must_exist() {
         let err = Config::load(Some(Path::new("/nonexistent/paddock.toml"))).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/paddock.toml"), "{err}");
+    }
+
+    #[test]
+    fn baseline_caps_and_policy_maps_are_read_and_checked() {
+        let config = parse(
+            "[baseline]\nexecs = 100\n[kernel]\npolicy_egress = 64\n",
+        )
+        .unwrap();
+        assert_eq!(config.baseline.execs, 100);
+        assert_eq!(config.baseline.egress, crate::baseline::Caps::default().egress);
+        assert_eq!(config.kernel.policy_egress, 64);
+        assert_eq!(
+            config.policy_shortfalls(),
+            [("kernel.policy_egress", 4 * crate::baseline::Caps::default().egress as u64)]
+        );
+        assert!(Config::default().policy_shortfalls().is_empty(), "the defaults fit");
+        let err = parse("[baseline]\nexecs = 0\n").unwrap_err().to_string();
+        assert!(err.contains("baseline.execs = 0") && err.contains("test.toml"), "{err}");
+        let err = parse("[baseline]\nexec = 10\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `exec`"), "{err}");
+        let err = parse("[kernel]\npolicy_paths = 0\n").unwrap_err().to_string();
+        assert!(err.contains("kernel.policy_paths = 0"), "{err}");
+
     }
 }

@@ -222,6 +222,7 @@ fn limits(config: &Config) -> crate::kernel::Limits {
         task_quota: config.limits.processes,
         cgroup_quota: config.limits.cgroups,
         max_tracked_processes: config.kernel.max_tracked_processes,
+        policy_maps: crate::kernel::PolicyMaps::of(&config.kernel),
     }
 }
 
@@ -321,6 +322,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.daemon.state_dir)?;
     let (mut judge, problems) = Judge::open(store).context("cannot load the baselines")?;
     judge.set_fail_closed(config.enforcement.fail_closed);
+    judge.set_caps(config.baseline.clone());
+    config.warn_policy_shortfalls();
     for problem in problems {
         tracing::error!(problem = %problem, "baseline refused at start");
     }

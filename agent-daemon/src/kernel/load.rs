@@ -51,6 +51,8 @@ pub struct Limits {
     pub cgroup_quota: u32,
     /// Entries of the process map (all investigations together).
     pub max_tracked_processes: u32,
+    /// Entries of the policy maps (the phases that enforce, together).
+    pub policy_maps: super::policy::PolicyMaps,
 }
 
 pub struct LoadOptions {
@@ -133,6 +135,9 @@ impl Kernel {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::EVENTS, options.ring_buffer_bytes)
             .map_max_entries(maps::TASKS, limits.max_tracked_processes)
+            .map_max_entries(maps::ALLOWED_PATHS, limits.policy_maps.paths)
+            .map_max_entries(maps::ALLOWED_EGRESS, limits.policy_maps.egress)
+            .map_max_entries(maps::ALLOWED_SOCKETS, limits.policy_maps.sockets)
             .load(PROBES)
             .map_err(KernelError::Load)?;
 

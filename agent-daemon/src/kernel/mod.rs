@@ -2,6 +2,7 @@
 //! programs, the maps that say what is tracked, and the ring-buffer reader.
 pub mod btf;
 pub mod decode;
+mod fullness;
 mod load;
 pub mod mounts;
 mod policy;
@@ -10,4 +11,5 @@ mod sideload;
 mod tracking;
 
 pub use load::{Kernel, Limits, LoadOptions, attach_empty_hook};
+pub use policy::PolicyMaps;
 pub use tracking::{SlotCounters, TrackError};

@@ -29,6 +29,8 @@ pub struct Config {
     pub enforcement: EnforcementConfig,
     /// Each baseline set's cap while learning (`[baseline]`).
     pub baseline: crate::baseline::Caps,
+    /// Settings per trust phase (`[phases.<phase>]`).
+    pub phases: crate::phases::PhasesConfig,
 }
 
 /// Per-investigation bounds, so that one investigation cannot blind paddock to the others
@@ -201,6 +203,9 @@ pub enum ConfigError {
     },
     #[error("{path}: {field} = {value}: {rule}")]
     Invalid { path: PathBuf, field: &'static str, value: String, rule: &'static str },
+    /// A setting whose name is made from the file's own keys (`phases.<phase>.pids_max`).
+    #[error("{path}: {field} = {value}: {rule}")]
+    Setting { path: PathBuf, field: String, value: String, rule: String },
 }
 
 impl Config {
@@ -343,6 +348,12 @@ impl Config {
         if let Some((field, cap)) = self.baseline.invalid() {
             return Err(invalid(field, cap.to_string(), "must be between 1 and 1048576"));
         }
+        self.phases.check(l.processes).map_err(|(field, value, rule)| ConfigError::Setting {
+            path: path.to_path_buf(),
+            field,
+            value,
+            rule,
+        })?;
         Ok(())
     }
 
@@ -496,12 +507,13 @@ mod tests {
     #[test]
     fn baseline_caps_and_policy_maps_are_read_and_checked() {
         let config = parse(
-            "[baseline]\nexecs = 100\n[kernel]\npolicy_egress = 64\n",
+            "[baseline]\nexecs = 100\n[kernel]\npolicy_egress = 64\n[phases.read-only]\npids_max = 64\n",
         )
         .unwrap();
         assert_eq!(config.baseline.execs, 100);
         assert_eq!(config.baseline.egress, crate::baseline::Caps::default().egress);
         assert_eq!(config.kernel.policy_egress, 64);
+        assert_eq!(config.phases.pids_max(crate::identity::Phase::ReadOnly), 64);
         assert_eq!(
             config.policy_shortfalls(),
             [("kernel.policy_egress", 4 * crate::baseline::Caps::default().egress as u64)]
@@ -513,6 +525,10 @@ mod tests {
         assert!(err.contains("unknown field `exec`"), "{err}");
         let err = parse("[kernel]\npolicy_paths = 0\n").unwrap_err().to_string();
         assert!(err.contains("kernel.policy_paths = 0"), "{err}");
-
+        let err = parse("[phases.read-only]\npids_max = 5000\n").unwrap_err().to_string();
+        assert!(
+            err.contains("test.toml") && err.contains("phases.read-only.pids_max = 5000"),
+            "{err}"
+        );
     }
 }

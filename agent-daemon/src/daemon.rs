@@ -298,6 +298,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let local_parent = cgroup2.mount_point.join(&config.local.cgroup_parent);
     let local = LocalSource::new(local_parent.clone(), shutdown.clone(), tasks.clone())
         .with_context(|| format!("cannot prepare cgroup {}", local_parent.display()))?;
+    let pids = crate::workloads::pids::Pids::for_daemon(&config, &cgroup2.mount_point);
+    let local = local.with_pids(pids.clone());
 
     let kube_parent = cgroup2.mount_point.join(&config.kubernetes.cgroup_parent);
     let mut egress_cgroups = vec![local_parent.clone()];
@@ -398,6 +400,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 hub: hub.clone(),
                 ready: ready.clone(),
                 parent: kube_parent,
+                pids,
             },
             shutdown.clone(),
             tasks.clone(),

@@ -13,6 +13,7 @@ mod identity;
 mod judge;
 mod kernel;
 mod metrics;
+mod phases;
 mod pipeline;
 mod sinks;
 mod syscalls;

@@ -55,7 +55,10 @@ async fn refused(state: &State, peer: &Peer, refusal: &peer::Refusal) {
     );
     state.refusals.count(refusal.request);
     if let Some(own) = &peer.investigation {
-        state.tracker.tampered(own, format!("{} request: {}", refusal.request, refusal.reason)).await;
+        state
+            .tracker
+            .tampered(own, format!("{} request: {}", refusal.request, refusal.reason))
+            .await;
     }
 }
 
@@ -105,6 +108,7 @@ async fn handle(
                 let ready = Reply::Ready {
                     cgroup: session.active.cgroup.clone(),
                     instance: session.active.instance,
+                    pids_cgroup: session.pids_cgroup.clone(),
                 };
                 send(&mut write, &ready).await?;
                 while let Some(line) = lines.next_line().await? {

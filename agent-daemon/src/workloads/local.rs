@@ -14,6 +14,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use super::{
     Active, Tracker,
     cgroups::{self, EventsWatch, EventsWatcher},
+    pids::Pids,
     processes,
 };
 use crate::identity::{InvestigationId, Phase};
@@ -24,11 +25,16 @@ pub struct LocalSource {
     watcher: EventsWatcher,
     tasks: TaskTracker,
     shutdown: CancellationToken,
+    /// Where each investigation's pids.max is set.
+    pids: Option<Arc<Pids>>,
 }
 
 /// A started local investigation, as the control session sees it.
 pub struct Session {
     pub active: Active,
+    /// The cgroup v1 `pids` cgroup the command joins before it executes, when pids.max
+    /// is set there (see `pids`).
+    pub pids_cgroup: Option<PathBuf>,
     /// Set when the client has gone (it no longer waits on the investigation).
     client_gone: watch::Sender<bool>,
 }
@@ -51,6 +57,8 @@ pub enum LocalError {
     Mkdir { path: PathBuf, source: std::io::Error },
     #[error("cannot watch {path}/cgroup.events: {source}")]
     Watch { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Pids(#[from] super::pids::PidsError),
 }
 
 impl LocalSource {
@@ -81,7 +89,12 @@ impl LocalSource {
                 }
             }
         }
-        Ok(LocalSource { parent, watcher: EventsWatcher::spawn()?, tasks, shutdown })
+        Ok(LocalSource { parent, watcher: EventsWatcher::spawn()?, tasks, shutdown, pids: None })
+    }
+
+    /// Set each investigation's pids.max through `pids`.
+    pub fn with_pids(self, pids: Arc<Pids>) -> LocalSource {
+        LocalSource { pids: Some(pids), ..self }
     }
 
     /// Start a local investigation: validate, reserve, make and track its cgroup, and
@@ -102,11 +115,25 @@ impl LocalSource {
                 return Err(e);
             }
         };
+        let pids_cgroup = match self.pids.as_ref().map(|p| p.prepare(&dir, phase)).transpose() {
+            Ok(joined) => joined.flatten(),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                if let Some(pids) = &self.pids {
+                    pids.release(&dir);
+                }
+                tracker.abandon(&active);
+                return Err(e.into());
+            }
+        };
         let prepared = self.prepare(tracker, &mut active, &dir).await;
         let watch = match prepared {
             Ok(watch) => watch,
             Err(e) => {
                 let _ = std::fs::remove_dir(&dir);
+                if let Some(pids) = &self.pids {
+                    pids.release(&dir);
+                }
                 tracker.abandon(&active);
                 return Err(e);
             }
@@ -114,8 +141,14 @@ impl LocalSource {
         let (client_gone, gone) = watch::channel(false);
         let (tracker, ended) = (tracker.clone(), active.clone());
         let shutdown = self.shutdown.clone();
-        self.tasks.spawn(async move { lifecycle(tracker, ended, watch, gone, shutdown).await });
-        Ok(Session { active, client_gone })
+        let pids = self.pids.clone();
+        self.tasks.spawn(async move {
+            lifecycle(tracker, ended, watch, gone, shutdown).await;
+            if let Some(pids) = pids {
+                pids.release(&dir);
+            }
+        });
+        Ok(Session { active, pids_cgroup, client_gone })
     }
 
     /// `<parent>/<id>-<instance>`, or with a suffix when an earlier daemon's cgroup of that

@@ -33,6 +33,8 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// Absolute path of the folder holding `kubepods.slice` / `kubepods`.
     pub parent: PathBuf,
+    /// Each phase's pids.max, lowered on pod cgroups where v2 gives them one.
+    pub pids: Arc<crate::workloads::pids::Pids>,
 }
 
 /// The source's counters, read at scrape time.
@@ -97,7 +99,8 @@ pub async fn start(
         Some(actions),
         shared.parent,
         config.cgroup_driver.fixed(),
-    );
+    )
+    .with_pids(shared.pids);
     let source = PodSource::new(config, node.clone(), client, runs, shared.ready);
     tracing::info!(node = %node, "Kubernetes pod source starting");
     tasks.spawn(source.run(shutdown));

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     identity::Phase,
-    workloads::{Active, PodOwner, Tracker, cgroups},
+    workloads::{Active, PodOwner, Tracker, cgroups, pids::Pids},
 };
 
 /// A container cgroup still missing after this long is worth a warning.
@@ -55,6 +55,8 @@ pub struct Runs {
     pending: HashMap<String, Pending>,
     /// Pods whose start failed, logged once.
     complained: HashSet<String>,
+    /// Each phase's pids.max, lowered on a pod's cgroup when it appears.
+    pids: Option<Arc<Pids>>,
 }
 
 impl Runs {
@@ -76,6 +78,18 @@ impl Runs {
             runs: HashMap::new(),
             pending: HashMap::new(),
             complained: HashSet::new(),
+            pids: None,
+        }
+    }
+
+    pub fn with_pids(self, pids: Arc<Pids>) -> Runs {
+        Runs { pids: Some(pids), ..self }
+    }
+
+    /// The pod's cgroup is there: hold it to its phase's pids.max.
+    fn limit(&self, dir: &Path, phase: Phase) {
+        if let Some(pids) = &self.pids {
+            pids.limit_pod(dir, phase);
         }
     }
 
@@ -178,6 +192,9 @@ impl Runs {
             }));
         }
         let seen = dir.exists();
+        if seen {
+            self.limit(&dir, phase);
+        }
         self.runs.insert(
             uid,
             Run { active, view, driver, terminal: false, seen, missing: HashMap::new() },
@@ -195,6 +212,9 @@ impl Runs {
             let dir = run.active.cgroup.clone();
             if !run.seen && dir.exists() {
                 run.seen = true;
+                if let Some(pids) = &self.pids {
+                    pids.limit_pod(&dir, run.active.phase);
+                }
                 if let Err(e) = self.tracker.track_present(&run.active) {
                     tracing::warn!(cgroup = %dir.display(), error = %e, "cannot track the pod's cgroup");
                 }

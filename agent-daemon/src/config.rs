@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The most events `daemon.recent_events` may keep in memory.
+pub const MAX_RECENT_EVENTS: usize = 1 << 20;
+
 /// The largest policy map (`kernel.policy_*`) accepted.
 pub const MAX_POLICY_ENTRIES: u32 = 1 << 20;
 
@@ -309,8 +312,13 @@ impl Config {
         if let Err(source) = self.kubernetes.check(node_env) {
             return Err(ConfigError::Kubernetes { path: path.to_path_buf(), source });
         }
-        if self.daemon.recent_events == 0 {
-            return Err(invalid("daemon.recent_events", "0".into(), "must be at least 1"));
+        let recent = self.daemon.recent_events;
+        if !(1..=MAX_RECENT_EVENTS).contains(&recent) {
+            return Err(invalid(
+                "daemon.recent_events",
+                recent.to_string(),
+                "must be 1 to 1048576 (about 0.4 KiB of memory each)",
+            ));
         }
         let max = self.kernel.max_tracked_processes;
         if !(1024..=4 << 20).contains(&max) {
@@ -523,6 +531,8 @@ mod tests {
         assert!(err.contains("baseline.execs = 0") && err.contains("test.toml"), "{err}");
         let err = parse("[baseline]\nexec = 10\n").unwrap_err().to_string();
         assert!(err.contains("unknown field `exec`"), "{err}");
+        let err = parse("[daemon]\nrecent_events = 2000000\n").unwrap_err().to_string();
+        assert!(err.contains("daemon.recent_events = 2000000"), "{err}");
         let err = parse("[kernel]\npolicy_paths = 0\n").unwrap_err().to_string();
         assert!(err.contains("kernel.policy_paths = 0"), "{err}");
         let err = parse("[phases.read-only]\npids_max = 5000\n").unwrap_err().to_string();

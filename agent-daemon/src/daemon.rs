@@ -38,9 +38,12 @@ use crate::{
     workloads::{Tracker, kubernetes, local::LocalSource},
 };
 
-/// Events the audit writer may have queued before the hub counts the rest as dropped: a few
-/// seconds at the highest sustained rate (see BENCHMARKS.md), tens of MiB at most.
-pub const AUDIT_QUEUE: usize = 256 * 1024;
+/// Kernel records decoded and waiting for the pipeline (two reader batches, about 2 MiB).
+/// Beyond it the reader waits and the kernel's ring buffer (`kernel.ring_buffer_bytes`)
+/// holds the rest, compactly; what that cannot hold is lost and counted per investigation.
+pub const RECORDS_QUEUE: usize = 8 * 1024;
+/// Events waiting for the metrics sink, which only counts them.
+pub const METRICS_QUEUE: usize = 16 * 1024;
 
 /// What the control socket and status reports reach.
 pub struct State {
@@ -337,7 +340,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let hub = Hub::new(config.daemon.recent_events);
     let reader_stats = Arc::new(ReaderStats::default());
     let pipeline_stats = Arc::new(PipelineStats::default());
-    let (records_tx, records_rx) = mpsc::channel(64 * 1024);
+    let (records_tx, records_rx) = mpsc::channel(RECORDS_QUEUE);
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(1024);
     let (reader, flush) = Reader::new(ring, records_tx, reader_stats.clone())?;
     let mut alerts_config = config.alerts.clone();
@@ -359,7 +362,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let stats = Arc::new(AuditStats::default());
         let task = tokio::spawn(audit::writer::run_writer(
             store,
-            hub.add_sink("audit", AUDIT_QUEUE),
+            hub.add_sink("audit", config.audit.queue),
             stats.clone(),
             audit_cancel.clone(),
         ));
@@ -371,7 +374,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let summaries = Arc::default();
     let event_metrics = EventMetrics::new();
-    tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", 64 * 1024)));
+    tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", METRICS_QUEUE)));
     let mut pipeline = Pipeline::new(
         records_rx,
         lifecycle_rx,

@@ -113,3 +113,22 @@ impl Enforcer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_keep_the_newest_only() {
+        let outcomes = Outcomes::default();
+        for instance in 0..(OUTCOMES_KEPT as u32 + 10) {
+            outcomes.record(instance, "exec of /bin/false");
+        }
+        assert_eq!(outcomes.killed(0), None, "the oldest are forgotten");
+        assert_eq!(
+            outcomes.killed(OUTCOMES_KEPT as u32 + 9).as_deref(),
+            Some("exec of /bin/false")
+        );
+        assert_eq!(outcomes.0.lock().unwrap().0.len(), OUTCOMES_KEPT);
+    }
+}

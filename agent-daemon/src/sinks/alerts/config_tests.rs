@@ -117,7 +117,14 @@ fn invalid_receivers_name_the_receiver_and_the_field() {
         (
             receiver("kind = \"webhook\"\nname = \"w\"\nurl = \"http://h\"\nqueue = 0"),
             "(\"w\"): queue = 0",
-            "at least 1",
+            "must be 1 to 65536",
+        ),
+        (
+            receiver(
+                "kind = \"alertmanager\"\nname = \"am\"\nurl = \"http://h\"\nqueue = 10000000",
+            ),
+            "(\"am\"): queue = 10000000",
+            "must be 1 to 65536",
         ),
         (
             receiver("kind = \"webhook\"\nname = \"w\"\nurl = \"http://h\"\ntimeout_ms = 0"),

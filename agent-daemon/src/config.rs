@@ -429,6 +429,24 @@ mod tests {
         assert_eq!(config.daemon.state_dir, Path::new("/var/lib/paddock"));
     }
 
+    /// The configuration reference in README.md is a file the daemon takes, with the
+    /// defaults it states.
+    #[test]
+    fn the_readme_configuration_is_valid_and_states_the_defaults() {
+        let readme = include_str!("../../README.md");
+        let (_, rest) = readme.split_once("### Configuration").expect("a configuration section");
+        let (_, rest) = rest.split_once("```toml\n").expect("a toml block");
+        let (toml, _) = rest.split_once("```").expect("the end of the block");
+        let config = Config::parse(toml, Path::new("README.md")).unwrap();
+        assert_eq!(config.baseline, crate::baseline::Caps::default());
+        assert_eq!(config.kernel, KernelConfig::default());
+        assert_eq!(config.limits, LimitsConfig::default());
+        assert_eq!(
+            config.phases.pids_max(crate::identity::Phase::ReadOnly),
+            crate::phases::DEFAULT_PIDS_MAX
+        );
+    }
+
     #[test]
     fn empty_file_gives_defaults() {
         assert_eq!(parse("").unwrap(), Config::default());

@@ -79,7 +79,10 @@ pub struct KernelOffsets {
     pub filename_name: u32,
     /// `sock.sk_cgrp_data.cgroup` (the cgroup a socket was made in)
     pub sock_cgroup: u32,
-    pub _pad: u32,
+    /// `cgroup.root` (its `struct cgroup_root *`) and `cgroup_root.hierarchy_id` (0 for the
+    /// v2 hierarchy): a move within a v1 hierarchy is not a move out of the investigation.
+    pub cgroup_root: u32,
+    pub cgroup_root_hierarchy_id: u32,
 }
 
 #[repr(C)]

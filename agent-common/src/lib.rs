@@ -48,7 +48,8 @@ mod tests {
         assert_eq!(size_of::<crate::policy::SocketKey>(), 8);
         assert_eq!(size_of::<crate::policy::PhasePolicy>(), 8 + 128 + 8);
         assert_eq!(size_of::<SlotState>(), 128 + 8 * 8);
-        assert_eq!(size_of::<crate::config::Config>() % 8, 0);
+        assert_eq!(size_of::<crate::config::KernelOffsets>(), 40 * 4);
+        assert_eq!(size_of::<crate::config::Config>(), 32 + 40 * 4, "no tail padding");
         assert_eq!(align_of::<Header>(), 8);
     }
 

@@ -19,8 +19,21 @@ pub const MODE_ENFORCE: u32 = 2;
 /// from the investigation's cgroups doom the investigation in the kernel (fail closed).
 pub const FAIL_CLOSED: u32 = 1;
 
+/// `PhasePolicy::flags`: the phase's executables did not all fit in `ALLOWED_PATHS`. The
+/// kernel does not decide on its execs (it still reports them); the daemon judges them and
+/// kills after the fact. An incomplete allow-list would kill baseline behaviour; an absent
+/// one would let strays through unseen: this is the safe middle.
+pub const INCOMPLETE_EXECS: u32 = 1 << 1;
+/// The same for unix sockets (`ALLOWED_PATHS`).
+pub const INCOMPLETE_UNIX: u32 = 1 << 2;
+/// The same for egress rules (`ALLOWED_EGRESS`).
+pub const INCOMPLETE_EGRESS: u32 = 1 << 3;
+/// The same for socket kinds (`ALLOWED_SOCKETS`).
+pub const INCOMPLETE_SOCKETS: u32 = 1 << 4;
+
 /// Entries in `PHASE_POLICY`: the four phases.
 pub const PHASES: u32 = 4;
+/// Default entries of the policy maps (the daemon sizes them from its configuration).
 pub const MAX_ALLOWED_PATHS: u32 = 16384;
 pub const MAX_EGRESS_RULES: u32 = 8192;
 pub const MAX_ALLOWED_SOCKETS: u32 = 1024;

@@ -212,14 +212,14 @@ async fn run_pipeline(args: &PipelineArgs) -> anyhow::Result<serde_json::Value> 
         let event_metrics = EventMetrics::new();
         tasks.push(tokio::spawn(metrics::run_sink(
             event_metrics,
-            hub.add_sink("metrics", 64 * 1024),
+            hub.add_sink("metrics", crate::daemon::METRICS_QUEUE),
         )));
         if args.stage == Stage::Full {
             let config = AuditConfig::default();
             let store = AuditStore::open(&dir.path().join("audit.db"), &config)?;
             tasks.push(tokio::spawn(crate::sinks::audit::writer::run_writer(
                 store,
-                hub.add_sink("audit", crate::daemon::AUDIT_QUEUE),
+                hub.add_sink("audit", crate::sinks::audit::AuditConfig::default().queue),
                 audit_stats.clone(),
                 shutdown.clone(),
             )));

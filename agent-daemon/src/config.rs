@@ -4,6 +4,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The most events `daemon.recent_events` may keep in memory.
+pub const MAX_RECENT_EVENTS: usize = 1 << 20;
+
+/// The largest policy map (`kernel.policy_*`) accepted.
+pub const MAX_POLICY_ENTRIES: u32 = 1 << 20;
+
 /// Where the daemon looks for its configuration when none is named.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/paddock/paddock.toml";
 pub const DEFAULT_SOCKET: &str = "/run/paddock/paddock.sock";
@@ -24,6 +30,10 @@ pub struct Config {
     /// What one investigation may take of the node's kernel state.
     pub limits: LimitsConfig,
     pub enforcement: EnforcementConfig,
+    /// Each baseline set's cap while learning (`[baseline]`).
+    pub baseline: crate::baseline::Caps,
+    /// Settings per trust phase (`[phases.<phase>]`).
+    pub phases: crate::phases::PhasesConfig,
 }
 
 /// Per-investigation bounds, so that one investigation cannot blind paddock to the others
@@ -147,6 +157,12 @@ pub struct KernelConfig {
     /// Where the programs, their links and maps are pinned (below `bpffs`), so that the
     /// kernel keeps tracking and enforcing while no daemon runs. One daemon per directory.
     pub pin_dir: PathBuf,
+    /// Entries of the kernel's policy maps, shared by the phases in `enforce`: executables
+    /// and unix sockets, egress rules, socket kinds. A phase whose policy does not fit is
+    /// judged by the daemon alone for that set (see `docs/threat-model.md`).
+    pub policy_paths: u32,
+    pub policy_egress: u32,
+    pub policy_sockets: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -179,6 +195,9 @@ impl Default for KernelConfig {
             bpffs: "/sys/fs/bpf".into(),
             max_tracked_processes: 65536,
             pin_dir: "/sys/fs/bpf/paddock".into(),
+            policy_paths: agent_common::policy::MAX_ALLOWED_PATHS,
+            policy_egress: agent_common::policy::MAX_EGRESS_RULES,
+            policy_sockets: agent_common::policy::MAX_ALLOWED_SOCKETS,
         }
     }
 }
@@ -205,6 +224,9 @@ pub enum ConfigError {
     },
     #[error("{path}: {field} = {value}: {rule}")]
     Invalid { path: PathBuf, field: &'static str, value: String, rule: &'static str },
+    /// A setting whose name is made from the file's own keys (`phases.<phase>.pids_max`).
+    #[error("{path}: {field} = {value}: {rule}")]
+    Setting { path: PathBuf, field: String, value: String, rule: String },
 }
 
 impl Config {
@@ -308,8 +330,13 @@ impl Config {
         if let Err(source) = self.kubernetes.check(node_env) {
             return Err(ConfigError::Kubernetes { path: path.to_path_buf(), source });
         }
-        if self.daemon.recent_events == 0 {
-            return Err(invalid("daemon.recent_events", "0".into(), "must be at least 1"));
+        let recent = self.daemon.recent_events;
+        if !(1..=MAX_RECENT_EVENTS).contains(&recent) {
+            return Err(invalid(
+                "daemon.recent_events",
+                recent.to_string(),
+                "must be 1 to 1048576 (about 0.4 KiB of memory each)",
+            ));
         }
         let pin = &self.kernel.pin_dir;
         if !pin.starts_with(&self.kernel.bpffs)
@@ -348,7 +375,55 @@ impl Config {
                 "must be between 1 and 2048 (a quarter of the node's cgroup map)",
             ));
         }
+        for (field, entries) in [
+            ("kernel.policy_paths", self.kernel.policy_paths),
+            ("kernel.policy_egress", self.kernel.policy_egress),
+            ("kernel.policy_sockets", self.kernel.policy_sockets),
+        ] {
+            if !(1..=MAX_POLICY_ENTRIES).contains(&entries) {
+                return Err(invalid(field, entries.to_string(), "must be between 1 and 1048576"));
+            }
+        }
+        if let Some((field, cap)) = self.baseline.invalid() {
+            return Err(invalid(field, cap.to_string(), "must be between 1 and 1048576"));
+        }
+        self.phases.check(l.processes).map_err(|(field, value, rule)| ConfigError::Setting {
+            path: path.to_path_buf(),
+            field,
+            value,
+            rule,
+        })?;
         Ok(())
+    }
+
+    /// Say at start which policy maps cannot hold every phase's full baseline.
+    pub fn warn_policy_shortfalls(&self) {
+        for (field, needed) in self.policy_shortfalls() {
+            tracing::warn!(
+                setting = field,
+                needed,
+                "four enforcing phases with baselines full to their caps ([baseline]) would not \
+                 fit this kernel map: a phase that does not fit is judged by the daemon alone for \
+                 that set (killed after the fact, not refused)"
+            );
+        }
+    }
+
+    /// What the policy maps cannot hold when every phase enforces a baseline full to its
+    /// caps, as (map setting, entries needed): worth a warning at start, never an error
+    /// (a phase that does not fit is judged by the daemon alone for that set).
+    pub fn policy_shortfalls(&self) -> Vec<(&'static str, u64)> {
+        let phases = agent_common::policy::PHASES as u64;
+        let c = &self.baseline;
+        [
+            ("kernel.policy_paths", self.kernel.policy_paths, (c.execs + c.unix) as u64),
+            ("kernel.policy_egress", self.kernel.policy_egress, c.egress as u64),
+            ("kernel.policy_sockets", self.kernel.policy_sockets, c.sockets as u64),
+        ]
+        .into_iter()
+        .filter(|(_, size, per_phase)| phases * per_phase > *size as u64)
+        .map(|(field, _, per_phase)| (field, phases * per_phase))
+        .collect()
     }
 }
 
@@ -383,6 +458,24 @@ mod tests {
         assert!(config.kubernetes.enabled);
         assert_eq!(config.http.listen.port(), 9477);
         assert_eq!(config.daemon.state_dir, Path::new("/var/lib/paddock"));
+    }
+
+    /// The configuration reference in README.md is a file the daemon takes, with the
+    /// defaults it states.
+    #[test]
+    fn the_readme_configuration_is_valid_and_states_the_defaults() {
+        let readme = include_str!("../../README.md");
+        let (_, rest) = readme.split_once("### Configuration").expect("a configuration section");
+        let (_, rest) = rest.split_once("```toml\n").expect("a toml block");
+        let (toml, _) = rest.split_once("```").expect("the end of the block");
+        let config = Config::parse(toml, Path::new("README.md")).unwrap();
+        assert_eq!(config.baseline, crate::baseline::Caps::default());
+        assert_eq!(config.kernel, KernelConfig::default());
+        assert_eq!(config.limits, LimitsConfig::default());
+        assert_eq!(
+            config.phases.pids_max(crate::identity::Phase::ReadOnly),
+            crate::phases::DEFAULT_PIDS_MAX
+        );
     }
 
     #[test]
@@ -474,5 +567,35 @@ mod tests {
     fn a_named_file_must_exist() {
         let err = Config::load(Some(Path::new("/nonexistent/paddock.toml"))).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/paddock.toml"), "{err}");
+    }
+
+    #[test]
+    fn baseline_caps_and_policy_maps_are_read_and_checked() {
+        let config = parse(
+            "[baseline]\nexecs = 100\n[kernel]\npolicy_egress = 64\n[phases.read-only]\npids_max = 64\n",
+        )
+        .unwrap();
+        assert_eq!(config.baseline.execs, 100);
+        assert_eq!(config.baseline.egress, crate::baseline::Caps::default().egress);
+        assert_eq!(config.kernel.policy_egress, 64);
+        assert_eq!(config.phases.pids_max(crate::identity::Phase::ReadOnly), 64);
+        assert_eq!(
+            config.policy_shortfalls(),
+            [("kernel.policy_egress", 4 * crate::baseline::Caps::default().egress as u64)]
+        );
+        assert!(Config::default().policy_shortfalls().is_empty(), "the defaults fit");
+        let err = parse("[baseline]\nexecs = 0\n").unwrap_err().to_string();
+        assert!(err.contains("baseline.execs = 0") && err.contains("test.toml"), "{err}");
+        let err = parse("[baseline]\nexec = 10\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `exec`"), "{err}");
+        let err = parse("[daemon]\nrecent_events = 2000000\n").unwrap_err().to_string();
+        assert!(err.contains("daemon.recent_events = 2000000"), "{err}");
+        let err = parse("[kernel]\npolicy_paths = 0\n").unwrap_err().to_string();
+        assert!(err.contains("kernel.policy_paths = 0"), "{err}");
+        let err = parse("[phases.read-only]\npids_max = 5000\n").unwrap_err().to_string();
+        assert!(
+            err.contains("test.toml") && err.contains("phases.read-only.pids_max = 5000"),
+            "{err}"
+        );
     }
 }

@@ -38,9 +38,12 @@ use crate::{
     workloads::{Tracker, kubernetes, local::LocalSource, saved::SavedRuns},
 };
 
-/// Events the audit writer may have queued before the hub counts the rest as dropped: a few
-/// seconds at the highest sustained rate (see BENCHMARKS.md), tens of MiB at most.
-pub const AUDIT_QUEUE: usize = 256 * 1024;
+/// Kernel records decoded and waiting for the pipeline (two reader batches, about 2 MiB).
+/// Beyond it the reader waits and the kernel's ring buffer (`kernel.ring_buffer_bytes`)
+/// holds the rest, compactly; what that cannot hold is lost and counted per investigation.
+pub const RECORDS_QUEUE: usize = 8 * 1024;
+/// Events waiting for the metrics sink, which only counts them.
+pub const METRICS_QUEUE: usize = 16 * 1024;
 
 /// What the control socket and status reports reach.
 pub struct State {
@@ -251,6 +254,7 @@ fn limits(config: &Config) -> crate::kernel::Limits {
         task_quota: config.limits.processes,
         cgroup_quota: config.limits.cgroups,
         max_tracked_processes: config.kernel.max_tracked_processes,
+        policy_maps: crate::kernel::PolicyMaps::of(&config.kernel),
     }
 }
 
@@ -327,6 +331,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let local_parent = cgroup2.mount_point.join(&config.local.cgroup_parent);
     let local = LocalSource::new(local_parent.clone(), shutdown.clone(), tasks.clone(), keep)
         .with_context(|| format!("cannot prepare cgroup {}", local_parent.display()))?;
+    let pids = crate::workloads::pids::Pids::for_daemon(&config, &cgroup2.mount_point);
+    let local = local.with_pids(pids.clone());
 
     let kube_parent = cgroup2.mount_point.join(&config.kubernetes.cgroup_parent);
     let mut egress_cgroups = vec![local_parent.clone()];
@@ -359,6 +365,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.daemon.state_dir)?;
     let (mut judge, problems) = Judge::open(store).context("cannot load the baselines")?;
     judge.set_fail_closed(config.enforcement.fail_closed);
+    judge.set_caps(config.baseline.clone());
+    config.warn_policy_shortfalls();
     for problem in problems {
         tracing::error!(problem = %problem, "baseline refused at start");
     }
@@ -370,7 +378,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let hub = Hub::new(config.daemon.recent_events);
     let reader_stats = Arc::new(ReaderStats::default());
     let pipeline_stats = Arc::new(PipelineStats::default());
-    let (records_tx, records_rx) = mpsc::channel(64 * 1024);
+    let (records_tx, records_rx) = mpsc::channel(RECORDS_QUEUE);
     let (lifecycle_tx, lifecycle_rx) = mpsc::channel(1024);
     let (reader, flush) = Reader::new(ring, records_tx.clone(), reader_stats.clone())?;
     let mut alerts_config = config.alerts.clone();
@@ -394,7 +402,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let stats = Arc::new(AuditStats::default());
         let task = tokio::spawn(audit::writer::run_writer(
             store,
-            hub.add_sink("audit", AUDIT_QUEUE),
+            hub.add_sink("audit", config.audit.queue),
             stats.clone(),
             audit_cancel.clone(),
         ));
@@ -406,7 +414,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let summaries = Arc::default();
     let event_metrics = EventMetrics::new();
-    tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", 64 * 1024)));
+    tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", METRICS_QUEUE)));
     let mut pipeline = Pipeline::new(
         records_rx,
         lifecycle_rx,
@@ -461,6 +469,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 ready: ready.clone(),
                 parent: kube_parent,
                 keep_on_stop: keep,
+                pids,
             },
             shutdown.clone(),
             tasks.clone(),

@@ -176,6 +176,16 @@ pub enum EventKind {
         /// When the deviating action happened; the event's `time` is when it was judged.
         action_time: DateTime<Utc>,
     },
+    /// The investigation's phase learns, and one of its baseline's sets is at its cap
+    /// (`[baseline]`): `subject`, and anything else new in that set, is not learned. Said
+    /// once per investigation and set.
+    BaselineCapped {
+        /// The set (`execs`, `egress`, ...).
+        set: String,
+        cap: u64,
+        /// The first entry not learned.
+        subject: String,
+    },
     /// The last process is gone and every event has been read.
     Ended {
         /// Calls per syscall name, as the kernel counted them.
@@ -229,9 +239,24 @@ impl PathState {
 }
 
 /// The `kind` tag of every event, as serde writes it and the audit store keeps it.
-pub const EVENT_KINDS: [&str; 16] = [
-    "started", "resumed", "syscall", "fork", "exec", "exit", "open", "file_op", "connect", "unix",
-    "socket", "io_uring", "escape", "cgroup", "verdict", "ended",
+pub const EVENT_KINDS: [&str; 17] = [
+    "started",
+    "resumed",
+    "syscall",
+    "fork",
+    "exec",
+    "exit",
+    "open",
+    "file_op",
+    "connect",
+    "unix",
+    "socket",
+    "io_uring",
+    "escape",
+    "cgroup",
+    "verdict",
+    "baseline_capped",
+    "ended",
 ];
 
 impl EventKind {
@@ -253,6 +278,7 @@ impl EventKind {
             EventKind::Escape { .. } => "escape",
             EventKind::Cgroup { .. } => "cgroup",
             EventKind::Verdict { .. } => "verdict",
+            EventKind::BaselineCapped { .. } => "baseline_capped",
             EventKind::Ended { .. } => "ended",
         }
     }
@@ -330,6 +356,12 @@ impl fmt::Display for Event {
             EventKind::Verdict { outcome, reason, mode, .. } => {
                 write!(f, "VERDICT ({mode}): {} -- {reason}", outcome.to_uppercase())
             }
+            EventKind::BaselineCapped { set, cap, subject } => write!(
+                f,
+                "baseline full: {set} is at its cap of {cap} in the {} phase; {subject} and \
+                 anything else new there is not learned",
+                self.phase
+            ),
             EventKind::Ended { syscalls, egress_bytes, events, outcome, reason, .. } => {
                 write!(
                     f,

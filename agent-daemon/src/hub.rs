@@ -19,6 +19,10 @@ struct Sink {
     dropped: AtomicU64,
 }
 
+/// Events a live follower may fall behind by before it is told how many it missed (they
+/// stay in memory that long, shared with the history and the sinks).
+pub const FOLLOWER_BACKLOG: usize = 16 * 1024;
+
 pub struct Hub {
     recent: Mutex<VecDeque<Arc<Event>>>,
     capacity: usize,
@@ -29,7 +33,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(recent_capacity: usize) -> Arc<Hub> {
-        let (live, _) = broadcast::channel(16 * 1024);
+        let (live, _) = broadcast::channel(FOLLOWER_BACKLOG);
         Arc::new(Hub {
             recent: Mutex::new(VecDeque::with_capacity(recent_capacity.min(1 << 16))),
             capacity: recent_capacity,
@@ -86,5 +90,49 @@ impl Hub {
             .iter()
             .map(|s| (s.name, s.dropped.load(Ordering::Relaxed)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventKind;
+
+    fn event(n: u32) -> Event {
+        Event {
+            time: chrono::Utc::now(),
+            investigation: "inv-1".parse().unwrap(),
+            phase: crate::identity::Phase::Shadow,
+            instance: 1,
+            pid: n,
+            tid: None,
+            ppid: 1,
+            uid: 0,
+            comm: "flood".into(),
+            kind: EventKind::Fork { child_pid: n + 1 },
+        }
+    }
+
+    #[test]
+    fn history_and_sink_queues_are_bounded_and_what_they_drop_is_counted() {
+        let hub = Hub::new(100);
+        let mut queue = hub.add_sink("slow", 10);
+        let (_, mut live) = hub.recent_then_follow();
+        let n = FOLLOWER_BACKLOG as u32 + 1000;
+        for i in 0..n {
+            hub.publish(event(i));
+        }
+        let recent = hub.recent();
+        assert_eq!(recent.len(), 100, "the history keeps the newest");
+        assert_eq!((recent[0].pid, recent[99].pid), (n - 100, n - 1));
+        assert_eq!(hub.sink_drops(), [("slow", n as u64 - 10)]);
+        let mut queued = 0;
+        while queue.try_recv().is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, 10);
+        // A follower that fell behind is told how many it missed, not handed them all.
+        assert!(matches!(live.try_recv(), Err(broadcast::error::TryRecvError::Lagged(_))));
+        assert_eq!(hub.published.load(Ordering::Relaxed), n as u64);
     }
 }

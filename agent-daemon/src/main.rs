@@ -15,6 +15,7 @@ mod identity;
 mod judge;
 mod kernel;
 mod metrics;
+mod phases;
 mod pipeline;
 mod sinks;
 mod syscalls;

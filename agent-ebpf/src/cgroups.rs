@@ -21,8 +21,8 @@ use crate::{
     enforce,
     maps::{CGROUP_PATHS, SCRATCH},
     record::{
-        add, config, current_ppid, fill_header, is_daemon, read_u32, reserve, reserve_decision,
-        slot_state,
+        add, config, current_ppid, fill_header, is_daemon, read_ptr, read_u32, reserve,
+        reserve_decision, slot_state,
     },
     tracking,
 };
@@ -96,12 +96,20 @@ pub fn paddock_cgroup_mkdir(ctx: TracePointContext) -> i32 {
 /// A task moved into a cgroup (`cgroup.procs` or `cgroup.threads` written). A process
 /// joining a tracked cgroup is tracked as a process from then on; a tracked process moved
 /// anywhere its own investigation does not own has escaped: it stays tracked and
-/// attributed to its investigation (by process), and the move is reported.
+/// attributed to its investigation (by process), and the move is reported. Moves within a
+/// cgroup v1 hierarchy (a v1 `pids` cgroup, say) leave the process's v2 cgroup as it was,
+/// and their ids are of another numbering: they are not looked at.
 #[raw_tracepoint(tracepoint = "cgroup_attach_task")]
 pub fn paddock_cgroup_attach(ctx: RawTracePointContext) -> i32 {
     let Some(config) = config() else { return 0 };
     // args: (struct cgroup *dst_cgrp, const char *path, struct task_struct *task, bool)
     let (cgroup, task): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(2));
+    let root = read_ptr(cgroup, config.offsets.cgroup_root);
+    if root.is_null()
+        || read_u32(root, config.offsets.cgroup_root_hierarchy_id) as i32 != CGROUP2_HIERARCHY
+    {
+        return 0;
+    }
     let dst = tracking::cgroup_id_of(cgroup);
     let into = dst.and_then(tracking::by_cgroup);
     // Every task of a process fires this (a leader that already exited does not), so each

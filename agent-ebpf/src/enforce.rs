@@ -5,8 +5,9 @@ use agent_common::{
     hash::FNV_OFFSET,
     hash::fnv1a_step,
     policy::{
-        EGRESS_FIXED_BITS, EgressKey, MODE_ENFORCE, PATH_EXEC, PATH_UNIX, PathKey, PhasePolicy,
-        SocketKey, ipv4_mapped,
+        EGRESS_FIXED_BITS, EgressKey, INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_SOCKETS,
+        INCOMPLETE_UNIX, MODE_ENFORCE, PATH_EXEC, PATH_UNIX, PathKey, PhasePolicy, SocketKey,
+        ipv4_mapped,
     },
     shape::{HashState, Rules, under_temp},
     tracking::Tracked,
@@ -111,6 +112,14 @@ pub fn generalised(s: &mut PathScratch, rules: Rules) -> u64 {
     s.hash.finish(s.temp != 0, rules)
 }
 
+/// Whether `tracked`'s phase has its allow-list for `set` (an `INCOMPLETE_*` bit) only in
+/// part in the kernel: then the kernel does not decide on that set (the daemon judges it
+/// from the record, after the fact).
+#[inline(always)]
+fn incomplete(tracked: &Tracked, set: u32) -> bool {
+    PHASE_POLICY.get(tracked.phase as u32).is_some_and(|p| p.flags & set != 0)
+}
+
 #[inline(always)]
 fn path_allowed(phase: u8, kind: u32, hash: u64) -> bool {
     let key = PathKey { phase: phase as u16, _pad: 0, kind, path_hash: hash };
@@ -124,6 +133,9 @@ fn path_allowed(phase: u8, kind: u32, hash: u64) -> bool {
 /// The path is the one in the scratch buffer `s.buf`.
 #[inline(always)]
 pub fn exec_allowed(tracked: &Tracked, s: &mut PathScratch, literal: bool) -> bool {
+    if incomplete(tracked, INCOMPLETE_EXECS) {
+        return true;
+    }
     let hash = if literal { literal_hash(&s.buf) } else { generalised(s, Rules::Execs) };
     path_allowed(tracked.phase, PATH_EXEC, hash)
 }
@@ -132,6 +144,9 @@ pub fn exec_allowed(tracked: &Tracked, s: &mut PathScratch, literal: bool) -> bo
 /// reached.
 #[inline(always)]
 pub fn unix_allowed(tracked: &Tracked, s: &mut PathScratch, literal: bool) -> bool {
+    if incomplete(tracked, INCOMPLETE_UNIX) {
+        return true;
+    }
     let hash = if literal { literal_hash(&s.buf) } else { generalised(s, Rules::Files) };
     path_allowed(tracked.phase, PATH_UNIX, hash)
 }
@@ -139,6 +154,9 @@ pub fn unix_allowed(tracked: &Tracked, s: &mut PathScratch, literal: bool) -> bo
 /// Whether a socket of this kind may be made.
 #[inline(always)]
 pub fn socket_allowed(tracked: &Tracked, family: u32, sock_type: u32, protocol: u32) -> bool {
+    if incomplete(tracked, INCOMPLETE_SOCKETS) {
+        return true;
+    }
     let key = SocketKey {
         phase: tracked.phase as u16,
         family: family as u16,
@@ -159,6 +177,9 @@ pub fn egress_allowed(
     port: u16,
     protocol: u8,
 ) -> bool {
+    if incomplete(tracked, INCOMPLETE_EGRESS) {
+        return true;
+    }
     let addr = if v6 { *addr } else { ipv4_mapped([addr[0], addr[1], addr[2], addr[3]]) };
     let full = EGRESS_FIXED_BITS + 128;
     let exact = Key::new(

@@ -65,6 +65,11 @@ pub struct Settings {
     pub on_stop: Option<String>,
     /// `[kernel] max_tracked_processes`.
     pub max_tracked_processes: Option<u32>,
+    /// `[daemon] recent_events` (default here 200000, so that tests can read back every
+    /// event; the daemon's own default is 4096).
+    pub recent_events: Option<usize>,
+    /// Raw TOML lines in the `[kernel]` section (`policy_egress = 1`).
+    pub kernel: String,
     /// Raw TOML appended to the file (whole extra sections).
     pub extra: String,
 }
@@ -119,9 +124,10 @@ impl Daemon {
         let log = dir.path().join("daemon.log");
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut text = format!(
-            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = 200000\n{group}{on_stop}\n\
+            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = {recent}\n{group}{on_stop}\n\
              [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = {listen:?}\n{token}\n[kernel]\npin_dir = {pins:?}\n",
             state = dir.path().join("state"),
+            recent = settings.recent_events.unwrap_or(200_000),
             pid = std::process::id(),
             pins = pin_dir(n),
             group = settings
@@ -144,6 +150,8 @@ impl Daemon {
         if let Some(path) = &settings.mountinfo_path {
             text += &format!("mountinfo_path = {path:?}\n");
         }
+        text += &settings.kernel;
+        text += "\n";
         text += &settings.extra;
         std::fs::write(&config, text).expect("write config");
         Daemon::spawn(dir, socket, config, log)
@@ -235,6 +243,17 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// The daemon's peak resident memory so far (`VmHWM` of /proc/PID/status), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 
     pub fn log(&self) -> String {

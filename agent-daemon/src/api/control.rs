@@ -115,6 +115,7 @@ async fn handle(
                 let ready = Reply::Ready {
                     cgroup: session.active.cgroup.clone(),
                     instance: session.active.instance,
+                    pids_cgroup: session.pids_cgroup.clone(),
                 };
                 send(&mut write, &ready).await?;
                 loop {

@@ -53,6 +53,10 @@ pub enum Reply {
     Ready {
         cgroup: PathBuf,
         instance: u32,
+        /// A cgroup v1 `pids` cgroup the command joins before it executes (where pids.max
+        /// can only be set there).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pids_cgroup: Option<PathBuf>,
     },
     /// `killed` carries the reason when paddock killed the investigation.
     Outcome {

@@ -81,9 +81,12 @@ fn request() -> impl Strategy<Value = Request> {
 
 fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
-        (text(), any::<u32>()).prop_map(|(cgroup, instance)| Reply::Ready {
-            cgroup: PathBuf::from(cgroup),
-            instance
+        (text(), any::<u32>(), prop::option::of(text())).prop_map(|(cgroup, instance, pids)| {
+            Reply::Ready {
+                cgroup: PathBuf::from(cgroup),
+                instance,
+                pids_cgroup: pids.map(PathBuf::from),
+            }
         }),
         prop::option::of(text()).prop_map(|killed| Reply::Outcome { killed }),
         any::<u64>().prop_map(|missed| Reply::Lagged { missed }),

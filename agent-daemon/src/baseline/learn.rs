@@ -2,48 +2,122 @@
 use chrono::{SubsecRound as _, Utc};
 
 use super::{
-    Baseline, EgressRule, Observation,
+    Baseline, EgressRule, Observation, SocketKind,
+    caps::{Caps, Set},
     check::{exec_entry, unix_entry},
     generalise,
 };
 
+/// What learning one observation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Nothing new (known already, or never learned: envelopes, blindness...).
+    Nothing,
+    /// A set gained an entry.
+    New,
+    /// It would have been a new entry, but its set is at its cap: not learned.
+    Refused(Set),
+}
+
+/// A new entry, not yet in its set.
+enum Entry {
+    Syscall(String),
+    Exec(String),
+    Unix(String),
+    Socket(SocketKind),
+    Uring(String),
+    Egress(EgressRule),
+    FileWrite(String),
+    FileRead(String),
+}
+
+/// The entry `observation` would add to `baseline`, if it is new there.
+fn novel(baseline: &Baseline, observation: &Observation) -> Option<Entry> {
+    let new = |known: bool, entry: Entry| (!known).then_some(entry);
+    match observation {
+        Observation::Syscall(name) => {
+            new(baseline.syscalls.contains(name), Entry::Syscall(name.clone()))
+        }
+        Observation::Exec { path, literal } => {
+            let entry = exec_entry(path, *literal);
+            new(baseline.execs.contains(&entry), Entry::Exec(entry))
+        }
+        Observation::Unix { path, literal } => {
+            let entry = unix_entry(path, *literal);
+            new(baseline.unix.contains(&entry), Entry::Unix(entry))
+        }
+        Observation::Socket(kind) => new(baseline.sockets.contains(kind), Entry::Socket(*kind)),
+        Observation::Uring(name) => {
+            new(baseline.io_uring.contains(name), Entry::Uring(name.clone()))
+        }
+        Observation::Egress(d) => {
+            let rule = EgressRule::exact(d);
+            let known =
+                baseline.egress.iter().any(|r| r.allows(d)) || baseline.egress.contains(&rule);
+            new(known, Entry::Egress(rule))
+        }
+        Observation::FileWrite(path) if !path.is_empty() => {
+            let prefix = generalise::prefix(path);
+            let known = baseline.file_writes.iter().any(|p| generalise::under(path, p))
+                || baseline.file_writes.contains(&prefix);
+            new(known, Entry::FileWrite(prefix))
+        }
+        Observation::FileRead(path) if !path.is_empty() => {
+            let prefix = generalise::prefix(path);
+            let known = baseline.file_reads.iter().any(|p| generalise::under(path, p))
+                || baseline.file_reads.contains(&prefix);
+            new(known, Entry::FileRead(prefix))
+        }
+        // Unreadable paths, what paddock could not see, and requests to paddock are never
+        // learned; envelopes are not set entries.
+        Observation::FileWrite(_)
+        | Observation::FileRead(_)
+        | Observation::Blind(_)
+        | Observation::Control(_)
+        | Observation::Unwatched
+        | Observation::Envelope(_) => None,
+    }
+}
+
 /// Fold `observation` in. True when a set gained an entry (the baseline learned something
 /// new); envelope maxima only grow, and do not count as new behaviour.
 pub fn learn(baseline: &mut Baseline, observation: &Observation) -> bool {
-    let new = match observation {
-        Observation::Syscall(name) => baseline.syscalls.insert(name.clone()),
-        Observation::Exec { path, literal } => baseline.execs.insert(exec_entry(path, *literal)),
-        Observation::Unix { path, literal } => baseline.unix.insert(unix_entry(path, *literal)),
-        Observation::Socket(kind) => baseline.sockets.insert(*kind),
-        Observation::Uring(name) => baseline.io_uring.insert(name.clone()),
-        // What paddock could not see, and requests to paddock, are never learned.
-        Observation::Blind(_) | Observation::Control(_) | Observation::Unwatched => false,
-        Observation::Egress(d) => {
-            !baseline.egress.iter().any(|r| r.allows(d))
-                && baseline.egress.insert(EgressRule::exact(d))
-        }
-        Observation::FileWrite(path) if !path.is_empty() => {
-            !baseline.file_writes.iter().any(|p| generalise::under(path, p))
-                && baseline.file_writes.insert(generalise::prefix(path))
-        }
-        Observation::FileRead(path) if !path.is_empty() => {
-            !baseline.file_reads.iter().any(|p| generalise::under(path, p))
-                && baseline.file_reads.insert(generalise::prefix(path))
-        }
-        Observation::FileWrite(_) | Observation::FileRead(_) => false,
-        Observation::Envelope(sample) => {
-            let e = &mut baseline.envelope;
-            e.max_processes = e.max_processes.max(sample.processes);
-            e.max_syscalls_per_second = e.max_syscalls_per_second.max(sample.syscalls_per_second);
-            e.max_egress_bytes = e.max_egress_bytes.max(sample.egress_bytes);
-            false
-        }
-    };
-    if new {
-        // To the second, as the file keeps it.
-        baseline.updated = Some(Utc::now().trunc_subsecs(0));
+    learn_within(baseline, observation, &Caps::unlimited()) == Learned::New
+}
+
+/// [`learn`], with each set held to its cap in `caps`: an entry that would take a set past
+/// its cap is refused (the set is left as it is, whatever it already holds).
+pub fn learn_within(baseline: &mut Baseline, observation: &Observation, caps: &Caps) -> Learned {
+    if let Observation::Envelope(sample) = observation {
+        let e = &mut baseline.envelope;
+        e.max_processes = e.max_processes.max(sample.processes);
+        e.max_syscalls_per_second = e.max_syscalls_per_second.max(sample.syscalls_per_second);
+        e.max_egress_bytes = e.max_egress_bytes.max(sample.egress_bytes);
+        return Learned::Nothing;
     }
-    new
+    let (Some(entry), Some(set)) = (novel(baseline, observation), Set::of(observation)) else {
+        return Learned::Nothing;
+    };
+    if set.len(baseline) >= caps.cap(set) {
+        return Learned::Refused(set);
+    }
+    let b = baseline;
+    let added = match entry {
+        Entry::Syscall(e) => b.syscalls.insert(e),
+        Entry::Exec(e) => b.execs.insert(e),
+        Entry::Unix(e) => b.unix.insert(e),
+        Entry::Socket(e) => b.sockets.insert(e),
+        Entry::Uring(e) => b.io_uring.insert(e),
+        Entry::Egress(e) => b.egress.insert(e),
+        Entry::FileWrite(e) => b.file_writes.insert(e),
+        Entry::FileRead(e) => b.file_reads.insert(e),
+    };
+    if !added {
+        return Learned::Nothing;
+    }
+    // To the second, as the file keeps it.
+    b.updated = Some(Utc::now().trunc_subsecs(0));
+    Learned::New
 }
 
 #[cfg(test)]
@@ -123,5 +197,39 @@ mod tests {
         let mut b = Baseline::empty(Phase::Shadow);
         assert!(!learn(&mut b, &Observation::FileRead(String::new())));
         assert_eq!(b.size(), 0);
+    }
+
+    #[test]
+    fn a_set_at_its_cap_refuses_new_entries_and_keeps_what_it_has() {
+        let mut b = Baseline::empty(Phase::ReadOnly);
+        let caps = Caps { execs: 2, file_reads: 1, ..Caps::default() };
+        let exec = |p: &str| Observation::Exec { path: p.into(), literal: false };
+        assert_eq!(learn_within(&mut b, &exec("/bin/a"), &caps), Learned::New);
+        assert_eq!(learn_within(&mut b, &exec("/bin/b"), &caps), Learned::New);
+        assert_eq!(learn_within(&mut b, &exec("/bin/c"), &caps), Learned::Refused(Set::Execs));
+        assert_eq!(learn_within(&mut b, &exec("/bin/a"), &caps), Learned::Nothing, "known");
+        assert_eq!(b.execs.len(), 2);
+        // Other sets learn on; what a full set already covers is not refused.
+        assert_eq!(
+            learn_within(&mut b, &Observation::FileRead("/etc/hosts".into()), &caps),
+            Learned::New
+        );
+        assert_eq!(
+            learn_within(&mut b, &Observation::FileRead("/etc/passwd".into()), &caps),
+            Learned::Nothing,
+            "under /etc/ already"
+        );
+        assert_eq!(
+            learn_within(&mut b, &Observation::FileRead("/usr/x".into()), &caps),
+            Learned::Refused(Set::FileReads)
+        );
+        // A set already over its cap (a file written under a higher one) is kept whole.
+        let tight = Caps { execs: 1, ..Caps::default() };
+        assert_eq!(learn_within(&mut b, &exec("/bin/d"), &tight), Learned::Refused(Set::Execs));
+        assert_eq!(b.execs.len(), 2);
+        assert_eq!(
+            learn_within(&mut b, &Observation::Control("reset".into()), &tight),
+            Learned::Nothing
+        );
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Pure logic: no aya, kube or tokio. The kernel and the cluster reach it only through
 //! [`Observation`]s made from typed events.
+pub mod caps;
 pub mod check;
 pub mod diff;
 pub mod egress;
@@ -19,9 +20,10 @@ pub mod sockets;
 pub mod store;
 pub mod uring;
 
+pub use caps::{Caps, Set};
 pub use check::{Deviation, DeviationKind, check};
 pub use egress::{Destination, EgressRule, Protocol};
-pub use learn::learn;
+pub use learn::{Learned, learn, learn_within};
 pub use mode::Mode;
 pub use model::{Baseline, Envelope};
 pub use sockets::SocketKind;

@@ -79,6 +79,7 @@ fn table(phases: &[PhaseSummary]) -> String {
         "STRAYED",
         "SYSCALLS/EXECS/EGRESS/WRITES/READS/UNIX/SOCKETS/URING"
     );
+    let mut notes = Vec::new();
     for p in phases {
         let updated = p
             .updated
@@ -101,8 +102,36 @@ fn table(phases: &[PhaseSummary]) -> String {
             p.sockets,
             p.io_uring
         );
+        notes.extend(phase_notes(p));
+    }
+    for note in notes {
+        out += &format!("{note}\n");
     }
     out
+}
+
+/// What an operator must hear about a phase beyond its counts: sets at their cap, and sets
+/// the kernel cannot enforce.
+fn phase_notes(p: &PhaseSummary) -> Vec<String> {
+    let mut notes = Vec::new();
+    for set in &p.capped {
+        let cap = p.caps.get(set).copied().unwrap_or(0);
+        let refused = p.refused.get(set).copied().unwrap_or(0);
+        notes.push(format!(
+            "{}: {set} is at its cap of {cap} ([baseline] {set}): {refused} new entries not \
+             learned since the daemon started",
+            p.phase
+        ));
+    }
+    if !p.kernel_incomplete.is_empty() {
+        notes.push(format!(
+            "{}: the kernel's policy maps cannot hold its {} (kernel.policy_*): judged by the \
+             daemon, killed after the fact",
+            p.phase,
+            p.kernel_incomplete.join(", ")
+        ));
+    }
+    notes
 }
 
 pub fn phase_main(command: PhaseCommand, socket: &Path) -> anyhow::Result<i32> {
@@ -144,4 +173,44 @@ pub fn baseline_main(command: BaselineCommand, socket: &Path) -> anyhow::Result<
     };
     print(ask(socket, request)?);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_and_incomplete_sets_are_said_under_the_table() {
+        let mut p = PhaseSummary {
+            phase: Phase::ReadOnly,
+            mode: Mode::Learn,
+            revision: 3,
+            learned_from: 2,
+            updated: None,
+            runs: 2,
+            strayed: 0,
+            syscalls: 10,
+            execs: 4,
+            egress: 1,
+            file_writes: 1,
+            file_reads: 2,
+            unix: 0,
+            sockets: 0,
+            io_uring: 0,
+            caps: [("execs".to_owned(), 4)].into(),
+            capped: vec!["execs".into()],
+            refused: [("execs".to_owned(), 7)].into(),
+            kernel_incomplete: vec![],
+        };
+        let text = table(std::slice::from_ref(&p));
+        assert!(
+            text.contains("read-only: execs is at its cap of 4 ([baseline] execs): 7 new entries"),
+            "{text}"
+        );
+        p.capped.clear();
+        p.kernel_incomplete = vec!["egress".into()];
+        let text = table(&[p]);
+        assert!(text.contains("cannot hold its egress"), "{text}");
+        assert!(!text.contains("at its cap"), "{text}");
+    }
 }

@@ -87,7 +87,7 @@ fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
     let identity = Identity::resolve(args.user.as_deref(), args.group.as_deref())?;
     let mut client = Client::connect(socket)?;
     client.send(&Request::Run { investigation_id: id.to_string(), phase: phase.to_string() })?;
-    let Reply::Ready { cgroup, instance } = client.expect_reply()? else {
+    let Reply::Ready { cgroup, instance, pids_cgroup } = client.expect_reply()? else {
         return Err(
             anyhow::anyhow!("the daemon did not make a cgroup for the investigation").into()
         );
@@ -95,16 +95,16 @@ fn run(args: RunArgs, socket: &Path) -> Result<i32, RunError> {
     let cgroup_dir = File::open(&cgroup)
         .map_err(|e| anyhow::anyhow!("cannot open cgroup {}: {e}", cgroup.display()))?;
 
+    let pids_procs = pids_cgroup.map(|dir| dir.join("cgroup.procs"));
     let child =
-        spawn_in_cgroup(&cgroup_dir, &cgroup, &argv, identity.as_ref()).map_err(|source| {
-            match source {
+        spawn_in_cgroup(&cgroup_dir, &cgroup, pids_procs.as_deref(), &argv, identity.as_ref())
+            .map_err(|source| match source {
                 SpawnError::Exec(source) => RunError::Exec {
                     program: args.command[0].to_string_lossy().into_owned(),
                     source,
                 },
                 SpawnError::Other(e) => RunError::Paddock(e.into()),
-            }
-        })?;
+            })?;
     let status = wait_ignoring_interrupts(child)?;
 
     let answer = client.send(&Request::Exited { status }).and_then(|()| client.expect_reply());
@@ -287,13 +287,19 @@ impl Identity {
     }
 }
 
-/// Start `argv` as a child process that begins life inside the cgroup `dir`.
+/// Set on the errno the child reports when it could not join the pids cgroup.
+const JOIN_FAILED: i32 = 0x4000_0000;
+
+/// Start `argv` as a child process that begins life inside the cgroup `dir`, and joins the
+/// cgroup v1 pids cgroup whose `cgroup.procs` file is `pids_procs` (if any) before it
+/// executes.
 ///
 /// A close-on-exec pipe reports an exec failure (its errno) back to the parent. Falls back
 /// to fork + writing the child's pid to `cgroup.procs` on kernels without clone3.
 fn spawn_in_cgroup(
     dir: &File,
     dir_path: &Path,
+    pids_procs: Option<&Path>,
     argv: &[CString],
     identity: Option<&Identity>,
 ) -> Result<libc::pid_t, SpawnError> {
@@ -301,6 +307,17 @@ fn spawn_in_cgroup(
     ptrs.push(std::ptr::null());
     let procs = CString::new(dir_path.join("cgroup.procs").as_os_str().as_bytes())
         .map_err(|e| SpawnError::Other(io::Error::other(e)))?;
+    // Opened here (close-on-exec), written by the child: see below.
+    let pids_file = pids_procs
+        .map(|path| std::fs::OpenOptions::new().write(true).open(path))
+        .transpose()
+        .map_err(|e| {
+            SpawnError::Other(io::Error::other(format!(
+                "cannot open the investigation's pids cgroup ({}): {e}",
+                pids_procs.map(|p| p.display().to_string()).unwrap_or_default()
+            )))
+        })?;
+    let pids_fd = pids_file.as_ref().map(|f| f.as_raw_fd());
     let mut fds = [0; 2];
     // SAFETY: a valid two-int array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -344,6 +361,16 @@ fn spawn_in_cgroup(
                 }
                 libc::close(fd);
             }
+            // Into the pids cgroup (v1) while still privileged: from here on every fork of the
+            // investigation counts against its pids.max. Through the parent's descriptor (it
+            // closes at exec), so the investigation itself opens nothing for this.
+            if let Some(fd) = pids_fd
+                && libc::write(fd, b"0\n".as_ptr().cast(), 2) != 2
+            {
+                let errno = *libc::__errno_location() | JOIN_FAILED;
+                libc::write(write_end, (&errno as *const i32).cast(), 4);
+                libc::_exit(EXIT_PADDOCK_ERROR);
+            }
             // Groups first, then the gid, then the uid (after which none can be changed).
             if let Some(id) = identity
                 && (libc::setgroups(id.groups.len(), id.groups.as_ptr()) != 0
@@ -376,6 +403,13 @@ fn spawn_in_cgroup(
         let mut status = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
+        if errno & JOIN_FAILED != 0 {
+            let e = io::Error::from_raw_os_error(errno & !JOIN_FAILED);
+            let procs = pids_procs.map(|p| p.display().to_string()).unwrap_or_default();
+            return Err(SpawnError::Other(io::Error::other(format!(
+                "cannot join the investigation's pids cgroup ({procs}): {e}"
+            ))));
+        }
         return Err(SpawnError::Exec(io::Error::from_raw_os_error(errno)));
     }
     Ok(pid)

@@ -12,7 +12,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use crate::{
-    baseline::{Baseline, Mode},
+    baseline::{Baseline, Mode, Set},
     identity::{InvestigationId, Phase},
     kernel::{Kernel, TrackError},
 };
@@ -79,15 +79,23 @@ impl Enforcer {
         Enforcer { kernel: None, kills, outcomes: Arc::default(), fail_closed: true }
     }
 
-    /// Put `phase`'s mode and baseline in force in the kernel.
-    pub fn apply(&self, phase: Phase, mode: Mode, baseline: &Baseline) -> Result<(), TrackError> {
-        let Some(kernel) = &self.kernel else { return Ok(()) };
+    /// Put `phase`'s mode and baseline in force in the kernel. Returns the sets that did
+    /// not fit the kernel's maps: the kernel does not decide those for the phase, the
+    /// daemon judges them after the fact.
+    pub fn apply(
+        &self,
+        phase: Phase,
+        mode: Mode,
+        baseline: &Baseline,
+    ) -> Result<Vec<Set>, TrackError> {
+        let Some(kernel) = &self.kernel else { return Ok(Vec::new()) };
         let policy = policy::kernel_policy(phase.kernel_id(), mode, baseline, self.fail_closed);
-        kernel
+        let incomplete = kernel
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .maps
-            .push_policy(phase.kernel_id(), &policy)
+            .push_policy(phase.kernel_id(), &policy)?;
+        Ok(policy::incomplete_sets(incomplete))
     }
 
     /// Kill the whole investigation; its reason is kept for `paddock run`. The kernel stops
@@ -107,5 +115,24 @@ impl Enforcer {
         if let Err(e) = self.kills.send(order) {
             tracing::error!(investigation = %e.0.investigation, "the killer has stopped: investigation not killed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_keep_the_newest_only() {
+        let outcomes = Outcomes::default();
+        for instance in 0..(OUTCOMES_KEPT as u32 + 10) {
+            outcomes.record(instance, "exec of /bin/false");
+        }
+        assert_eq!(outcomes.killed(0), None, "the oldest are forgotten");
+        assert_eq!(
+            outcomes.killed(OUTCOMES_KEPT as u32 + 9).as_deref(),
+            Some("exec of /bin/false")
+        );
+        assert_eq!(outcomes.0.lock().unwrap().0.len(), OUTCOMES_KEPT);
     }
 }

@@ -12,9 +12,26 @@ use agent_common::{
 use ipnet::IpNet;
 
 use crate::{
-    baseline::{Baseline, Mode, uring},
+    baseline::{Baseline, Mode, Set, uring},
     syscalls,
 };
+
+/// The sets named by the `INCOMPLETE_*` bits of `flags`, in set order.
+pub fn incomplete_sets(flags: u32) -> Vec<Set> {
+    use agent_common::policy::{
+        INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_SOCKETS, INCOMPLETE_UNIX,
+    };
+    [
+        (Set::Execs, INCOMPLETE_EXECS),
+        (Set::Egress, INCOMPLETE_EGRESS),
+        (Set::Unix, INCOMPLETE_UNIX),
+        (Set::Sockets, INCOMPLETE_SOCKETS),
+    ]
+    .into_iter()
+    .filter(|(_, bit)| flags & bit != 0)
+    .map(|(set, _)| set)
+    .collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelPolicy {
@@ -41,13 +58,25 @@ pub fn mode_id(mode: Mode) -> u32 {
 
 /// What the kernel needs of `baseline` for phase number `phase`, in `mode`; with
 /// `fail_closed`, lost records, untracked processes and escapes doom an investigation in
-/// the kernel.
+/// the kernel. Only an enforcing phase has entries in the shared allow-lists: the kernel
+/// decides nothing for the others, and their room is left to the phases that enforce.
 pub fn kernel_policy(
     phase: u8,
     mode: Mode,
     baseline: &Baseline,
     fail_closed: bool,
 ) -> KernelPolicy {
+    if mode != Mode::Enforce {
+        return KernelPolicy {
+            mode: mode_id(mode),
+            flags: if fail_closed { FAIL_CLOSED } else { 0 },
+            allowed_syscalls: [0; (SYSCALL_IDS / 64) as usize],
+            allowed_uring: 0,
+            paths: BTreeSet::new(),
+            egress: Vec::new(),
+            sockets: BTreeSet::new(),
+        };
+    }
     let mut allowed_syscalls = [0u64; (SYSCALL_IDS / 64) as usize];
     let judged =
         baseline.syscalls.iter().filter(|name| !syscalls::IA32_UNJUDGED.contains(&name.as_str()));
@@ -141,6 +170,28 @@ mod tests {
         let v6 = p.egress.iter().find(|(_, k)| k.protocol == 17).unwrap();
         assert_eq!((v6.0, v6.1.port), (32 + 128, [0, 0]));
         assert_eq!(kernel_policy(2, Mode::Enforce, &b, false).flags, 0);
+        let flag = kernel_policy(2, Mode::Flag, &b, true);
+        assert_eq!(flag.mode, MODE_FLAG);
+        assert!(
+            flag.paths.is_empty() && flag.egress.is_empty() && flag.sockets.is_empty(),
+            "a phase that does not enforce takes no room in the shared maps"
+        );
+    }
+
+    #[test]
+    fn incomplete_bits_name_their_sets() {
+        use agent_common::policy::{
+            INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_SOCKETS, INCOMPLETE_UNIX,
+        };
+        assert!(incomplete_sets(0).is_empty());
+        assert_eq!(
+            incomplete_sets(INCOMPLETE_EXECS | INCOMPLETE_EGRESS | FAIL_CLOSED),
+            [Set::Execs, Set::Egress]
+        );
+        assert_eq!(
+            incomplete_sets(INCOMPLETE_UNIX | INCOMPLETE_SOCKETS),
+            [Set::Unix, Set::Sockets]
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! What an operator does with phases: switch modes, list, show, export, diff, import, reset.
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Judge;
 use crate::{
-    baseline::{Baseline, Mode, diff, file, store::StoreError},
+    baseline::{Baseline, Mode, Set, diff, file, store::StoreError},
     identity::Phase,
 };
 
@@ -40,6 +42,19 @@ pub struct PhaseSummary {
     pub sockets: usize,
     #[serde(default)]
     pub io_uring: usize,
+    /// Each set's cap (`[baseline]`), by set name.
+    #[serde(default)]
+    pub caps: BTreeMap<String, usize>,
+    /// Sets at or over their cap: while the phase learns, nothing new goes into them.
+    #[serde(default)]
+    pub capped: Vec<String>,
+    /// Entries refused at a cap while learning, by set (since start, reset or import).
+    #[serde(default)]
+    pub refused: BTreeMap<String, u64>,
+    /// Sets the kernel does not decide for this phase (its policy map was full): the daemon
+    /// judges them, and kills after the fact.
+    #[serde(default)]
+    pub kernel_incomplete: Vec<String>,
 }
 
 impl Judge {
@@ -64,6 +79,21 @@ impl Judge {
                     unix: b.unix.len(),
                     sockets: b.sockets.len(),
                     io_uring: b.io_uring.len(),
+                    caps: Set::ALL
+                        .iter()
+                        .map(|s| (s.as_str().to_owned(), self.caps.cap(*s)))
+                        .collect(),
+                    capped: self.caps.full(b).iter().map(|s| s.as_str().to_owned()).collect(),
+                    refused: book
+                        .refused
+                        .iter()
+                        .map(|(s, n)| (s.as_str().to_owned(), *n))
+                        .collect(),
+                    kernel_incomplete: book
+                        .kernel_incomplete
+                        .iter()
+                        .map(|s| s.as_str().to_owned())
+                        .collect(),
                 }
             })
             .collect()
@@ -123,6 +153,7 @@ impl Judge {
             self.books.get_mut(&phase).expect("book").baseline = previous;
             return Err(e.into());
         }
+        self.forget_refusals(phase);
         Ok(self.baseline(phase).revision)
     }
 
@@ -134,6 +165,7 @@ impl Judge {
         book.baseline = Baseline { revision, ..Baseline::empty(phase) };
         book.dirty = false;
         let before = std::mem::take(&mut book.state).mode;
+        self.forget_refusals(phase);
         self.save(phase)?;
         Ok(before)
     }

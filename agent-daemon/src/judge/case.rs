@@ -1,25 +1,34 @@
 //! One running investigation, as the judge follows it.
 use std::{
     collections::{HashSet, hash_map::RandomState},
+    hash::BuildHasher as _,
     time::Instant,
 };
 
 use super::{Outcome, Verdict};
 use crate::{
-    baseline::{Deviation, DeviationKind, EnvelopeSample, Mode},
+    baseline::{Deviation, EnvelopeSample, Mode, Set},
     identity::Phase,
 };
 
 /// Distinct deviations remembered per investigation.
 pub const MAX_JUDGED: usize = 4096;
+/// Live processes remembered per investigation. More than the kernel tracks for one
+/// (`limits.processes`); it only fills when exits went unseen (records throttled or lost),
+/// and then the count of processes at once stops growing there.
+pub const MAX_LIVE: usize = 32768;
 
 pub(super) struct Case {
     pub phase: Phase,
-    /// Deviations already judged: one verdict each.
-    judged: HashSet<(DeviationKind, String), RandomState>,
+    /// Deviations already judged (a keyed hash of kind and subject, so that a long path
+    /// costs no more than a short one): one verdict each.
+    judged: HashSet<u64>,
+    keys: RandomState,
     flagged: bool,
     pub killed: Option<String>,
     live: HashSet<u32>,
+    /// Sets whose cap this investigation was told of (`Set::bit`).
+    capped: u8,
     pub envelope: EnvelopeSample,
     started: Instant,
     last: Option<(Instant, u64)>,
@@ -29,10 +38,12 @@ impl Case {
     pub fn new(phase: Phase) -> Case {
         Case {
             phase,
-            judged: HashSet::default(),
+            judged: HashSet::new(),
+            keys: RandomState::new(),
             flagged: false,
             killed: None,
             live: HashSet::new(),
+            capped: 0,
             envelope: EnvelopeSample::default(),
             started: Instant::now(),
             last: None,
@@ -51,7 +62,7 @@ impl Case {
         kill: bool,
         revision: u64,
     ) -> Option<Verdict> {
-        let key = (deviation.kind, deviation.subject.clone());
+        let key = self.keys.hash_one((deviation.kind, deviation.subject.as_str()));
         if self.killed.is_some() || self.judged.contains(&key) {
             return None;
         }
@@ -71,11 +82,21 @@ impl Case {
             self.live.remove(&pid);
             return false;
         }
+        if self.live.len() >= MAX_LIVE && !self.live.contains(&pid) {
+            return false;
+        }
         if !self.live.insert(pid) || self.live.len() as u64 <= self.envelope.processes {
             return false;
         }
         self.envelope.processes = self.live.len() as u64;
         true
+    }
+
+    /// True the first time this investigation meets `set` at its cap.
+    pub fn first_capped(&mut self, set: Set) -> bool {
+        let first = self.capped & set.bit() == 0;
+        self.capped |= set.bit();
+        first
     }
 
     /// Fold in the counters read at `now`. The rate is over the time since the last sample
@@ -102,5 +123,51 @@ impl Case {
             (None, true) => Outcome::Flagged,
             (None, false) => Outcome::Ok,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::DeviationKind;
+
+    fn deviation(i: usize) -> Deviation {
+        Deviation {
+            kind: DeviationKind::FileRead,
+            subject: format!("/data/{i}/{}", "x".repeat(200)),
+            reason: "not in the baseline".into(),
+        }
+    }
+
+    #[test]
+    fn judged_deviations_are_bounded_and_still_give_verdicts_past_the_bound() {
+        let mut case = Case::new(Phase::ReadOnly);
+        for i in 0..MAX_JUDGED + 100 {
+            assert!(case.verdict(deviation(i), Mode::Flag, false, 1).is_some(), "{i}");
+        }
+        assert_eq!(case.judged.len(), MAX_JUDGED);
+        assert!(case.verdict(deviation(0), Mode::Flag, false, 1).is_none(), "remembered");
+        assert!(case.verdict(deviation(MAX_JUDGED + 50), Mode::Flag, false, 1).is_some());
+    }
+
+    #[test]
+    fn live_processes_are_bounded_when_exits_go_unseen() {
+        let mut case = Case::new(Phase::Shadow);
+        for pid in 0..(MAX_LIVE as u32 + 1000) {
+            case.process(pid, true);
+        }
+        assert_eq!(case.live.len(), MAX_LIVE);
+        assert_eq!(case.envelope.processes, MAX_LIVE as u64);
+        case.process(5, false);
+        assert!(case.process(u32::MAX, true) || case.live.len() == MAX_LIVE);
+        assert_eq!(case.live.len(), MAX_LIVE, "room for one again, taken");
+    }
+
+    #[test]
+    fn each_set_at_its_cap_is_told_once() {
+        let mut case = Case::new(Phase::Shadow);
+        assert!(case.first_capped(Set::Execs));
+        assert!(!case.first_capped(Set::Execs));
+        assert!(case.first_capped(Set::Egress));
     }
 }

@@ -3,16 +3,19 @@
 //! baseline into verdicts, one per deviation and investigation. Synchronous: the event
 //! pipeline calls it for every event.
 mod admin;
+mod capped;
 mod case;
 
 use std::collections::{BTreeMap, HashMap};
 
 pub use admin::PhaseSummary;
+pub use capped::CapNotice;
 use case::Case;
 
 use crate::{
     baseline::{
-        Baseline, Blind, Deviation, DeviationKind, EnvelopeSample, Mode, Observation, check, learn,
+        Baseline, Blind, Caps, Deviation, DeviationKind, EnvelopeSample, Learned, Mode,
+        Observation, Set, check, learn, learn_within,
         store::{PhaseState, Store, StoreError},
     },
     events::{Action, EventKind},
@@ -53,6 +56,27 @@ struct Book {
     state: PhaseState,
     /// Learned content not yet saved.
     dirty: bool,
+    /// Entries refused because their set was at its cap, by set, since the daemon started
+    /// (or the baseline was last reset or imported).
+    refused: BTreeMap<Set, u64>,
+    /// Sets whose cap was already said in the log (one line per phase and set).
+    logged: u8,
+    /// Sets the kernel does not decide for this phase (its policy map was full): judged
+    /// and killed by the daemon only, after the fact.
+    kernel_incomplete: Vec<Set>,
+}
+
+impl Book {
+    fn new(baseline: Baseline, state: PhaseState) -> Book {
+        Book {
+            baseline,
+            state,
+            dirty: false,
+            refused: BTreeMap::new(),
+            logged: 0,
+            kernel_incomplete: Vec::new(),
+        }
+    }
 }
 
 pub struct Judge {
@@ -62,6 +86,11 @@ pub struct Judge {
     /// Whether what paddock could not see (records lost, processes untracked) kills in
     /// `enforce` (`enforcement.fail_closed`), or is only flagged.
     fail_closed: bool,
+    /// Each set's cap while learning (`[baseline]`).
+    caps: Caps,
+    /// Entries refused at a cap, once per investigation and set, for the pipeline to
+    /// publish (see [`Judge::take_notices`]).
+    notices: Vec<CapNotice>,
 }
 
 /// What an event says about behaviour (up to two things: a rename writes two paths), and
@@ -163,9 +192,17 @@ impl Judge {
             let loaded = store.load(phase)?;
             problems.extend(loaded.problem);
             let state = states.get(&phase).copied().unwrap_or_default();
-            books.insert(phase, Book { baseline: loaded.baseline, state, dirty: false });
+            books.insert(phase, Book::new(loaded.baseline, state));
         }
-        Ok((Judge { store, books, cases: HashMap::new(), fail_closed: true }, problems))
+        let judge = Judge {
+            store,
+            books,
+            cases: HashMap::new(),
+            fail_closed: true,
+            caps: Caps::default(),
+            notices: Vec::new(),
+        };
+        Ok((judge, problems))
     }
 
     /// See [`Judge::fail_closed`].
@@ -203,7 +240,11 @@ impl Judge {
         let book = self.books.get_mut(&phase)?;
         match book.state.mode {
             Mode::Learn => {
-                book.dirty |= learn(&mut book.baseline, observation);
+                match learn_within(&mut book.baseline, observation, &self.caps) {
+                    Learned::New => book.dirty = true,
+                    Learned::Nothing => {}
+                    Learned::Refused(set) => self.refused(instance, phase, set, observation),
+                }
                 None
             }
             mode => {

@@ -205,7 +205,8 @@ pub fn kernel_offsets(path: &Path) -> Result<KernelOffsets, BtfError> {
         uring_open_flags: uring_cmd + uring("io_open", "how.flags"),
         filename_name: need("filename", "name")?,
         sock_cgroup: need("sock", "sk_cgrp_data.cgroup")?,
-        _pad: 0,
+        cgroup_root: need("cgroup", "root")?,
+        cgroup_root_hierarchy_id: need("cgroup_root", "hierarchy_id")?,
     })
 }
 

@@ -70,6 +70,8 @@ pub struct Limits {
     pub cgroup_quota: u32,
     /// Entries of the process map (all investigations together).
     pub max_tracked_processes: u32,
+    /// Entries of the policy maps (the phases that enforce, together).
+    pub policy_maps: super::policy::PolicyMaps,
 }
 
 pub struct LoadOptions {
@@ -242,6 +244,9 @@ impl Kernel {
         let overrides = [
             (maps::EVENTS, options.ring_buffer_bytes),
             (maps::TASKS, limits.max_tracked_processes),
+            (maps::ALLOWED_PATHS, limits.policy_maps.paths),
+            (maps::ALLOWED_EGRESS, limits.policy_maps.egress),
+            (maps::ALLOWED_SOCKETS, limits.policy_maps.sockets),
         ];
         let layout = pins::layout(PROBES, &overrides)?;
         let object = fnv1a(PROBES);

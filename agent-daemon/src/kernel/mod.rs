@@ -8,6 +8,7 @@ pub mod decode;
 mod decode_props;
 #[cfg(test)]
 mod decode_records;
+mod fullness;
 mod generation;
 mod load;
 pub mod mounts;
@@ -21,4 +22,5 @@ mod tracking;
 
 pub use generation::Retired;
 pub use load::{Kernel, Limits, LoadOptions, attach_empty_hook};
+pub use policy::PolicyMaps;
 pub use tracking::{SlotCounters, TrackError};

@@ -345,11 +345,6 @@ impl KernelMaps {
         Ok(lost)
     }
 
-    /// How many processes the kernel tracks now.
-    pub fn tracked_processes(&self) -> usize {
-        self.tasks.keys().filter(Result::is_ok).count()
-    }
-
     /// How many cgroups the kernel tracks now.
     pub fn tracked_cgroups(&self) -> usize {
         self.tracked.keys().filter(Result::is_ok).count()

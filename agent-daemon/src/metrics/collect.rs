@@ -91,12 +91,35 @@ impl Collector for StatsCollector {
                 "Cgroups the kernel tracks now",
                 kernel.maps.tracked_cgroups() as i64,
             )?;
+            let fullness = kernel.maps.fullness();
+            let tasks = fullness.iter().find(|f| f.map == agent_common::names::maps::TASKS);
             gauge(
                 &mut encoder,
                 "tracked_processes",
                 "Processes the kernel tracks now, all investigations together",
-                kernel.maps.tracked_processes() as i64,
+                tasks.map_or(0, |f| f.entries) as i64,
             )?;
+            let mut family = encoder.encode_descriptor(
+                "kernel_map_entries",
+                "Entries in the kernel maps shared by every investigation and phase, by map",
+                None,
+                MetricType::Gauge,
+            )?;
+            for f in &fullness {
+                ConstGauge::new(f.entries as i64)
+                    .encode(family.encode_family(&[("map", f.map)])?)?;
+            }
+            let mut family = encoder.encode_descriptor(
+                "kernel_map_capacity",
+                "The most entries each shared kernel map holds (kernel.max_tracked_processes, \
+                 kernel.policy_*), by map",
+                None,
+                MetricType::Gauge,
+            )?;
+            for f in &fullness {
+                ConstGauge::new(f.capacity as i64)
+                    .encode(family.encode_family(&[("map", f.map)])?)?;
+            }
             gauge(
                 &mut encoder,
                 "tracked_processes_capacity",
@@ -237,6 +260,62 @@ impl Collector for StatsCollector {
                     ("io_uring", p.io_uring),
                 ] {
                     ConstGauge::new(n as i64).encode(
+                        family.encode_family(&[("phase", p.phase.as_str()), ("set", set)])?,
+                    )?;
+                }
+            }
+            let mut family = encoder.encode_descriptor(
+                "baseline_cap",
+                "The most entries each set of a phase's baseline learns ([baseline])",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &phases {
+                for (set, cap) in &p.caps {
+                    ConstGauge::new(*cap as i64).encode(
+                        family.encode_family(&[("phase", p.phase.as_str()), ("set", set)])?,
+                    )?;
+                }
+            }
+            let mut family = encoder.encode_descriptor(
+                "baseline_capped",
+                "1 for each set of a phase's baseline at or over its cap: while the phase \
+                 learns, nothing new is learned into it",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &phases {
+                for set in p.caps.keys() {
+                    let capped = p.capped.contains(set) as i64;
+                    ConstGauge::new(capped).encode(
+                        family.encode_family(&[("phase", p.phase.as_str()), ("set", set)])?,
+                    )?;
+                }
+            }
+            let mut family = encoder.encode_descriptor(
+                "baseline_refused_entries",
+                "Entries a learning phase did not learn because their set was at its cap",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &phases {
+                for (set, n) in &p.refused {
+                    ConstCounter::new(*n).encode(
+                        family.encode_family(&[("phase", p.phase.as_str()), ("set", set)])?,
+                    )?;
+                }
+            }
+            let mut family = encoder.encode_descriptor(
+                "phase_kernel_policy_incomplete",
+                "1 for each set of an enforcing phase the kernel's policy maps could not hold: \
+                 the kernel does not decide it, the daemon judges it and kills after the fact",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &phases {
+                for set in ["execs", "egress", "unix", "sockets"] {
+                    let incomplete = p.kernel_incomplete.iter().any(|s| s == set) as i64;
+                    ConstGauge::new(incomplete).encode(
                         family.encode_family(&[("phase", p.phase.as_str()), ("set", set)])?,
                     )?;
                 }

@@ -72,7 +72,8 @@ impl Pipeline {
                 self.enforce_phase(phase)?;
                 Ok(AdminReply::Done {
                     message: format!(
-                        "{phase} baseline revision {revision} from {source} is in force"
+                        "{phase} baseline revision {revision} from {source} is in force{}",
+                        self.kernel_note(phase)
                     ),
                 })
             }
@@ -91,16 +92,22 @@ impl Pipeline {
             AdminRequest::SetMode { phase, mode } => {
                 // The kernel first: entering enforce, its maps must be ready before anything
                 // counts as switched.
-                self.enforcer
+                let incomplete = self
+                    .enforcer
                     .apply(phase, mode, judge.baseline(phase))
                     .map_err(|e| format!("cannot put {phase} in {mode} mode in the kernel: {e}"))?;
+                judge.set_kernel_incomplete(phase, incomplete);
                 match judge.set_mode(phase, mode) {
-                    Ok(before) => {
-                        Ok(AdminReply::Done { message: format!("{phase}: {before} -> {mode}") })
-                    }
+                    Ok(before) => Ok(AdminReply::Done {
+                        message: format!("{phase}: {before} -> {mode}{}", self.kernel_note(phase)),
+                    }),
                     Err(e) => {
                         let restore = judge.mode(phase);
-                        let _ = self.enforcer.apply(phase, restore, self.judge.baseline(phase));
+                        if let Ok(incomplete) =
+                            self.enforcer.apply(phase, restore, self.judge.baseline(phase))
+                        {
+                            self.judge.set_kernel_incomplete(phase, incomplete);
+                        }
                         Err(e.to_string())
                     }
                 }
@@ -111,11 +118,26 @@ impl Pipeline {
     /// Put `phase`'s current mode and baseline in force in the kernel.
     pub(super) fn enforce_phase(&mut self, phase: Phase) -> Result<(), String> {
         let mode = self.judge.mode(phase);
-        self.enforcer.apply(phase, mode, self.judge.baseline(phase)).map_err(|e| {
+        let incomplete = self.enforcer.apply(phase, mode, self.judge.baseline(phase)).map_err(|e| {
             format!(
                 "the {phase} baseline changed but the kernel still enforces the previous one: {e}"
             )
-        })
+        })?;
+        self.judge.set_kernel_incomplete(phase, incomplete);
+        Ok(())
+    }
+
+    /// What an operator must know when the phase's policy did not fit the kernel's maps.
+    fn kernel_note(&self, phase: Phase) -> String {
+        let summary = self.judge.summaries().into_iter().find(|s| s.phase == phase);
+        match summary.map(|s| s.kernel_incomplete).filter(|sets| !sets.is_empty()) {
+            Some(sets) => format!(
+                "; the kernel's maps cannot hold its {} (kernel.policy_*): the kernel does not \
+                 decide those, the daemon judges them and kills after the fact",
+                sets.join(", ")
+            ),
+            None => String::new(),
+        }
     }
 
     /// Put every phase in force in the kernel (at start).

@@ -23,6 +23,12 @@ use crate::{
     syscalls,
 };
 
+/// Parents remembered per investigation (pid to parent pid, for records whose parent the
+/// kernel could not read). A process's entry goes with its exit; past this many (exits went
+/// unseen: records throttled or lost), new processes are not remembered and their records
+/// that lack a parent say 0 (unknown).
+pub const MAX_PARENTS: usize = 32768;
+
 /// What the pipeline keeps per running investigation to attribute its records.
 pub struct Attribution {
     pub info: Investigation,
@@ -118,7 +124,7 @@ impl Attribution {
     pub fn event(&mut self, record: Record, clock: &mut Clock) -> Option<Event> {
         let Record { header: h, body } = record;
         if h.ppid != 0 {
-            self.parents.insert(h.pid, h.ppid);
+            self.remember(h.pid, h.ppid);
         }
         let ppid =
             if h.ppid != 0 { h.ppid } else { self.parents.get(&h.pid).copied().unwrap_or(0) };
@@ -138,7 +144,7 @@ impl Attribution {
                 }
             }
             RecordBody::Fork { child_pid } => {
-                self.parents.insert(child_pid, h.pid);
+                self.remember(child_pid, h.pid);
                 EventKind::Fork { child_pid }
             }
             RecordBody::Exec { path, argv, argv_truncated, action: a, status } => EventKind::Exec {
@@ -226,6 +232,12 @@ impl Attribution {
         })
     }
 
+    fn remember(&mut self, pid: u32, ppid: u32) {
+        if self.parents.len() < MAX_PARENTS || self.parents.contains_key(&pid) {
+            self.parents.insert(pid, ppid);
+        }
+    }
+
     /// An event of the investigation itself (no process).
     pub fn lifecycle_event(&self, time: DateTime<Utc>, kind: EventKind) -> Event {
         Event {
@@ -240,5 +252,54 @@ impl Attribution {
             comm: String::new(),
             kind,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::decode::RecordHeader;
+
+    fn info() -> Investigation {
+        Investigation {
+            slot: 1,
+            instance: 1,
+            id: "inv-1".parse().unwrap(),
+            phase: crate::identity::Phase::Shadow,
+            source: "local",
+            cgroup: "/paddock/inv-1".into(),
+            dir: "/sys/fs/cgroup/paddock/inv-1".into(),
+            started: Utc::now(),
+            resumed: false,
+            doomed: false,
+        }
+    }
+
+    fn fork(pid: u32, child_pid: u32) -> Record {
+        let header = RecordHeader {
+            ktime_ns: 1,
+            cgroup_id: 7,
+            slot: 1,
+            phase: 0,
+            instance: 1,
+            tid: pid,
+            pid,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            comm: "bomb".into(),
+        };
+        Record { header, body: RecordBody::Fork { child_pid } }
+    }
+
+    #[test]
+    fn parents_are_bounded_when_exits_go_unseen() {
+        let mut a = Attribution::new(info());
+        let mut clock = Clock::new();
+        for child in 0..(MAX_PARENTS as u32 + 500) {
+            a.event(fork(1, 10 + child), &mut clock);
+        }
+        assert_eq!(a.parents.len(), MAX_PARENTS);
+        assert_eq!(a.parents.get(&10), Some(&1), "the first are remembered");
     }
 }

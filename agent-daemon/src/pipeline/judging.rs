@@ -24,7 +24,19 @@ impl Pipeline {
         for (observation, kernel) in judge::observations(&event.kind).into_iter().flatten() {
             verdicts.extend(self.judge.observe(instance, &observation, kernel));
         }
-        verdicts.into_iter().map(|v| self.act(slot, v, Some(event))).collect()
+        let mut out: Vec<Event> =
+            verdicts.into_iter().map(|v| self.act(slot, v, Some(event))).collect();
+        // Entries a full baseline set did not learn: said once per investigation and set,
+        // by the process that did it.
+        out.extend(self.judge.take_notices().into_iter().map(|n| Event {
+            kind: EventKind::BaselineCapped {
+                set: n.set.as_str().into(),
+                cap: n.cap as u64,
+                subject: n.subject,
+            },
+            ..event.clone()
+        }));
+        out
     }
 
     /// The verdict's event, and the kill order when it kills.

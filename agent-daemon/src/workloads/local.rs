@@ -15,6 +15,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use super::{
     Active, Tracker,
     cgroups::{self, EventsWatch, EventsWatcher},
+    pids::Pids,
     processes,
 };
 use crate::identity::{InvestigationId, Phase};
@@ -28,11 +29,16 @@ pub struct LocalSource {
     /// At a stop, leave running investigations tracked for the next daemon (rather than
     /// end them).
     keep_on_stop: bool,
+    /// Where each investigation's pids.max is set.
+    pids: Option<Arc<Pids>>,
 }
 
 /// A started local investigation, as the control session sees it.
 pub struct Session {
     pub active: Active,
+    /// The cgroup v1 `pids` cgroup the command joins before it executes, when pids.max
+    /// is set there (see `pids`).
+    pub pids_cgroup: Option<PathBuf>,
     /// Set when the client has gone (it no longer waits on the investigation).
     client_gone: watch::Sender<bool>,
 }
@@ -55,6 +61,8 @@ pub enum LocalError {
     Mkdir { path: PathBuf, source: std::io::Error },
     #[error("cannot watch {path}/cgroup.events: {source}")]
     Watch { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Pids(#[from] super::pids::PidsError),
 }
 
 impl LocalSource {
@@ -66,7 +74,14 @@ impl LocalSource {
         keep_on_stop: bool,
     ) -> std::io::Result<LocalSource> {
         std::fs::create_dir_all(&parent)?;
-        Ok(LocalSource { parent, watcher: EventsWatcher::spawn()?, tasks, shutdown, keep_on_stop })
+        Ok(LocalSource {
+            parent,
+            watcher: EventsWatcher::spawn()?,
+            tasks,
+            shutdown,
+            keep_on_stop,
+            pids: None,
+        })
     }
 
     /// Clear what an earlier daemon left below the parent and nobody adopted (`adopted`:
@@ -95,6 +110,11 @@ impl LocalSource {
         Ok(())
     }
 
+    /// Set each investigation's pids.max through `pids`.
+    pub fn with_pids(self, pids: Arc<Pids>) -> LocalSource {
+        LocalSource { pids: Some(pids), ..self }
+    }
+
     /// Watch an investigation an earlier daemon began (already adopted by the tracker)
     /// until it ends.
     pub fn resume(&self, tracker: &Arc<Tracker>, active: Active) {
@@ -110,8 +130,12 @@ impl LocalSource {
         // Nobody waits on it here: its client, if any, rejoins to hear how it went.
         let (_client_gone, gone) = watch::channel(true);
         let (tracker, shutdown, keep) = (tracker.clone(), self.shutdown.clone(), self.keep_on_stop);
+        let (pids, dir) = (self.pids.clone(), active.cgroup.clone());
         self.tasks.spawn(async move {
-            lifecycle(tracker, active, watch, gone, shutdown, keep, true).await
+            lifecycle(tracker, active, watch, gone, shutdown, keep, true).await;
+            if let Some(pids) = pids {
+                pids.release(&dir);
+            }
         });
     }
 
@@ -134,11 +158,25 @@ impl LocalSource {
                 return Err(e);
             }
         };
+        let pids_cgroup = match self.pids.as_ref().map(|p| p.prepare(&dir, phase)).transpose() {
+            Ok(joined) => joined.flatten(),
+            Err(e) => {
+                let _ = std::fs::remove_dir(&dir);
+                if let Some(pids) = &self.pids {
+                    pids.release(&dir);
+                }
+                tracker.abandon(&active);
+                return Err(e.into());
+            }
+        };
         let prepared = self.prepare(tracker, &mut active, &dir).await;
         let watch = match prepared {
             Ok(watch) => watch,
             Err(e) => {
                 let _ = std::fs::remove_dir(&dir);
+                if let Some(pids) = &self.pids {
+                    pids.release(&dir);
+                }
                 tracker.abandon(&active);
                 return Err(e);
             }
@@ -146,10 +184,15 @@ impl LocalSource {
         let (client_gone, gone) = watch::channel(false);
         let (tracker, ended) = (tracker.clone(), active.clone());
         let (shutdown, keep) = (self.shutdown.clone(), self.keep_on_stop);
+        let pids = self.pids.clone();
         self.tasks.spawn(async move {
-            lifecycle(tracker, ended, watch, gone, shutdown, keep, false).await
+            lifecycle(tracker, ended, watch, gone, shutdown, keep, false).await;
+            // Removed only once empty: a run left to the next daemon keeps its limit.
+            if let Some(pids) = pids {
+                pids.release(&dir);
+            }
         });
-        Ok(Session { active, client_gone })
+        Ok(Session { active, pids_cgroup, client_gone })
     }
 
     /// `<parent>/<id>-<instance>`, or with a suffix when an earlier daemon's cgroup of that

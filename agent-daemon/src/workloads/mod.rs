@@ -4,6 +4,7 @@
 pub mod cgroups;
 pub mod kubernetes;
 pub mod local;
+pub mod pids;
 pub mod processes;
 mod registry;
 pub mod saved;

@@ -81,12 +81,11 @@ fn default_max_retries() -> u32 {
     8
 }
 
+/// The longest queue a receiver may have: alerts wait there while it is slow or down.
+pub const MAX_QUEUE: usize = 65536;
+
 /// Queue size of a stdout receiver, which has no setting for it.
 pub const STDOUT_QUEUE: usize = 1024;
-
-/// The largest `queue`: alerts held in memory while a receiver is down. (The channel
-/// behind it panics above 2^61.)
-pub const MAX_QUEUE: usize = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("alerts.receivers[{index}] ({receiver:?}): {field} = {value}: {rule}")]
@@ -152,11 +151,12 @@ impl AlertsConfig {
                 if timeout_ms == 0 {
                     return Err(invalid("timeout_ms", "0", "must be at least 1"));
                 }
-                if queue == 0 {
-                    return Err(invalid("queue", "0", "must be at least 1"));
-                }
-                if queue > MAX_QUEUE {
-                    return Err(invalid("queue", &queue.to_string(), "must be at most 1000000"));
+                if queue == 0 || queue > MAX_QUEUE {
+                    return Err(invalid(
+                        "queue",
+                        &queue.to_string(),
+                        "must be 1 to 65536 alerts (each a few KiB of memory while queued)",
+                    ));
                 }
             }
             if let ReceiverConfig::Webhook(w) = receiver {

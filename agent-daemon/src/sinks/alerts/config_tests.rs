@@ -117,7 +117,14 @@ fn invalid_receivers_name_the_receiver_and_the_field() {
         (
             receiver("kind = \"webhook\"\nname = \"w\"\nurl = \"http://h\"\nqueue = 0"),
             "(\"w\"): queue = 0",
-            "at least 1",
+            "must be 1 to 65536",
+        ),
+        (
+            receiver(
+                "kind = \"alertmanager\"\nname = \"am\"\nurl = \"http://h\"\nqueue = 10000000",
+            ),
+            "(\"am\"): queue = 10000000",
+            "must be 1 to 65536",
         ),
         // Found by `config_props`: accepted, then the daemon panicked making its queue.
         (
@@ -126,7 +133,7 @@ fn invalid_receivers_name_the_receiver_and_the_field() {
                  queue = 2305843009213693952",
             ),
             "(\"am\"): queue = 2305843009213693952",
-            "at most 1000000",
+            "must be 1 to 65536",
         ),
         (
             receiver("kind = \"webhook\"\nname = \"w\"\nurl = \"http://h\"\ntimeout_ms = 0"),

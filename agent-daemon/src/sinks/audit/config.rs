@@ -20,6 +20,10 @@ pub struct AuditConfig {
     pub batch_max_events: usize,
     /// ...or when its first event has waited this long.
     pub batch_max_delay_ms: u64,
+    /// Events waiting for the writer: a burst the store cannot take at once waits here;
+    /// beyond it events are dropped and counted (`paddock_sink_dropped_events_total{sink="audit"}`).
+    /// About 0.4 KiB of memory each.
+    pub queue: usize,
 }
 
 pub const GIB: u64 = 1 << 30;
@@ -27,6 +31,8 @@ pub const GIB: u64 = 1 << 30;
 pub const MIN_MAX_BYTES: u64 = 1 << 20;
 pub const MAX_BATCH_EVENTS: usize = 100_000;
 pub const MAX_BATCH_DELAY_MS: u64 = 10_000;
+pub const MIN_QUEUE: usize = 1024;
+pub const MAX_QUEUE: usize = 1 << 20;
 
 impl Default for AuditConfig {
     fn default() -> Self {
@@ -37,6 +43,9 @@ impl Default for AuditConfig {
             max_bytes: GIB,
             batch_max_events: 2000,
             batch_max_delay_ms: 50,
+            // A second and more of the writer's sustained rate (see BENCHMARKS.md), about
+            // 25 MiB when full: within the daemon's 64 MiB budget.
+            queue: 64 * 1024,
         }
     }
 }
@@ -80,6 +89,13 @@ impl AuditConfig {
                 "batch_max_events",
                 self.batch_max_events.to_string(),
                 "must be 1 to 100000",
+            );
+        }
+        if !(MIN_QUEUE..=MAX_QUEUE).contains(&self.queue) {
+            return invalid(
+                "queue",
+                self.queue.to_string(),
+                "must be 1024 to 1048576 events (about 0.4 KiB of memory each)",
             );
         }
         if self.batch_max_delay_ms > MAX_BATCH_DELAY_MS {
@@ -134,6 +150,9 @@ mod tests {
         assert!(err.starts_with("audit.path = \"audit.db\": must be absolute"), "{err}");
         let err = parse("batch_max_delay_ms = 60000\n").unwrap_err();
         assert!(err.starts_with("audit.batch_max_delay_ms = 60000"), "{err}");
+        let err = parse("queue = 0\n").unwrap_err();
+        assert!(err.starts_with("audit.queue = 0: must be 1024 to 1048576"), "{err}");
+        assert_eq!(parse("queue = 4096\n").unwrap().queue, 4096);
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub fn every_kind() -> Vec<EventKind> {
         EventKind::Escape { moved_pid: 44, cgroup: 1, action: Action::Killed },
         EventKind::Cgroup { cgroup_id: 7, path: "/paddock/inv/sub".into() },
         verdict("flagged", "exec of /bin/ls", at(0)),
+        EventKind::BaselineCapped { set: "execs".into(), cap: 3072, subject: "/bin/ls".into() },
         ended("flagged", at(1)),
     ]
 }

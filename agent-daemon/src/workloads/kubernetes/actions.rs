@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     directory::{Directory, PodRecord},
-    notice::{self, Notice, REASON_DEVIATION, REASON_KILL, Target},
+    notice::{self, Notice, REASON_BASELINE_CAPPED, REASON_DEVIATION, REASON_KILL, Target},
     pods::JobRef,
     ratelimit::{RateLimiter, WINDOW},
 };
@@ -61,6 +61,9 @@ impl Actions {
 
 /// The commands a hub event asks for, for pod-backed investigations.
 pub fn commands(event: &Event, directory: &Directory, delete_jobs: bool) -> Vec<Command> {
+    if let EventKind::BaselineCapped { set, cap, subject } = &event.kind {
+        return capped(event, directory, set, *cap, subject);
+    }
     let EventKind::Verdict { deviation, subject, reason, mode, outcome, .. } = &event.kind else {
         return Vec::new();
     };
@@ -92,6 +95,35 @@ pub fn commands(event: &Event, directory: &Directory, delete_jobs: bool) -> Vec<
         } else {
             out.push(Command::Notice(Notice { target, reason: REASON_DEVIATION, message: what }));
         }
+    }
+    out
+}
+
+/// A baseline set at its cap while the investigation's phase learns: a Warning Event on
+/// each of its Jobs (or pods), so whoever runs them knows their behaviour was not all
+/// learned.
+fn capped(
+    event: &Event,
+    directory: &Directory,
+    set: &str,
+    cap: u64,
+    subject: &str,
+) -> Vec<Command> {
+    let mut out = Vec::new();
+    let mut targets = HashSet::new();
+    for pod in directory.pods(&event.investigation) {
+        let target = target(&pod);
+        if !targets.insert(target.uid.clone()) {
+            continue;
+        }
+        let message = format!(
+            "paddock did not learn all of investigation {} (pod {}/{}): the {} phase's baseline \
+             set {set} is at its cap of {cap} ([baseline] {set} in paddock.toml), so {subject} \
+             and anything else new there was not learned; raise the cap or review the baseline \
+             before the phase flags or enforces",
+            event.investigation, pod.namespace, pod.name, event.phase
+        );
+        out.push(Command::Notice(Notice { target, reason: REASON_BASELINE_CAPPED, message }));
     }
     out
 }
@@ -397,5 +429,27 @@ mod tests {
         let mut started = verdict("flagged");
         started.kind = EventKind::Started { source: "kubernetes".into(), cgroup: "/x".into() };
         assert!(commands(&started, &directory(true), true).is_empty());
+    }
+
+    #[test]
+    fn a_capped_baseline_is_one_event_per_job() {
+        let mut event = verdict("flagged");
+        event.kind = EventKind::BaselineCapped {
+            set: "egress".into(),
+            cap: 2048,
+            subject: "tcp 10.0.0.9 port 22".into(),
+        };
+        let cmds = commands(&event, &directory(true), true);
+        let [Command::Notice(n)] = cmds.as_slice() else { panic!("{cmds:?}") };
+        assert_eq!((n.target.kind, n.reason), ("Job", REASON_BASELINE_CAPPED));
+        assert!(
+            n.message.contains("egress is at its cap of 2048")
+                && n.message.contains("tcp 10.0.0.9 port 22")
+                && n.message.contains("read-only"),
+            "{}",
+            n.message
+        );
+        assert_eq!(commands(&event, &directory(false), true).len(), 2, "one per pod");
+        assert!(commands(&event, &Directory::default(), true).is_empty(), "a local run");
     }
 }

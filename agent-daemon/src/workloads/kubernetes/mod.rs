@@ -37,6 +37,8 @@ pub struct Shared {
     pub parent: PathBuf,
     /// At a stop, leave the pods tracked for the next daemon rather than end them.
     pub keep_on_stop: bool,
+    /// Each phase's pids.max, lowered on pod cgroups where v2 gives them one.
+    pub pids: Arc<crate::workloads::pids::Pids>,
 }
 
 /// The source's counters, read at scrape time.
@@ -102,7 +104,8 @@ pub async fn start(
         shared.parent,
         config.cgroup_driver.fixed(),
         shared.keep_on_stop,
-    );
+    )
+    .with_pids(shared.pids);
     let source = PodSource::new(config, node.clone(), client, runs, shared.ready);
     tracing::info!(node = %node, "Kubernetes pod source starting");
     tasks.spawn(source.run(shutdown));

@@ -10,6 +10,8 @@ use super::pods::JobRef;
 pub const REASON_DEVIATION: &str = "PaddockDeviation";
 pub const REASON_KILL: &str = "PaddockKill";
 pub const REASON_UNKNOWN_PHASE: &str = "PaddockUnknownPhase";
+/// A learning phase's baseline set is at its cap: the Job's behaviour was not all learned.
+pub const REASON_BASELINE_CAPPED: &str = "PaddockBaselineCapped";
 
 /// The object an Event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

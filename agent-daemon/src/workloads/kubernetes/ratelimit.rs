@@ -8,6 +8,11 @@ use std::{
 
 pub const WINDOW: Duration = Duration::from_secs(60);
 
+/// Windows kept open at most. Past it (more distinct objects in a minute than that), closed
+/// windows are forgotten first; a key that still finds no room is sent at once, unlimited:
+/// the worker's bounded queue and one call at a time then hold the pace.
+pub const MAX_OPEN: usize = 4096;
+
 struct Window<T> {
     opened: Instant,
     /// Held back since the window opened, and the latest of them.
@@ -40,7 +45,14 @@ impl<K: Eq + Hash + Clone, T> RateLimiter<K, T> {
                 Some((item, count))
             }
             None => {
-                self.open.insert(key, Window { opened: now, held: 0, latest: None });
+                if self.open.len() >= MAX_OPEN {
+                    let window = self.window;
+                    self.open
+                        .retain(|_, w| now.duration_since(w.opened) < window || w.latest.is_some());
+                }
+                if self.open.len() < MAX_OPEN {
+                    self.open.insert(key, Window { opened: now, held: 0, latest: None });
+                }
                 Some((item, 1))
             }
         }
@@ -94,5 +106,22 @@ mod tests {
         assert_eq!(r.expired(t0 + WINDOW), vec![(3, 2)]);
         assert!(r.expired(t0 + WINDOW * 2).is_empty());
         assert_eq!(r.admit("job-a", 4, t0 + WINDOW * 2), Some((4, 1)), "a fresh window");
+    }
+
+    #[test]
+    fn open_windows_are_bounded() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(WINDOW);
+        for key in 0..MAX_OPEN + 100 {
+            assert_eq!(r.admit(key, key, t0), Some((key, 1)), "a new key is always sent");
+        }
+        assert_eq!(r.open.len(), MAX_OPEN);
+        // Held back while its window is open, as before.
+        assert_eq!(r.admit(0, 0, t0), None);
+        // Once the windows have closed, room is made for new keys.
+        let later = t0 + WINDOW;
+        assert_eq!(r.admit(MAX_OPEN + 200, 1, later), Some((1, 1)));
+        assert!(r.open.len() <= MAX_OPEN);
+        assert!(r.open.contains_key(&(MAX_OPEN + 200)));
     }
 }

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     identity::Phase,
-    workloads::{Active, PodOwner, Tracker, cgroups},
+    workloads::{Active, PodOwner, Tracker, cgroups, pids::Pids},
 };
 
 /// A container cgroup still missing after this long is worth a warning.
@@ -60,6 +60,8 @@ pub struct Runs {
     orphans: Vec<Active>,
     /// At a stop, leave every run tracked for the next daemon.
     keep_on_stop: bool,
+    /// Each phase's pids.max, lowered on a pod's cgroup when it appears.
+    pids: Option<Arc<Pids>>,
 }
 
 impl Runs {
@@ -84,6 +86,18 @@ impl Runs {
             complained: HashSet::new(),
             orphans: Vec::new(),
             keep_on_stop,
+            pids: None,
+        }
+    }
+
+    pub fn with_pids(self, pids: Arc<Pids>) -> Runs {
+        Runs { pids: Some(pids), ..self }
+    }
+
+    /// The pod's cgroup is there: hold it to its phase's pids.max.
+    fn limit(&self, dir: &Path, phase: Phase) {
+        if let Some(pids) = &self.pids {
+            pids.limit_pod(dir, phase);
         }
     }
 
@@ -196,6 +210,9 @@ impl Runs {
             }));
         }
         let seen = dir.exists();
+        if seen {
+            self.limit(&dir, phase);
+        }
         self.runs.insert(
             uid,
             Run { active, view, driver, terminal: false, seen, missing: HashMap::new() },
@@ -213,6 +230,9 @@ impl Runs {
             let dir = run.active.cgroup.clone();
             if !run.seen && dir.exists() {
                 run.seen = true;
+                if let Some(pids) = &self.pids {
+                    pids.limit_pod(&dir, run.active.phase);
+                }
                 if let Err(e) = self.tracker.track_present(&run.active) {
                     tracing::warn!(cgroup = %dir.display(), error = %e, "cannot track the pod's cgroup");
                 }

@@ -33,7 +33,14 @@
 //! - `memfd`             make and write a memfd (without running it)
 //! - `raw-socket`, `packet-socket`, `ping-socket`, `unix-connect:PATH`
 //! - `mptcp-connect:ADDR`, `connect-mapped:PORT`
+//!
+//! and the loads of `load.rs`:
+//! - `fork-bomb:MS:CAP:FILE`   every process forks for MS ms (at most CAP alive); the
+//!   outcome (forks made, refused with EAGAIN, most alive at once) goes to FILE
+//! - `open-cycle:DIR:N:MS:FILE`   open N files of DIR in turn for MS ms; the count to FILE
+//! - `connect-cycle:N:MS:FILE`   UDP-connect to 127.0.0.1 ports 1..=N in turn for MS ms
 mod evasion;
+mod load;
 
 use std::{
     io::{Read as _, Write as _},
@@ -134,6 +141,9 @@ fn trick(step: &str) -> Option<Result<(), String>> {
         "unix-connect" => evasion::unix_connect(arg),
         "mptcp-connect" => evasion::mptcp_connect(arg),
         "connect-mapped" => evasion::connect_mapped(arg),
+        "fork-bomb" => load::fork_bomb(arg),
+        "open-cycle" => load::open_cycle(arg),
+        "connect-cycle" => load::connect_cycle(arg),
         _ => return None,
     })
 }

@@ -34,7 +34,8 @@ pub fn run_tests(filter: Option<&str>) -> anyhow::Result<()> {
     util::run(cargo().args(unit).args(["--", "_props::"]).env("PROPTEST_CASES", PROPERTY_CASES))?;
     require_root("the integration tests")?;
     let mut cmd = cargo();
-    cmd.args(["test", "--release", "--package", "paddock-tests"]);
+    // Every test file runs, whatever an earlier one did: a run reports all that failed.
+    cmd.args(["test", "--release", "--no-fail-fast", "--package", "paddock-tests"]);
     match filter {
         // the name of a file in tests/tests: that whole test target
         Some(name) if util::root().join(format!("tests/tests/{name}.rs")).is_file() => {

@@ -288,3 +288,28 @@ fn the_state_files_are_the_daemons_alone() {
     assert_eq!(mode(&state.join("baselines/shadow.toml")), 0o600);
     assert_eq!(mode(&state.join("audit.db")), 0o600);
 }
+
+/// A process of an investigation that sends the control socket a request line that never
+/// ends is cut off after 64 KiB (the daemon does not hold what it sends), told why, and the
+/// daemon goes on answering.
+#[test]
+fn an_endless_request_line_is_cut_off() {
+    if !root_or_skip("an_endless_request_line_is_cut_off") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let flood = format!("unix-flood:{}:{}", daemon.socket.display(), 256 << 20);
+    let out = daemon.run_actor("flooder", "shadow", &[&flood]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("request line longer than 65536 bytes"), "{stdout}");
+    let sent: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("unix-flood sent "))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    // What the socket buffers took beyond the limit, never the 256 MiB.
+    assert!(sent < 16 << 20, "the daemon took {sent} bytes of one line");
+    let status = daemon.status();
+    assert!(status["probes"].as_array().is_some_and(|p| !p.is_empty()), "{status}");
+}

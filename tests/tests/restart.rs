@@ -435,3 +435,64 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
     let _ = sleeper.kill();
     let _ = sleeper.wait();
 }
+
+/// What the programs report while no daemon runs waits in the ring buffer for the next
+/// daemon; what the buffer cannot hold is counted as lost, against the investigation, and
+/// said in the log. Every open is one or the other.
+#[test]
+fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
+    if !root_or_skip("records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost") {
+        return;
+    }
+    const OPENS: u64 = 5000;
+    let settings = Settings {
+        ring_buffer_bytes: Some(64 * 1024),
+        extra: "\n[limits]\nrecords_per_second = 0\n".into(),
+        ..Default::default()
+    };
+    let mut daemon = Daemon::start_with(settings);
+    let work = tempfile::tempdir().unwrap();
+    let fifo = work.path().join("fifo");
+    mkfifo(&fifo);
+    let dir = work.path().join("files");
+    std::fs::create_dir(&dir).unwrap();
+    let flood = format!("{} touch-many:{}:{OPENS}", actor(), dir.display());
+    let client = daemon
+        .paddock(&["run", "--investigation-id", "unread", "--phase", "autonomous", "--"])
+        .args(["sh", "-c", &waiting(&fifo, &flood)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("paddock run");
+    wait_running(&daemon, &["unread"]);
+
+    daemon.kill9();
+    release(&fifo);
+    // The flood runs its course with no daemon reading.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&dir).unwrap().count() < OPENS as usize {
+        assert!(Instant::now() < deadline, "the flood did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let daemon = daemon.restart();
+    let out = finish_or(client, Duration::from_secs(30), || daemon.log());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = daemon.events_of("unread", Duration::from_secs(20));
+    let status = daemon.status();
+    let lost = status["lost_records"]["open"].as_u64().unwrap_or(0);
+    let prefix = dir.to_str().unwrap();
+    let delivered =
+        of_kind(&events, "open", |e| e["path"].as_str().is_some_and(|p| p.starts_with(prefix)))
+            .len() as u64;
+    assert!(lost > 0, "{OPENS} opens fit a 64 KiB buffer? {status}");
+    assert!(delivered > 0, "nothing the buffer kept was read by the next daemon");
+    assert!(
+        delivered + lost >= OPENS,
+        "every open was delivered or counted as lost: {delivered} delivered, {lost} lost"
+    );
+    let ended = of_kind(&events, "ended", |_| true);
+    assert_eq!(ended.len(), 1, "{}", dump(&events));
+    assert!(ended[0]["lost_records"].as_u64().unwrap_or(0) >= lost, "{}", ended[0]);
+    assert!(daemon.log().contains("records the kernel could not keep while no daemon read them"));
+}

@@ -2,13 +2,14 @@
 use std::sync::Arc;
 
 use tokio::{
-    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader},
+    io::{AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::broadcast::error::RecvError,
 };
 use tokio_util::sync::CancellationToken;
 
 use super::{
+    lines::{self, LineError},
     peer::{self, Peer},
     protocol::{Reply, Request},
 };
@@ -69,8 +70,22 @@ async fn handle(
 ) -> std::io::Result<()> {
     let peer = Peer::identify(&stream.peer_cred()?, &state.tracker);
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut input = BufReader::new(read);
+    let limit = if peer.investigation.is_none() && peer.is_admin(state.admin_gid) {
+        lines::MAX_ADMIN_LINE
+    } else {
+        lines::MAX_LINE
+    };
+    loop {
+        let line = match lines::next_line(&mut input, limit).await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(LineError::Io(e)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(pid = peer.pid, uid = peer.uid, error = %e, "control connection dropped");
+                return send(&mut write, &error(format!("bad request: {e}"))).await;
+            }
+        };
         let request: Request = match serde_json::from_str(&line) {
             Ok(request) => request,
             Err(e) => {
@@ -121,10 +136,17 @@ async fn handle(
                 loop {
                     // A stopping daemon hangs up: the client rejoins the next one.
                     let line = tokio::select! {
-                        line = lines.next_line() => line?,
-                        () = shutdown.cancelled() => None,
+                        line = lines::next_line(&mut input, lines::MAX_LINE) => line,
+                        () = shutdown.cancelled() => Ok(None),
                     };
-                    let Some(line) = line else { break };
+                    let line = match line {
+                        Ok(Some(line)) => line,
+                        Ok(None) => break,
+                        Err(LineError::Io(e)) => return Err(e),
+                        Err(e) => {
+                            return send(&mut write, &error(format!("bad request: {e}"))).await;
+                        }
+                    };
                     match serde_json::from_str(&line) {
                         Ok(Request::Exited { status }) => {
                             tracing::debug!(investigation = %session.active.id, status, "command exited");
@@ -147,7 +169,7 @@ async fn handle(
                     Ok(filter) => filter,
                     Err(e) => return send(&mut write, &error(e)).await,
                 };
-                let mut read = lines.into_inner().into_inner();
+                let mut read = input.into_inner();
                 return stream_events(&state, &mut read, &mut write, follow, filter, shutdown)
                     .await;
             }

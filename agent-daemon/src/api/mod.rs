@@ -5,6 +5,7 @@ pub mod audit;
 mod audit_tests;
 pub mod control;
 pub mod http;
+mod lines;
 pub mod peer;
 pub mod protocol;
 #[cfg(test)]

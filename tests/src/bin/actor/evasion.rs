@@ -347,6 +347,30 @@ pub fn unix_connect(path: &str) -> Step {
     Ok(())
 }
 
+/// `unix-flood:PATH:BYTES`: connect to the unix socket PATH, send BYTES bytes with no
+/// newline (a request line that never ends), then print how much went out and the first
+/// line that came back.
+pub fn unix_flood(arg: &str) -> Step {
+    use std::io::BufRead as _;
+    let (path, bytes) = arg.rsplit_once(':').ok_or("unix-flood: PATH:BYTES")?;
+    let bytes: usize = bytes.parse().map_err(|e| format!("unix-flood: {e}"))?;
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|e| os(e, "unix-flood: connect"))?;
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < bytes {
+        match stream.write(&chunk[..chunk.len().min(bytes - sent)]) {
+            Ok(n) => sent += n,
+            Err(_) => break, // the other end hung up
+        }
+    }
+    let mut reply = String::new();
+    let _ = std::io::BufReader::new(&stream).read_line(&mut reply);
+    println!("unix-flood sent {sent}");
+    println!("unix-flood reply {}", reply.trim_end());
+    Ok(())
+}
+
 /// `mptcp-connect:ADDR`: a Multipath TCP connect to ADDR (host:port).
 pub fn mptcp_connect(addr: &str) -> Step {
     let addr: std::net::SocketAddrV4 = addr.parse().map_err(|e| format!("mptcp-connect: {e}"))?;

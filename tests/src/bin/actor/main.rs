@@ -139,6 +139,7 @@ fn trick(step: &str) -> Option<Result<(), String>> {
         "memfd" => evasion::memfd(),
         "raw-socket" | "packet-socket" | "ping-socket" => evasion::socket(verb),
         "unix-connect" => evasion::unix_connect(arg),
+        "unix-flood" => evasion::unix_flood(arg),
         "mptcp-connect" => evasion::mptcp_connect(arg),
         "connect-mapped" => evasion::connect_mapped(arg),
         "fork-bomb" => load::fork_bomb(arg),

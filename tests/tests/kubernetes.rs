@@ -267,6 +267,68 @@ mod kubernetes {
         follower.wait_for(WAIT, |e| e["kind"] == "ended");
     }
 
+    /// A daemon killed while a pod runs: the next one adopts the pod (same instance, a
+    /// `resumed` event) and the process that had left the pod's cgroup, which only the
+    /// kernel's process table still tied to it; the investigation ends once that process
+    /// is gone too.
+    #[test]
+    fn a_restarted_daemon_adopts_its_pods_and_the_processes_that_left_them() {
+        if !root_or_skip("a_restarted_daemon_adopts_its_pods_and_the_processes_that_left_them") {
+            return;
+        }
+        let cluster = Cluster::connect();
+        let ns = cluster.namespace("pod-adopt");
+        let world = World::new();
+        let mut daemon = world.daemon(&cluster, "");
+        let follower = daemon.follow(Some("inv-kept"));
+        let (_job, _uid, dir) =
+            job_and_pod(&cluster, &world, &ns.name, "inv-kept", &labels("inv-kept", "shadow"));
+        follower.wait_for(WAIT, |e| e["kind"] == "started");
+        let go = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        std::fs::remove_file(&go).unwrap();
+        // Leaves the pod's cgroup for the root (learning: observed, not killed), waits for
+        // the go, then execs the actor, which runs /bin/true.
+        let script = format!(
+            "echo $$ > {root}/cgroup.procs; while [ ! -e {go} ]; do sleep 0.05; done; \
+             exec {a} exec:/bin/true sleep:1500",
+            root = kubelet::cgroup2_mount().display(),
+            go = go.display(),
+            a = actor_bin().display()
+        );
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", &script]);
+        let mut sh = kubelet::spawn_in(&dir, cmd);
+        follower.wait_for(WAIT, |e| e["kind"] == "escape");
+        let instance = tracked_pods(&daemon)
+            .iter()
+            .find(|p| p["id"] == "inv-kept")
+            .and_then(|p| p["instance"].as_u64())
+            .expect("tracked");
+
+        daemon.kill9();
+        let daemon = daemon.restart();
+        wait_ready(&daemon);
+        let pods = tracked_pods(&daemon);
+        let me: Vec<&Value> = pods.iter().filter(|p| p["id"] == "inv-kept").collect();
+        assert_eq!(me.len(), 1, "{pods:?}");
+        assert_eq!(me[0]["instance"].as_u64(), Some(instance), "adopted with its instance");
+        let follower = daemon.follow(Some("inv-kept"));
+        std::fs::write(&go, "").unwrap();
+        follower.wait_for(WAIT, |e| e["kind"] == "exec" && e["path"] == "/bin/true");
+        // The pod is over; its escaped process still runs, so the investigation does not end
+        // until it is gone.
+        cluster.set_phase(&ns.name, "inv-kept-pod", "Succeeded");
+        assert!(wait_exit(&mut sh, WAIT).success());
+        follower.wait_for(WAIT, |e| e["kind"] == "ended");
+        let events = daemon.events_of("inv-kept", WAIT);
+        assert_eq!(of_kind(&events, "resumed", |_| true).len(), 1, "{}", dump(&events));
+        let true_exec = of_kind(&events, "exec", |e| e["path"] == "/bin/true");
+        assert_eq!(true_exec.len(), 1, "{}", dump(&events));
+        assert!(true_exec.iter().all(|e| e["instance"].as_u64() == Some(instance)));
+        let ended = of_kind(&events, "ended", |_| true);
+        assert_eq!(ended[0]["outcome"], "ok", "{}", dump(&events));
+    }
+
     #[test]
     fn an_unknown_phase_is_observed_with_a_warning_event_or_ignored() {
         if !root_or_skip("an_unknown_phase_is_observed_with_a_warning_event_or_ignored") {

@@ -395,11 +395,12 @@ impl Tracker {
                 return adopted;
             }
             let tracked = if active.source == "kubernetes" && !path.is_empty() {
-                self.kernel()
+                // The kernel's lock is released before `track_present` takes it again.
+                let registered = self
+                    .kernel()
                     .maps
-                    .register_path(fnv1a(path.as_bytes()), Self::tracked(&active))
-                    .map_err(TrackerError::from)
-                    .and_then(|()| self.track_present(&active))
+                    .register_path(fnv1a(path.as_bytes()), Self::tracked(&active));
+                registered.map_err(TrackerError::from).and_then(|()| self.track_present(&active))
             } else {
                 self.track_present(&active)
             };

@@ -86,7 +86,7 @@ fn wait_running(daemon: &Daemon, ids: &[&str]) {
         if ids.iter().all(|id| running.contains(id)) {
             return;
         }
-        assert!(Instant::now() < deadline, "{ids:?} not all running: {status}");
+        assert!(Instant::now() < deadline, "{ids:?} not all running: {status}\n{}", daemon.log());
         std::thread::sleep(Duration::from_millis(50));
     }
 }

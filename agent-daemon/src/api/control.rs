@@ -93,6 +93,11 @@ async fn handle(
                 continue;
             }
         };
+        if shutdown.is_cancelled() {
+            // A stopping daemon answers nothing more: what it would say may already be out
+            // of date (records it will not read), and a client asks the next daemon.
+            return Ok(());
+        }
         if let Err(refusal) = peer::check(&peer, &request, state.admin_gid) {
             refused(&state, &peer, &refusal).await;
             send(&mut write, &error(format!("refused: {}", refusal.reason))).await?;
@@ -116,6 +121,9 @@ async fn handle(
             }
             Request::Rejoin { investigation_id, instance, status } => {
                 let reply = rejoin(&state, &peer, &investigation_id, instance, status).await;
+                if shutdown.is_cancelled() {
+                    return Ok(()); // judged by a daemon that stopped reading: ask the next
+                }
                 send(&mut write, &reply).await?
             }
             Request::Run { investigation_id, phase } => {
@@ -153,6 +161,11 @@ async fn handle(
                             // Every record and counter up to now judged: a kill (by the
                             // kernel too, failing closed) is known by now.
                             state.tracker.judge_now(&session.active).await;
+                            if shutdown.is_cancelled() {
+                                // Its last records may be unread: the client rejoins the
+                                // next daemon, which reads them.
+                                return Ok(());
+                            }
                             let killed = state.outcomes.killed(session.active.instance);
                             send(&mut write, &Reply::Outcome { killed }).await?;
                         }

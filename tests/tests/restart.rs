@@ -30,7 +30,18 @@ fn mkfifo(path: &Path) {
 
 /// Open `fifo` for writing (the reader waiting on it goes on) and close it.
 fn release(fifo: &Path) {
-    let mut f = std::fs::OpenOptions::new().write(true).open(fifo).expect("open fifo");
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Non-blocking, so that a reader that never came fails the test instead of hanging it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut f = loop {
+        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo) {
+            Ok(f) => break f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("nobody reads {} ({e})", fifo.display()),
+        }
+    };
     let _ = f.write_all(b"go\n");
 }
 
@@ -74,14 +85,25 @@ fn start(daemon: &Daemon, id: &str, line: &str) -> Child {
         .expect("paddock run")
 }
 
-/// Wait until `daemon` reports `ids` running.
+/// Wait until `daemon` reports `ids` running, each with its command started in its cgroup
+/// (so its client had the daemon's answer: a daemon killed now leaves it running).
 fn wait_running(daemon: &Daemon, ids: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let status = daemon.status();
         let running: Vec<&str> = status["investigations"]
             .as_array()
-            .map(|a| a.iter().filter_map(|i| i["id"].as_str()).collect())
+            .map(|a| {
+                a.iter()
+                    .filter(|i| {
+                        i["cgroup"].as_str().is_some_and(|c| {
+                            std::fs::read_to_string(format!("{c}/cgroup.procs"))
+                                .is_ok_and(|p| !p.trim().is_empty())
+                        })
+                    })
+                    .filter_map(|i| i["id"].as_str())
+                    .collect()
+            })
             .unwrap_or_default();
         if ids.iter().all(|id| running.contains(id)) {
             return;
@@ -290,6 +312,7 @@ fn replaced_with_no_window(replacement: Replacement) {
         }
         Replacement::OtherVersion => daemon.kill9(),
     }
+    let dead = Instant::now();
     match replacement {
         Replacement::Restart => {}
         Replacement::NewLayout => {
@@ -347,7 +370,7 @@ fn replaced_with_no_window(replacement: Replacement) {
     for (i, client) in probes.clients.into_iter().enumerate() {
         if i < released.len() {
             let out = finish_or(client, Duration::from_secs(30), || daemon.log());
-            let unknown = released[i] < down
+            let unknown = released[i] < dead
                 && matches!(replacement, Replacement::OtherVersion)
                 && out.status.code() == Some(125)
                 && stderr(&out).contains("the audit store has no ended run of it");

@@ -7,18 +7,31 @@ use crate::{
     },
 };
 
-// SAFETY: all of these are `#[repr(C)]`, `Copy`, built only of integers and arrays of
-// integers, with explicit padding fields, so every bit pattern is a valid value.
+// Every type here is `#[repr(C)]`, `Copy`, built only of integers and arrays of integers,
+// with explicit padding fields, so every bit pattern is a valid value.
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for Config {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for Tracked {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for FastEntry {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for TaskEntry {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for SlotState {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for SyscallCounts {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for EgressCounts {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for ReadKey {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for PhasePolicy {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for PathKey {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for SocketKey {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for RateState {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for EgressKey {}

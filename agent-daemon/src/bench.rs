@@ -182,8 +182,9 @@ fn peak_rss_kib() -> u64 {
 }
 
 fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct.
+    // SAFETY: `rusage` is plain integers: all zeroes is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(usage.ru_utime) + t(usage.ru_stime)

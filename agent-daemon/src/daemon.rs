@@ -211,6 +211,7 @@ fn lock(socket: &Path) -> anyhow::Result<File> {
 /// The id of group `name`, if it exists.
 fn group_id(name: &str) -> Option<u32> {
     let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: a C struct of integers and pointers: all zeroes (null pointers) is valid.
     let mut group: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16 * 1024];
     let mut found: *mut libc::group = std::ptr::null_mut();

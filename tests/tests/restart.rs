@@ -114,7 +114,7 @@ fn wait_running(daemon: &Daemon, ids: &[&str]) {
 }
 
 fn finish(child: Child, within: Duration) -> Output {
-    finish_or(child, within, || String::new())
+    finish_or(child, within, String::new)
 }
 
 /// [`finish`], with `context` (a daemon's log) in the failure.

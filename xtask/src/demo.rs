@@ -57,7 +57,7 @@ fn show_events(daemon: &Daemon, id: &str) -> anyhow::Result<()> {
 
 pub fn run() -> anyhow::Result<()> {
     util::require_root("the demo")?;
-    crate::setup::run_setup_steps()?;
+    crate::setup::build_steps()?;
     util::build(true)?;
     say("paddock daemon");
     let daemon = Daemon::start(&util::target_bin(true, "paddock"), "demo", "")?;

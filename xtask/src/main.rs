@@ -4,6 +4,7 @@ mod bench;
 mod daemon;
 mod demo;
 mod k8s;
+mod lint;
 mod servers;
 mod setup;
 mod test;
@@ -34,6 +35,8 @@ enum Command {
     },
     /// Set up, build, and show paddock watching a local investigation (needs root).
     Demo,
+    /// rustfmt --check and clippy (warnings are errors) on every host crate.
+    Lint,
     /// The tests' Kubernetes control plane, for developers: `start` leaves it running,
     /// `env` prints what to export to use it, `stop` ends it.
     K8s {
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Build { release } => util::build(release),
         Command::Test { filter } => test::run(filter.as_deref()),
         Command::Demo => demo::run(),
+        Command::Lint => lint::run(),
         Command::K8s { action } => k8s::run(action),
         Command::Bench { which } => bench::run(which),
     }

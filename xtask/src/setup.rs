@@ -11,9 +11,16 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const APT_PACKAGES: &[&str] =
     &["etcd-server", "openssl", "curl", "prometheus", "prometheus-alertmanager"];
 
-pub fn run_setup_steps() -> anyhow::Result<()> {
+/// What building paddock needs: the nightly `rust-src` and `bpf-linker` (the demo needs no
+/// more).
+pub fn build_steps() -> anyhow::Result<()> {
     rust_src()?;
-    bpf_linker()?;
+    bpf_linker()
+}
+
+/// Everything: the build, and the servers and tools the tests use.
+pub fn run_setup_steps() -> anyhow::Result<()> {
+    build_steps()?;
     apt(APT_PACKAGES)?;
     kubectl()?;
     crate::servers::kubernetes::build()

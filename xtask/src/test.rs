@@ -20,6 +20,7 @@ const PROPERTY_CASES: &str = "150000";
 pub fn run_tests(filter: Option<&str>) -> anyhow::Result<()> {
     crate::setup::run_setup_steps()?;
     build(true)?;
+    crate::lint::run()?;
     let unit = [
         "test",
         "--release",

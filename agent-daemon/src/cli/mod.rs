@@ -99,10 +99,16 @@ fn socket(cli_socket: Option<PathBuf>) -> PathBuf {
     cli_socket.unwrap_or_else(|| DEFAULT_SOCKET.into())
 }
 
+/// Logs to stderr: coloured only on a terminal (a log file or `kubectl logs` gets plain
+/// text), JSON lines with `--log-json` (`PADDOCK_LOG_JSON=true`).
 fn init_logging(json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {

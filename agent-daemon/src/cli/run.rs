@@ -205,6 +205,7 @@ struct Identity {
 
 /// A user's uid, primary gid and name, by name or number.
 fn user(spec: &str) -> anyhow::Result<(libc::uid_t, libc::gid_t, CString)> {
+    // SAFETY: a C struct of integers and pointers: all zeroes (null pointers) is valid.
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16 * 1024];
     let mut found: *mut libc::passwd = std::ptr::null_mut();
@@ -242,6 +243,7 @@ fn group(spec: &str) -> anyhow::Result<libc::gid_t> {
         return Ok(gid);
     }
     let name = CString::new(spec)?;
+    // SAFETY: a C struct of integers and pointers: all zeroes (null pointers) is valid.
     let mut gr: libc::group = unsafe { std::mem::zeroed() };
     let mut buf = vec![0u8; 16 * 1024];
     let mut found: *mut libc::group = std::ptr::null_mut();

@@ -9,10 +9,7 @@ use std::{
     time::Duration,
 };
 
-use agent_common::event::{
-    KIND_CGROUP, KIND_CONNECT, KIND_COUNT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE,
-    KIND_OPEN, KIND_PATH_OP, KIND_SOCKET, KIND_SYSCALL, KIND_UNIX, KIND_URING,
-};
+use agent_common::event::KIND_COUNT;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use tokio::{net::UnixListener, signal::unix::SignalKind, sync::mpsc};
@@ -65,24 +62,6 @@ pub struct State {
     pub refusals: Arc<crate::api::peer::Refusals>,
 }
 
-pub fn kind_name(kind: u32) -> &'static str {
-    match kind {
-        KIND_SYSCALL => "syscall",
-        KIND_FORK => "fork",
-        KIND_EXEC => "exec",
-        KIND_EXIT => "exit",
-        KIND_OPEN => "open",
-        KIND_CONNECT => "connect",
-        KIND_CGROUP => "cgroup",
-        KIND_PATH_OP => "file_op",
-        KIND_UNIX => "unix",
-        KIND_SOCKET => "socket",
-        KIND_MIGRATE => "escape",
-        KIND_URING => "io_uring",
-        _ => "other",
-    }
-}
-
 impl State {
     /// How an ended run went, from the audit store (read-only), if it knows: for a client
     /// rejoining after its investigation ended under an earlier daemon. A run closed as
@@ -120,7 +99,10 @@ impl State {
             Ok(lost) => {
                 for (kind, n) in lost.iter().enumerate().take(KIND_COUNT as usize) {
                     if *n > 0 {
-                        *out.entry(kind_name(kind as u32).to_owned()).or_default() += n;
+                        *out.entry(
+                            crate::kernel::decode::record_kind_name(kind as u32).to_owned(),
+                        )
+                        .or_default() += n;
                     }
                 }
             }

@@ -273,6 +273,25 @@ pub fn record_bytes<T: Copy>(value: &T) -> Vec<u8> {
 }
 
 /// Byte views of records, for tests here and in the pipeline.
+/// The name of a kernel record kind, as the lost-record counts and metrics label it.
+pub fn record_kind_name(kind: u32) -> &'static str {
+    match kind {
+        KIND_SYSCALL => "syscall",
+        KIND_FORK => "fork",
+        KIND_EXEC => "exec",
+        KIND_EXIT => "exit",
+        KIND_OPEN => "open",
+        KIND_CONNECT => "connect",
+        KIND_CGROUP => "cgroup",
+        KIND_PATH_OP => "file_op",
+        KIND_UNIX => "unix",
+        KIND_SOCKET => "socket",
+        KIND_MIGRATE => "escape",
+        KIND_URING => "io_uring",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 pub mod fixtures {
     use agent_common::event::{COMM_LEN, Header};

@@ -9,7 +9,6 @@ use prometheus_client::{
 };
 
 use crate::{
-    daemon::kind_name,
     hub::Hub,
     judge::PhaseSummary,
     kernel::{Kernel, reader::ReaderStats},
@@ -134,7 +133,7 @@ impl Collector for StatsCollector {
                     MetricType::Counter,
                 )?;
                 for (kind, n) in lost.iter().enumerate().skip(1) {
-                    let labels = [("kind", kind_name(kind as u32))];
+                    let labels = [("kind", crate::kernel::decode::record_kind_name(kind as u32))];
                     ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
                 }
             }

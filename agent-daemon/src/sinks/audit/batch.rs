@@ -8,10 +8,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
-use super::{
-    AuditError, AuditRecord, AuditStore,
-    filter::{kind_name, to_ns},
-};
+use super::{AuditError, AuditRecord, AuditStore, filter::to_ns};
 use crate::events::{Event, EventKind};
 
 /// What a batch came to: events committed, and records refused as malformed (not retried).
@@ -56,7 +53,7 @@ pub(super) fn prepare(records: &[AuditRecord]) -> (Vec<Row<'_>>, usize) {
                 instance: event.instance,
                 event,
                 time_ns,
-                kind: kind_name(&event.kind),
+                kind: event.kind.name(),
                 body,
             }),
             Err(error) => {
@@ -64,7 +61,7 @@ pub(super) fn prepare(records: &[AuditRecord]) -> (Vec<Row<'_>>, usize) {
                 tracing::warn!(
                     investigation = %event.investigation,
                     instance = event.instance,
-                    kind = kind_name(&event.kind),
+                    kind = event.kind.name(),
                     %error,
                     "audit store: event refused"
                 );

@@ -6,17 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::AuditError;
-use crate::{
-    events::EventKind,
-    identity::{InvestigationId, Phase},
-};
+use crate::identity::{InvestigationId, Phase};
 
 pub use crate::events::EVENT_KINDS;
-
-/// The `kind` tag of `kind`, as stored in `events.kind`.
-pub fn kind_name(kind: &EventKind) -> &'static str {
-    kind.name()
-}
 
 /// `given` if it is an event kind, else an error listing them.
 pub fn check_kind(given: &str) -> Result<&'static str, AuditError> {
@@ -167,7 +159,7 @@ mod tests {
         for (kind, name) in kinds.iter().zip(EVENT_KINDS) {
             let json = serde_json::to_value(kind).unwrap();
             assert_eq!(json["kind"], name);
-            assert_eq!(kind_name(kind), name);
+            assert_eq!(kind.name(), name);
             assert_eq!(check_kind(name).unwrap(), name);
         }
     }

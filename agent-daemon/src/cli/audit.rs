@@ -135,12 +135,12 @@ pub fn main(args: AuditArgs, socket: &Path) -> anyhow::Result<i32> {
                 }
                 Format::Table => {
                     println!(
-                        "{:>6} {:<32} {:<13} {:<8} {:<24} {:>8}  REASON",
+                        "{:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  REASON",
                         "RUN", "INVESTIGATION", "PHASE", "OUTCOME", "STARTED", "EVENTS"
                     );
                     for r in &runs {
                         println!(
-                            "{:>6} {:<32} {:<13} {:<8} {:<24} {:>8}  {}",
+                            "{:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  {}",
                             r.run,
                             r.id.as_str(),
                             r.phase.as_str(),

@@ -415,7 +415,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     // Adopt what an earlier daemon left running, before the ring buffer is read: records
     // the kernel kept for them meanwhile are theirs.
-    let tracker = Arc::new(Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2, saved));
+    let tracker = Arc::new(
+        Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2, saved).keeping_on_stop(keep),
+    );
     let adopted = tracker.adopt(to_adopt).await;
     for refused in &adopted.refused {
         tracing::error!(%refused, "a saved investigation cannot be adopted");

@@ -35,11 +35,11 @@ pub struct ReaderStats {
 pub struct FlushHandle(mpsc::Sender<oneshot::Sender<()>>);
 
 impl FlushHandle {
-    pub async fn flush(&self) {
+    /// Wait until every record written so far has been read and passed on. False when the
+    /// reader has stopped (the daemon is stopping): nothing was read.
+    pub async fn flush(&self) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self.0.send(tx).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.0.send(tx).await.is_ok() && rx.await.is_ok()
     }
 }
 

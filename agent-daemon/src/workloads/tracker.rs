@@ -46,6 +46,8 @@ pub struct Tracker {
     cgroup2: Cgroup2,
     /// The running investigations on disk, for the next daemon.
     saved: SavedRuns,
+    /// A stopping daemon leaves its investigations to the next (`daemon.on_stop`).
+    keep_on_stop: bool,
     /// Instance numbers below this one may have been handed out (reserved on disk).
     reserved: Mutex<u32>,
     /// Investigations that ended lately (instance, id), for `paddock run` clients that
@@ -91,9 +93,16 @@ impl Tracker {
             flush,
             cgroup2,
             saved,
+            keep_on_stop: false,
             reserved: Mutex::new(first),
             ended: Mutex::default(),
         }
+    }
+
+    /// Leave investigations that end while the daemon stops (their last records unread) to
+    /// the next daemon, rather than end them unjudged.
+    pub fn keeping_on_stop(self, keep: bool) -> Tracker {
+        Tracker { keep_on_stop: keep, ..self }
     }
 
     /// Make sure instance numbers up to `instance` are reserved on disk.
@@ -302,8 +311,9 @@ impl Tracker {
     }
 
     /// Wait until every record the kernel has written so far has been handled.
-    pub async fn flush(&self) {
-        self.flush.flush().await;
+    /// See [`FlushHandle::flush`].
+    pub async fn flush(&self) -> bool {
+        self.flush.flush().await
     }
 
     /// End `active`: its processes are gone (at `emptied_at`), or no longer ours to watch.
@@ -312,7 +322,11 @@ impl Tracker {
         active: &Active,
         emptied_at: DateTime<Utc>,
     ) -> Result<SlotCounters, TrackerError> {
-        self.flush().await;
+        if !self.flush().await && self.keep_on_stop {
+            // Its last records (a kill the kernel decided, say) wait in the ring buffer:
+            // the next daemon adopts it, reads them, and ends it with the right outcome.
+            return Err(TrackerError::Stopping);
+        }
         let (counters, untracked) = {
             let mut kernel = self.kernel();
             let counters = kernel.maps.counters(active.slot);

@@ -1,28 +1,23 @@
 //! `paddock daemon`: put the pieces together, serve until SIGTERM or SIGINT, take them apart.
 use std::{
-    collections::BTreeMap,
     fs::File,
     io::{Read as _, Seek as _, Write as _},
     os::unix::{fs::OpenOptionsExt as _, io::AsRawFd as _},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, atomic::Ordering},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use agent_common::event::KIND_COUNT;
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::{net::UnixListener, signal::unix::SignalKind, sync::mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    api::{
-        control, http,
-        protocol::{AuditStatus, InvestigationStatus, StatusReport},
-    },
+    api::{control, http, state::State},
     baseline::store::Store,
     config::{Config, OnStop},
-    enforce::{self, Enforcer, Outcomes},
+    enforce::{self, Enforcer},
     hub::Hub,
     judge::Judge,
     kernel::{
@@ -41,126 +36,6 @@ use crate::{
 pub const RECORDS_QUEUE: usize = 8 * 1024;
 /// Events waiting for the metrics sink, which only counts them.
 pub const METRICS_QUEUE: usize = 16 * 1024;
-
-/// What the control socket and status reports reach.
-pub struct State {
-    pub tracker: Arc<Tracker>,
-    pub hub: Arc<Hub>,
-    pub local: LocalSource,
-    /// Why killed investigations were killed.
-    pub outcomes: Arc<Outcomes>,
-    kernel: Arc<Mutex<Kernel>>,
-    reader_stats: Arc<ReaderStats>,
-    pipeline_stats: Arc<PipelineStats>,
-    started: DateTime<Utc>,
-    probes: Vec<String>,
-    http_address: std::net::SocketAddr,
-    audit: Option<(PathBuf, Arc<AuditStats>)>,
-    /// The control socket's group: its members may make admin requests.
-    pub admin_gid: Option<u32>,
-    /// Control requests refused, by request.
-    pub refusals: Arc<crate::api::peer::Refusals>,
-}
-
-impl State {
-    /// How an ended run went, from the audit store (read-only), if it knows: for a client
-    /// rejoining after its investigation ended under an earlier daemon. A run closed as
-    /// interrupted without a kill verdict is not known.
-    pub async fn stored_outcome(
-        &self,
-        instance: u32,
-        id: &crate::identity::InvestigationId,
-    ) -> Option<audit::query::RunOutcome> {
-        let path = self.audit.as_ref()?.0.clone();
-        let id = id.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            AuditStore::open_read_only(&path).and_then(|store| store.outcome_of(instance, &id))
-        })
-        .await;
-        match found {
-            Ok(Ok(Some(stored)))
-                if stored.killed.is_some() || stored.outcome != audit::Outcome::Interrupted =>
-            {
-                Some(stored)
-            }
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot read an outcome from the audit store");
-                None
-            }
-            Err(_) => None,
-        }
-    }
-
-    fn lost(&self) -> BTreeMap<String, u64> {
-        let lost = self.kernel.lock().unwrap_or_else(|e| e.into_inner()).maps.lost();
-        let mut out = BTreeMap::new();
-        match lost {
-            Ok(lost) => {
-                for (kind, n) in lost.iter().enumerate().take(KIND_COUNT as usize) {
-                    if *n > 0 {
-                        *out.entry(
-                            crate::kernel::decode::record_kind_name(kind as u32).to_owned(),
-                        )
-                        .or_default() += n;
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read lost-record counters"),
-        }
-        out
-    }
-
-    pub fn status(&self) -> StatusReport {
-        let investigations = self
-            .tracker
-            .active()
-            .into_iter()
-            .map(|a| {
-                let counters = self.tracker.counters(a.slot).unwrap_or_default();
-                InvestigationStatus {
-                    id: a.id.to_string(),
-                    phase: a.phase.to_string(),
-                    instance: a.instance,
-                    source: a.source.into(),
-                    cgroup: a.cgroup,
-                    pod: a.pod.as_ref().map(|p| format!("{}/{}", p.namespace, p.name)),
-                    job: a.pod.and_then(|p| p.job),
-                    started: a.started,
-                    syscalls: counters.syscalls.iter().map(|(_, n)| n).sum(),
-                    distinct_syscalls: counters.syscalls.len(),
-                    egress_bytes: counters.egress_bytes,
-                }
-            })
-            .collect();
-        let lost_records = self.lost();
-        StatusReport {
-            version: env!("CARGO_PKG_VERSION").into(),
-            pid: std::process::id(),
-            started: self.started,
-            http: self.http_address.to_string(),
-            probes: self.probes.clone(),
-            investigations,
-            tracked_cgroups: self
-                .kernel
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .maps
-                .tracked_cgroups(),
-            records_read: self.reader_stats.records.load(Ordering::Relaxed),
-            events_published: self.hub.published.load(Ordering::Relaxed),
-            malformed_records: self.reader_stats.malformed.load(Ordering::Relaxed),
-            unattributed_records: self.pipeline_stats.unattributed.load(Ordering::Relaxed),
-            lost_total: lost_records.values().sum(),
-            lost_records,
-            sink_drops: self.hub.sink_drops().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-            audit: self.audit.as_ref().map(|(path, stats)| {
-                let (stored, batches, failed, bytes) = stats.snapshot();
-                AuditStatus { path: path.clone(), stored, batches, failed, bytes }
-            }),
-        }
-    }
-}
 
 /// Hold `<socket>.lock` for the daemon's lifetime: one daemon per socket.
 fn lock(socket: &Path) -> anyhow::Result<File> {

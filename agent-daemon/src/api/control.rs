@@ -8,12 +8,13 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::state::State;
 use super::{
     lines::{self, LineError},
     peer::{self, Peer},
     protocol::{Reply, Request},
 };
-use crate::{daemon::State, events::Event, identity::InvestigationId};
+use crate::{events::Event, identity::InvestigationId};
 
 pub async fn serve(listener: UnixListener, state: Arc<State>, shutdown: CancellationToken) {
     loop {

@@ -10,3 +10,4 @@ pub mod peer;
 pub mod protocol;
 #[cfg(test)]
 mod protocol_props;
+pub mod state;

@@ -100,9 +100,9 @@ pub fn run() -> anyhow::Result<()> {
     // The audit writer commits every 50 ms; let the last run's end land first.
     std::thread::sleep(std::time::Duration::from_millis(300));
     say("paddock audit list   (the audit trail, kept in SQLite)");
-    print!("{}", util::output(&mut daemon.cmd(&["audit", "list"]))?);
+    print!("{}", util::output_as_is(&mut daemon.cmd(&["audit", "list"]))?);
     say("paddock audit tree triage-5-strays");
-    print!("{}", util::output(&mut daemon.cmd(&["audit", "tree", "triage-5-strays"]))?);
+    print!("{}", util::output_as_is(&mut daemon.cmd(&["audit", "tree", "triage-5-strays"]))?);
     daemon.stop()?;
     let _ = Command::new("rm")
         .args(["-f", "/tmp/paddock-demo-loot", "/tmp/paddock-demo-report"])

@@ -21,11 +21,16 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Run `cmd` and return its stdout (trimmed).
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    Ok(output_as_is(cmd)?.trim().to_owned())
+}
+
+/// [`output`], untrimmed (a table keeps its header's leading spaces).
+pub fn output_as_is(cmd: &mut Command) -> anyhow::Result<String> {
     let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub fn cargo() -> Command {

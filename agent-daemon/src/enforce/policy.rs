@@ -11,6 +11,7 @@ use agent_common::{
 };
 use ipnet::IpNet;
 
+pub use crate::kernel::KernelPolicy;
 use crate::{
     baseline::{Baseline, Mode, Set, uring},
     syscalls,
@@ -31,21 +32,6 @@ pub fn incomplete_sets(flags: u32) -> Vec<Set> {
     .filter(|(_, bit)| flags & bit != 0)
     .map(|(set, _)| set)
     .collect()
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelPolicy {
-    pub mode: u32,
-    pub flags: u32,
-    pub allowed_syscalls: [u64; (SYSCALL_IDS / 64) as usize],
-    pub allowed_uring: u64,
-    /// (`PATH_EXEC` or `PATH_UNIX`, FNV-1a of the entry): executables and unix sockets
-    /// allowed. Entries are already generalised; the kernel hashes what it sees the same
-    /// way (`agent_common::shape`).
-    pub paths: BTreeSet<(u32, u64)>,
-    /// (prefix length in bits, key) per egress rule.
-    pub egress: Vec<(u32, EgressKey)>,
-    pub sockets: BTreeSet<SocketKey>,
 }
 
 pub fn mode_id(mode: Mode) -> u32 {

@@ -22,5 +22,5 @@ mod tracking;
 
 pub use generation::Retired;
 pub use load::{Kernel, Limits, LoadOptions, attach_empty_hook};
-pub use policy::PolicyMaps;
+pub use policy::{KernelPolicy, PolicyMaps};
 pub use tracking::{SlotCounters, TrackError};

@@ -8,12 +8,15 @@
 //! (`INCOMPLETE_*`) before any of its entries go, the kernel stops deciding on it, and the
 //! daemon judges it from the records, killing after the fact. A full map never fails the
 //! push, so it never stops the daemon from starting.
+use std::collections::BTreeSet;
+
 use agent_common::{
     names::maps,
     policy::{
         EgressKey, INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_SOCKETS, INCOMPLETE_UNIX,
-        MODE_ENFORCE, PATH_EXEC, PATH_UNIX, PathKey, PhasePolicy,
+        MODE_ENFORCE, PATH_EXEC, PATH_UNIX, PathKey, PhasePolicy, SocketKey,
     },
+    tracking::SYSCALL_IDS,
 };
 use aya::{
     maps::{MapError, lpm_trie::Key},
@@ -21,7 +24,23 @@ use aya::{
 };
 
 use super::tracking::{KernelMaps, TrackError};
-use crate::enforce::policy::KernelPolicy;
+
+/// A phase's policy as the kernel's maps hold it (built from a baseline by
+/// `enforce::policy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelPolicy {
+    pub mode: u32,
+    pub flags: u32,
+    pub allowed_syscalls: [u64; (SYSCALL_IDS / 64) as usize],
+    pub allowed_uring: u64,
+    /// (`PATH_EXEC` or `PATH_UNIX`, FNV-1a of the entry): executables and unix sockets
+    /// allowed. Entries are already generalised; the kernel hashes what it sees the same
+    /// way (`agent_common::shape`).
+    pub paths: BTreeSet<(u32, u64)>,
+    /// (prefix length in bits, key) per egress rule.
+    pub egress: Vec<(u32, EgressKey)>,
+    pub sockets: BTreeSet<SocketKey>,
+}
 
 /// Entries of each policy map (`kernel.policy_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -348,16 +348,18 @@ impl Tracker {
         if self.lifecycle.send(end).await.is_ok() {
             let _ = wait.await;
         }
-        self.registry().release(active.slot, active.instance);
-        if let Err(e) = self.saved.forget(active.instance) {
-            tracing::warn!(investigation = %active.id, error = %e, "cannot forget the saved investigation");
-        }
+        // Known as ended before it stops being active: a client rejoining in between
+        // finds it one way or the other.
         {
             let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
             ended.push_back((active.instance, active.id.clone(), active.client_uid));
             while ended.len() > ENDED_KEPT {
                 ended.pop_front();
             }
+        }
+        self.registry().release(active.slot, active.instance);
+        if let Err(e) = self.saved.forget(active.instance) {
+            tracing::warn!(investigation = %active.id, error = %e, "cannot forget the saved investigation");
         }
         self.released.notify_waiters();
         untracked?;

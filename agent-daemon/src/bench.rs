@@ -160,6 +160,7 @@ fn investigation(slot: u16, instance: u32) -> Investigation {
         instance,
         id: format!("bench-{instance}").parse().expect("a valid id"),
         phase: Phase::ReadOnly,
+        agent: "bench".into(),
         source: "bench",
         cgroup: format!("/bench/{instance}"),
         dir: PathBuf::from(format!("/nonexistent/bench/{instance}")),

@@ -224,6 +224,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (mut judge, problems) = Judge::open(store).context("cannot load the baselines")?;
     judge.set_fail_closed(config.enforcement.fail_closed);
     judge.set_caps(config.baseline.clone());
+    let cluster_phases = config.kubernetes.enabled
+        && config.kubernetes.phases == kubernetes::config::PhaseHome::Cluster;
+    if cluster_phases {
+        judge.bind_cluster();
+    }
     config.warn_policy_shortfalls();
     for problem in problems {
         tracing::error!(problem = %problem, "baseline refused at start");
@@ -291,7 +296,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Adopt what an earlier daemon left running, before the ring buffer is read: records
     // the kernel kept for them meanwhile are theirs.
     let tracker = Arc::new(
-        Tracker::new(kernel.clone(), lifecycle_tx, flush, cgroup2, saved).keeping_on_stop(keep),
+        Tracker::new(kernel.clone(), lifecycle_tx.clone(), flush, cgroup2, saved)
+            .keeping_on_stop(keep),
     );
     let adopted = tracker.adopt(to_adopt).await;
     for refused in &adopted.refused {
@@ -338,6 +344,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         alert_stats.push(started.deliveries);
         kube_stats = Some(started.stats);
     }
+    let phases = if cluster_phases {
+        Some(
+            crate::cluster::start(
+                &config.kubernetes,
+                lifecycle_tx,
+                config.baseline.clone(),
+                shutdown.clone(),
+                &tasks,
+            )
+            .await?,
+        )
+    } else {
+        drop(lifecycle_tx);
+        None
+    };
     let admin_gid = group_id(&config.daemon.socket_group);
     if admin_gid.is_none() {
         tracing::warn!(
@@ -359,6 +380,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         audit: audit_path.clone().zip(audit_stats.clone()),
         admin_gid,
         refusals: Arc::default(),
+        phases: phases.clone(),
     });
 
     match std::fs::remove_file(&socket) {
@@ -385,6 +407,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let http_state = Arc::new(http::HttpState {
         registry: metrics::registry(&event_metrics, collector),
         ready,
+        phases: phases.clone(),
         token,
         audit: audit_path,
     });

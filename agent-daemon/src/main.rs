@@ -4,6 +4,7 @@ mod api;
 mod baseline;
 mod bench;
 mod cli;
+mod cluster;
 mod config;
 #[cfg(test)]
 mod config_props;

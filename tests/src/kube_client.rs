@@ -232,3 +232,99 @@ impl Drop for RbacGuard<'_> {
         let _ = self.cluster.rt.block_on(roles.delete("paddock", &params));
     }
 }
+
+/// The `TrustPhase` objects' API (`deploy/05-crd-trust-phases.yaml`).
+fn phase_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource {
+        group: "paddock.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "paddock.io/v1alpha1".into(),
+        kind: "TrustPhase".into(),
+        plural: "trustphases".into(),
+    }
+}
+
+/// The four trust phases.
+pub const PHASES: [&str; 4] = ["shadow", "read-only", "limited-write", "autonomous"];
+
+impl Cluster {
+    fn phases_api(&self) -> Api<kube::api::DynamicObject> {
+        Api::all_with(self.client.clone(), &phase_resource())
+    }
+
+    /// Apply `deploy/05-crd-trust-phases.yaml` (idempotent) and wait until the API serves
+    /// the objects.
+    pub fn install_trust_phase_crd(&self) {
+        for doc in crate::kube::deploy_manifest("05-crd-trust-phases.yaml") {
+            self.rt
+                .block_on(crate::kube::apply(&self.client, &doc, false))
+                .unwrap_or_else(|e| panic!("05-crd-trust-phases.yaml: {e}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = self.rt.block_on(self.phases_api().list(&ListParams::default().limit(1)))
+        {
+            assert!(Instant::now() < deadline, "the TrustPhase CRD is not served: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The four phase objects named `<prefix><phase>`, in learn mode with empty baselines
+    /// (as `deploy/25-trust-phases.yaml` makes them), made unless they exist.
+    pub fn trust_phases(&self, prefix: &str) {
+        self.install_trust_phase_crd();
+        for phase in PHASES {
+            let name = format!("{prefix}{phase}");
+            if self.rt.block_on(self.phases_api().get_opt(&name)).expect("get trustphase").is_some()
+            {
+                continue;
+            }
+            let object: kube::api::DynamicObject = serde_json::from_value(json!({
+                "apiVersion": "paddock.io/v1alpha1", "kind": "TrustPhase",
+                "metadata": {"name": name},
+                "spec": {"phase": phase, "mode": "learn"}
+            }))
+            .unwrap();
+            self.rt
+                .block_on(self.phases_api().create(&PostParams::default(), &object))
+                .unwrap_or_else(|e| panic!("create trustphase {name}: {e}"));
+        }
+    }
+
+    /// The phase object `name`, as JSON.
+    pub fn trust_phase(&self, name: &str) -> Value {
+        let object = self.rt.block_on(self.phases_api().get(name)).expect("get trustphase");
+        serde_json::to_value(object).unwrap()
+    }
+
+    /// A merge patch of the phase object `name`'s spec, as an operator's `kubectl patch`.
+    pub fn patch_trust_phase(&self, name: &str, spec: Value) -> Result<Value, kube::Error> {
+        let patched = self.rt.block_on(self.phases_api().patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": spec})),
+        ))?;
+        Ok(serde_json::to_value(patched).unwrap())
+    }
+
+    /// Wait until the phase object `name` satisfies `wanted`; panics with the object.
+    pub fn wait_for_trust_phase(
+        &self,
+        name: &str,
+        within: Duration,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let object = self.trust_phase(name);
+            if wanted(&object) {
+                return object;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "trustphase/{name} not as wanted within {within:?}:\n{}",
+                serde_json::to_string_pretty(&object).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -19,17 +19,18 @@ const WAIT: Duration = Duration::from_secs(20);
 struct World {
     kubepods: kubelet::Kubepods,
     node: String,
+    /// This world's trust phase objects are `<prefix><phase>`.
+    prefix: String,
 }
 
 impl World {
     fn new() -> World {
-        World {
-            kubepods: kubelet::Kubepods::new(),
-            node: format!("paddock-test-node-{}-{}", std::process::id(), unique()),
-        }
+        let node = format!("paddock-test-node-{}-{}", std::process::id(), unique());
+        World { kubepods: kubelet::Kubepods::new(), prefix: format!("{node}-"), node }
     }
 
     fn daemon(&self, cluster: &Cluster, extra: &str) -> Daemon {
+        cluster.trust_phases(&self.prefix);
         let daemon = Daemon::start_with(self.settings(&cluster.kubeconfig, extra));
         wait_ready(&daemon);
         daemon
@@ -39,8 +40,9 @@ impl World {
     fn settings(&self, kubeconfig: &std::path::Path, extra: &str) -> Settings {
         Settings {
             extra: format!(
-                "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n{extra}",
-                self.node, self.kubepods.relative, kubeconfig
+                "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n\
+                 phase_prefix = {:?}\nphase_sync_ms = 300\n{extra}",
+                self.node, self.kubepods.relative, kubeconfig, self.prefix
             ),
             ..Settings::default()
         }

@@ -101,13 +101,18 @@ async fn every_manifest_is_accepted_by_the_apiserver() {
     let manifests = manifests();
     // Namespaced objects can only be tried in a namespace that exists: make the manifests'
     // own namespaces first, for real.
+    // Likewise the custom resource definitions, for the objects of their kinds.
     for (file, docs) in &manifests {
-        for doc in docs.iter().filter(|d| d["kind"] == "Namespace") {
+        for doc in docs
+            .iter()
+            .filter(|d| d["kind"] == "Namespace" || d["kind"] == "CustomResourceDefinition")
+        {
             apply(&admin, doc, false)
                 .await
                 .unwrap_or_else(|e| panic!("{file}: {}: {e}", describe(doc)));
         }
     }
+    trust_phases_served(&admin).await;
     let mut failures = Vec::new();
     let mut count = 0;
     for (file, docs) in &manifests {
@@ -134,7 +139,29 @@ async fn every_manifest_is_accepted_by_the_apiserver() {
     eprintln!("{count} objects in {} files accepted", manifests.len());
 }
 
-/// Whether the caller of `client` may `verb` `resource` (`group`) in `namespace`.
+/// The TrustPhase API (`05-crd-trust-phases.yaml`).
+fn phases(client: &Client) -> Api<kube::api::DynamicObject> {
+    let resource = kube::api::ApiResource {
+        group: "paddock.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "paddock.io/v1alpha1".into(),
+        kind: "TrustPhase".into(),
+        plural: "trustphases".into(),
+    };
+    Api::all_with(client.clone(), &resource)
+}
+
+/// Wait until the API serves the TrustPhase objects (the CRD is established).
+async fn trust_phases_served(admin: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = phases(admin).list(&ListParams::default().limit(1)).await {
+        assert!(Instant::now() < deadline, "the TrustPhase CRD is not served: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the caller of `client` may `verb` `resource` (`group`; `resource/subresource`
+/// for a subresource) in `namespace`.
 async fn may(
     client: &Client,
     verb: &str,
@@ -148,7 +175,8 @@ async fn may(
             resource_attributes: Some(ResourceAttributes {
                 verb: Some(verb.into()),
                 group: Some(group.into()),
-                resource: Some(resource.into()),
+                resource: Some(resource.split('/').next().unwrap_or(resource).into()),
+                subresource: resource.split_once('/').map(|(_, sub)| sub.into()),
                 namespace: namespace.map(Into::into),
                 ..Default::default()
             }),
@@ -175,7 +203,7 @@ async fn the_daemons_rbac_allows_what_it_needs_and_nothing_else() {
     let env = kube_env();
     let admin = env.client(ADMIN_TOKEN).await;
     let paddock = env.client(PADDOCK_TOKEN).await;
-    for file in ["00-namespace.yaml", "10-rbac.yaml"] {
+    for file in ["00-namespace.yaml", "05-crd-trust-phases.yaml", "10-rbac.yaml"] {
         for doc in manifest(file) {
             apply(&admin, &doc, false)
                 .await
@@ -239,6 +267,36 @@ async fn the_daemons_rbac_allows_what_it_needs_and_nothing_else() {
         .await
         .expect("delete job");
 
+    // The trust phases: read, watched, changed (spec and status); never made or deleted.
+    trust_phases_served(&admin).await;
+    let name = format!("rbac-test-{}-read-only", std::process::id());
+    let object: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "paddock.io/v1alpha1", "kind": "TrustPhase",
+        "metadata": {"name": name}, "spec": {"phase": "read-only", "mode": "learn"}
+    }))
+    .expect("a TrustPhase");
+    phases(&admin).create(&PostParams::default(), &object).await.expect("create a TrustPhase");
+    let mine = phases(&paddock);
+    mine.list(&ListParams::default()).await.expect("list trustphases");
+    let mut read = mine.get(&name).await.expect("get a trustphase");
+    read.data["spec"]["baseline"] = json!({"syscalls": ["read"]});
+    let read =
+        mine.replace(&name, &PostParams::default(), &read).await.expect("update a trustphase");
+    let mut with_status = read.clone();
+    with_status.data["status"] = json!({"runs": 1});
+    mine.replace_status(&name, &PostParams::default(), &with_status)
+        .await
+        .expect("update a trustphase's status");
+    expect_forbidden(
+        "create a trustphase",
+        mine.create(&PostParams::default(), &serde_json::from_value(json!({
+            "apiVersion": "paddock.io/v1alpha1", "kind": "TrustPhase",
+            "metadata": {"name": format!("{name}-2")}, "spec": {"phase": "shadow", "mode": "learn"}
+        })).expect("a TrustPhase")).await,
+    );
+    expect_forbidden("delete a trustphase", mine.delete(&name, &DeleteParams::default()).await);
+    phases(&admin).delete(&name, &DeleteParams::default()).await.expect("delete as admin");
+
     // Forbidden, by real calls.
     expect_forbidden(
         "delete a pod",
@@ -278,6 +336,9 @@ async fn the_daemons_rbac_allows_what_it_needs_and_nothing_else() {
         ("apps", "daemonsets", &[]),
         ("events.k8s.io", "events", &[]),
         ("rbac.authorization.k8s.io", "clusterroles", &[]),
+        ("paddock.io", "trustphases", &["get", "list", "watch", "update", "patch"]),
+        ("paddock.io", "trustphases/status", &["get", "list", "watch", "update", "patch"]),
+        ("apiextensions.k8s.io", "customresourcedefinitions", &[]),
     ];
     let verbs = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"];
     for (group, resource, allowed) in table {

@@ -29,6 +29,7 @@ async fn server(token: Option<&str>) -> Server {
     let state = Arc::new(HttpState {
         registry: prometheus_client::registry::Registry::default(),
         ready: Arc::new(AtomicBool::new(true)),
+        phases: None,
         token: token.map(str::to_owned),
         audit: Some(dir.path().join("audit.db")),
     });

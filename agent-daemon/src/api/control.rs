@@ -113,7 +113,7 @@ async fn handle(
                 }
                 send(&mut write, &Reply::Status(Box::new(status))).await?
             }
-            Request::Admin { request } => match state.tracker.admin(request).await {
+            Request::Admin { request } => match state.admin(request).await {
                 Ok(answer) => send(&mut write, &Reply::Admin { answer }).await?,
                 Err(message) => send(&mut write, &Reply::Error { message }).await?,
             },

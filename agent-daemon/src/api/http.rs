@@ -21,6 +21,8 @@ pub struct HttpState {
     pub registry: Registry,
     /// Set once the probes are attached and the workload sources have synced.
     pub ready: Arc<AtomicBool>,
+    /// The cluster's trust phases, when they live there: ready once they are in sync.
+    pub phases: Option<Arc<crate::cluster::sync::Phases>>,
     pub token: Option<String>,
     /// The audit store the query API reads; `None` when it is disabled.
     pub audit: Option<std::path::PathBuf>,
@@ -41,10 +43,14 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<HttpState>>) -> Response {
-    if state.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response();
+    }
+    match state.phases.as_ref().and_then(|p| p.unsynced()) {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(problem) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {problem}\n")).into_response()
+        }
     }
 }
 

@@ -49,6 +49,7 @@ fn admin_request(phases: Vec<Phase>) -> impl Strategy<Value = AdminRequest> {
         phase().prop_map(|phase| AdminRequest::Reset { phase }),
         (phase(), prop::sample::select(Mode::ALL.to_vec()))
             .prop_map(|(phase, mode)| AdminRequest::SetMode { phase, mode }),
+        prop::option::of(phase()).prop_map(|phase| AdminRequest::Report { phase }),
     ]
 }
 
@@ -56,6 +57,7 @@ fn admin_request(phases: Vec<Phase>) -> impl Strategy<Value = AdminRequest> {
 fn named_phase(request: &AdminRequest) -> Option<Phase> {
     match request {
         AdminRequest::List => None,
+        AdminRequest::Report { phase } => *phase,
         AdminRequest::Export { phase }
         | AdminRequest::Diff { phase, .. }
         | AdminRequest::Import { phase, .. }

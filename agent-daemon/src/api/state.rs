@@ -11,6 +11,7 @@ use agent_common::event::KIND_COUNT;
 use chrono::{DateTime, Utc};
 
 use super::protocol::{AuditStatus, InvestigationStatus, StatusReport};
+use crate::pipeline::{AdminReply, AdminRequest};
 use crate::{
     enforce::Outcomes,
     hub::Hub,
@@ -38,9 +39,35 @@ pub struct State {
     pub admin_gid: Option<u32>,
     /// Control requests refused, by request.
     pub refusals: Arc<crate::api::peer::Refusals>,
+    /// The cluster's trust phases, when they live there.
+    pub phases: Option<Arc<crate::cluster::sync::Phases>>,
 }
 
 impl State {
+    /// An operator request: a change to a phase goes to its cluster object when phases live
+    /// in the cluster (and is in force on this node before the answer); everything else, and
+    /// every request without a cluster, to this node's pipeline.
+    pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, String> {
+        let done = |message| Ok(AdminReply::Done { message });
+        match (&self.phases, request) {
+            (Some(phases), AdminRequest::SetMode { phase, mode }) => {
+                done(phases.set_mode(phase, mode).await?)
+            }
+            (Some(phases), AdminRequest::Import { phase, text, source }) => {
+                done(phases.import(phase, &text, &source).await?)
+            }
+            (Some(phases), AdminRequest::Reset { phase }) => done(phases.reset(phase).await?),
+            (Some(phases), AdminRequest::Report { phase }) => Ok(AdminReply::Report {
+                phases: phases
+                    .reports()
+                    .into_iter()
+                    .filter(|r| phase.is_none_or(|p| r.phase == p))
+                    .collect(),
+            }),
+            (_, request) => self.tracker.admin(request).await,
+        }
+    }
+
     /// How an ended run went, from the audit store (read-only), if it knows: for a client
     /// rejoining after its investigation ended under an earlier daemon. A run closed as
     /// interrupted without a kill verdict is not known.

@@ -109,7 +109,14 @@ pub struct Caps {
     pub unix: usize,
     pub sockets: usize,
     pub io_uring: usize,
+    /// Runs in a row without new behaviour after which a phase's baseline is reported as
+    /// settled (`paddock phase report`, the `Settled` condition): not a cap, the one
+    /// setting of `[baseline]` that is not.
+    pub settle_after_runs: u64,
 }
+
+/// Runs without new behaviour before a baseline counts as settled, by default.
+pub const SETTLE_AFTER_RUNS: u64 = 20;
 
 /// The largest cap accepted: far more than any phase should need, small enough that a
 /// baseline stays a file an operator can review and the daemon's memory stays bounded.
@@ -131,6 +138,7 @@ impl Default for Caps {
             unix: 1024,
             sockets: 256,
             io_uring: 64,
+            settle_after_runs: SETTLE_AFTER_RUNS,
         }
     }
 }
@@ -147,6 +155,7 @@ impl Caps {
             unix: usize::MAX,
             sockets: usize::MAX,
             io_uring: usize::MAX,
+            settle_after_runs: SETTLE_AFTER_RUNS,
         }
     }
 

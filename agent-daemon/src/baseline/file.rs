@@ -59,6 +59,46 @@ pub fn parse(text: &str, source_name: &str) -> Result<Baseline, FileError> {
         source_name: source_name.to_owned(),
         message: e.to_string().trim_end().replace('\n', " "),
     })?;
+    checked(raw, source_name)
+}
+
+/// A baseline given as JSON with the file's keys (a Kubernetes object's `spec.baseline`,
+/// with `format`, `phase`, `revision` and `learned_from` added), checked as a file is;
+/// `source_name` names it in errors.
+pub fn from_value(value: serde_json::Value, source_name: &str) -> Result<Baseline, FileError> {
+    let raw: RawBaseline = serde_json::from_value(value).map_err(|e| FileError::Parse {
+        source_name: source_name.to_owned(),
+        message: e.to_string(),
+    })?;
+    checked(raw, source_name)
+}
+
+/// The file's sets and envelope as JSON, with the file's keys (no `format`, `phase`,
+/// `revision`, `learned_from`, `updated`).
+pub fn entries_value(b: &Baseline) -> serde_json::Value {
+    fn strings<T: ToString>(items: &std::collections::BTreeSet<T>) -> Vec<String> {
+        items.iter().map(ToString::to_string).collect()
+    }
+    let e = &b.envelope;
+    serde_json::json!({
+        "syscalls": strings(&b.syscalls),
+        "execs": strings(&b.execs),
+        "egress": strings(&b.egress),
+        "file_writes": strings(&b.file_writes),
+        "file_reads": strings(&b.file_reads),
+        "unix": strings(&b.unix),
+        "sockets": strings(&b.sockets),
+        "io_uring": strings(&b.io_uring),
+        "envelope": {
+            "max_processes": e.max_processes,
+            "max_syscalls_per_second": e.max_syscalls_per_second,
+            "max_egress_bytes": e.max_egress_bytes,
+            "tolerance": e.tolerance,
+        },
+    })
+}
+
+fn checked(raw: RawBaseline, source_name: &str) -> Result<Baseline, FileError> {
     let invalid = |field: String, value: &str, problem: String| FileError::Invalid {
         source_name: source_name.to_owned(),
         field,

@@ -7,6 +7,7 @@ pub mod caps;
 pub mod check;
 pub mod diff;
 pub mod egress;
+pub mod evidence;
 pub mod file;
 #[cfg(test)]
 mod file_props;
@@ -14,8 +15,10 @@ pub mod generalise;
 #[cfg(test)]
 mod generalise_props;
 pub mod learn;
+pub mod merge;
 pub mod mode;
 pub mod model;
+pub mod report;
 pub mod sockets;
 pub mod store;
 pub mod uring;

@@ -15,7 +15,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{Baseline, Mode, file};
+use super::{Baseline, Mode, evidence::Evidence, file};
 use crate::identity::Phase;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +149,59 @@ impl Store {
             write_atomically(&path, text.as_bytes()).map_err(io_at(&path))?;
         }
         Ok(())
+    }
+
+    /// The cluster's copy of `phase`'s baseline as this node last took it in
+    /// (`<phase>.cluster.toml`), kept so that after a restart the node still knows what it
+    /// learned beyond it (and what an operator removed from it since).
+    pub fn load_synced(&self, phase: Phase) -> Result<Option<Baseline>, StoreError> {
+        self.read(&self.synced_path(phase), phase)
+    }
+
+    pub fn save_synced(&self, baseline: &Baseline) -> Result<(), StoreError> {
+        let path = self.synced_path(baseline.phase);
+        write_atomically(&path, file::render(baseline).as_bytes()).map_err(io_at(&path))
+    }
+
+    fn synced_path(&self, phase: Phase) -> PathBuf {
+        self.dir.join(format!("{phase}.cluster.toml"))
+    }
+
+    fn evidence_path(&self) -> PathBuf {
+        self.dir.join("evidence.json")
+    }
+
+    /// Each phase's promotion evidence on this node, and what of it the cluster has not
+    /// been sent (`evidence.json`).
+    pub fn load_evidence(&self) -> Result<BTreeMap<Phase, (Evidence, Evidence)>, StoreError> {
+        let path = self.evidence_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        let raw: BTreeMap<String, (Evidence, Evidence)> = serde_json::from_str(&text)
+            .map_err(|e| StoreError::Phases { path: path.clone(), message: e.to_string() })?;
+        let mut out = BTreeMap::new();
+        for (name, evidence) in raw {
+            let phase: Phase = name.parse().map_err(|e: crate::identity::UnknownPhase| {
+                StoreError::Phases { path: path.clone(), message: e.to_string() }
+            })?;
+            out.insert(phase, evidence);
+        }
+        Ok(out)
+    }
+
+    pub fn save_evidence(
+        &self,
+        evidence: &BTreeMap<Phase, (&Evidence, &Evidence)>,
+    ) -> Result<(), StoreError> {
+        let named: BTreeMap<&str, &(&Evidence, &Evidence)> =
+            evidence.iter().map(|(p, e)| (p.as_str(), e)).collect();
+        let path = self.evidence_path();
+        let text = serde_json::to_vec_pretty(&named)
+            .map_err(|e| StoreError::Io { path: path.clone(), source: io::Error::other(e) })?;
+        write_atomically(&path, &text).map_err(io_at(&path))
     }
 
     fn phases_path(&self) -> PathBuf {

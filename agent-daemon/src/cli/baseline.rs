@@ -14,8 +14,16 @@ use crate::{
 
 #[derive(Subcommand, Debug)]
 pub enum PhaseCommand {
-    /// Switch a phase to learn, flag or enforce (kept across restarts).
+    /// Switch a phase to learn, flag or enforce (kept across restarts; with Kubernetes,
+    /// in the phase's cluster object, for every node).
     Mode { phase: String, mode: String },
+    /// Promotion evidence: each phase's runs, deviations, kills, runs since the last new
+    /// behaviour, whether its baseline looks settled, and the same per agent.
+    Report {
+        phase: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +59,7 @@ fn print(reply: AdminReply) {
         AdminReply::Text { text } => print!("{text}"),
         AdminReply::Done { message } => println!("{message}"),
         AdminReply::List { phases } => print!("{}", table(&phases)),
+        AdminReply::Report { phases } => print!("{}", super::report::table(&phases)),
     }
 }
 
@@ -140,6 +149,15 @@ pub fn phase_main(command: PhaseCommand, socket: &Path) -> anyhow::Result<i32> {
             let phase: Phase = phase.parse()?;
             let mode: Mode = mode.parse()?;
             print(ask(socket, AdminRequest::SetMode { phase, mode })?);
+        }
+        PhaseCommand::Report { phase, json } => {
+            let phase = phase.map(|p| p.parse::<Phase>()).transpose()?;
+            let reply = ask(socket, AdminRequest::Report { phase })?;
+            if json && let AdminReply::Report { phases } = &reply {
+                println!("{}", serde_json::to_string_pretty(phases)?);
+                return Ok(0);
+            }
+            print(reply);
         }
     }
     Ok(0)

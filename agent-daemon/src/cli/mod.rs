@@ -3,6 +3,7 @@ mod audit;
 mod baseline;
 mod client;
 mod events;
+mod report;
 mod run;
 mod status;
 

@@ -20,6 +20,12 @@ pub const MAX_LIVE: usize = 32768;
 
 pub(super) struct Case {
     pub phase: Phase,
+    /// Who ran it (the Job's agent label or ServiceAccount; `local` for `paddock run`).
+    pub agent: String,
+    /// It added something to its phase's baseline while that learned.
+    pub new: bool,
+    /// Verdicts given.
+    pub verdicts: u64,
     /// Deviations already judged (a keyed hash of kind and subject, so that a long path
     /// costs no more than a short one): one verdict each.
     judged: HashSet<u64>,
@@ -35,9 +41,12 @@ pub(super) struct Case {
 }
 
 impl Case {
-    pub fn new(phase: Phase) -> Case {
+    pub fn new(phase: Phase, agent: String) -> Case {
         Case {
             phase,
+            agent,
+            new: false,
+            verdicts: 0,
             judged: HashSet::new(),
             keys: RandomState::new(),
             flagged: false,
@@ -70,6 +79,7 @@ impl Case {
             self.judged.insert(key);
         }
         self.flagged = true;
+        self.verdicts += 1;
         if kill {
             self.killed = Some(deviation.reason.clone());
         }
@@ -141,7 +151,7 @@ mod tests {
 
     #[test]
     fn judged_deviations_are_bounded_and_still_give_verdicts_past_the_bound() {
-        let mut case = Case::new(Phase::ReadOnly);
+        let mut case = Case::new(Phase::ReadOnly, "a".into());
         for i in 0..MAX_JUDGED + 100 {
             assert!(case.verdict(deviation(i), Mode::Flag, false, 1).is_some(), "{i}");
         }
@@ -152,7 +162,7 @@ mod tests {
 
     #[test]
     fn live_processes_are_bounded_when_exits_go_unseen() {
-        let mut case = Case::new(Phase::Shadow);
+        let mut case = Case::new(Phase::Shadow, "a".into());
         for pid in 0..(MAX_LIVE as u32 + 1000) {
             case.process(pid, true);
         }
@@ -165,7 +175,7 @@ mod tests {
 
     #[test]
     fn each_set_at_its_cap_is_told_once() {
-        let mut case = Case::new(Phase::Shadow);
+        let mut case = Case::new(Phase::Shadow, "a".into());
         assert!(case.first_capped(Set::Execs));
         assert!(!case.first_capped(Set::Execs));
         assert!(case.first_capped(Set::Egress));

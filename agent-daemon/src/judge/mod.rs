@@ -5,12 +5,15 @@
 mod admin;
 mod capped;
 mod case;
+mod cluster;
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::baseline::evidence::{Evidence, RunRecord};
 pub use admin::PhaseSummary;
 pub use capped::CapNotice;
 use case::Case;
+pub use cluster::Adopted;
 
 use crate::{
     baseline::{
@@ -64,6 +67,13 @@ struct Book {
     /// Sets the kernel does not decide for this phase (its policy map was full): judged
     /// and killed by the daemon only, after the fact.
     kernel_incomplete: Vec<Set>,
+    /// The cluster's copy of the baseline as last taken in, when the phase lives in the
+    /// cluster: what this node learned beyond it is what it has to send.
+    synced: Option<Baseline>,
+    /// How the phase's runs on this node went.
+    evidence: Evidence,
+    /// Of those, what the cluster has not been sent yet.
+    pending: Evidence,
 }
 
 impl Book {
@@ -75,6 +85,9 @@ impl Book {
             refused: BTreeMap::new(),
             logged: 0,
             kernel_incomplete: Vec::new(),
+            synced: None,
+            evidence: Evidence::default(),
+            pending: Evidence::default(),
         }
     }
 }
@@ -91,6 +104,8 @@ pub struct Judge {
     /// Entries refused at a cap, once per investigation and set, for the pipeline to
     /// publish (see [`Judge::take_notices`]).
     notices: Vec<CapNotice>,
+    /// Phases live in the cluster: runs are counted for it too, and its copies taken in.
+    cluster: bool,
 }
 
 /// What an event says about behaviour (up to two things: a rename writes two paths), and
@@ -186,13 +201,19 @@ impl Judge {
     /// file replaced by its last good copy) are returned for the log.
     pub fn open(store: Store) -> Result<(Judge, Vec<String>), StoreError> {
         let states = store.load_phases()?;
+        let mut evidence = store.load_evidence()?;
         let mut problems = Vec::new();
         let mut books = BTreeMap::new();
         for phase in Phase::ALL {
             let loaded = store.load(phase)?;
             problems.extend(loaded.problem);
             let state = states.get(&phase).copied().unwrap_or_default();
-            books.insert(phase, Book::new(loaded.baseline, state));
+            let mut book = Book::new(loaded.baseline, state);
+            book.synced = store.load_synced(phase)?;
+            if let Some((evidence, pending)) = evidence.remove(&phase) {
+                (book.evidence, book.pending) = (evidence, pending);
+            }
+            books.insert(phase, book);
         }
         let judge = Judge {
             store,
@@ -201,6 +222,7 @@ impl Judge {
             fail_closed: true,
             caps: Caps::default(),
             notices: Vec::new(),
+            cluster: false,
         };
         Ok((judge, problems))
     }
@@ -225,8 +247,14 @@ impl Judge {
         &self.book(phase).baseline
     }
 
+    #[cfg(test)]
     pub fn begin(&mut self, instance: u32, phase: Phase) {
-        self.cases.insert(instance, Case::new(phase));
+        self.begin_as(instance, phase, "local".into());
+    }
+
+    /// An investigation of `phase` run by `agent` begins.
+    pub fn begin_as(&mut self, instance: u32, phase: Phase, agent: String) {
+        self.cases.insert(instance, Case::new(phase, agent));
     }
 
     /// The verdict on one observation, if any.
@@ -241,7 +269,12 @@ impl Judge {
         match book.state.mode {
             Mode::Learn => {
                 match learn_within(&mut book.baseline, observation, &self.caps) {
-                    Learned::New => book.dirty = true,
+                    Learned::New => {
+                        book.dirty = true;
+                        if let Some(case) = self.cases.get_mut(&instance) {
+                            case.new = true;
+                        }
+                    }
                     Learned::Nothing => {}
                     Learned::Refused(set) => self.refused(instance, phase, set, observation),
                 }
@@ -347,8 +380,21 @@ impl Judge {
         if outcome != Outcome::Ok {
             book.state.strayed += 1;
         }
-        if book.state.mode == Mode::Learn {
+        let learning = book.state.mode == Mode::Learn;
+        if learning {
             book.baseline.learned_from += 1;
+        }
+        let run = RunRecord {
+            agent: case.agent.clone(),
+            new: case.new || case.verdicts > 0,
+            deviations: case.verdicts,
+            killed: outcome == Outcome::Killed,
+            learning,
+            ended: chrono::Utc::now(),
+        };
+        book.evidence.record(&run);
+        if self.cluster {
+            book.pending.record(&run);
         }
         if let Err(e) = self.save(phase) {
             tracing::error!(phase = %phase, error = %e, "cannot save the phase's baseline; it stays in memory");
@@ -372,7 +418,10 @@ impl Judge {
         self.store.save(&book.baseline)?;
         let states: BTreeMap<Phase, PhaseState> =
             self.books.iter().map(|(p, b)| (*p, b.state)).collect();
-        self.store.save_phases(&states)
+        self.store.save_phases(&states)?;
+        let evidence: BTreeMap<Phase, (&Evidence, &Evidence)> =
+            self.books.iter().map(|(p, b)| (*p, (&b.evidence, &b.pending))).collect();
+        self.store.save_evidence(&evidence)
     }
 }
 

@@ -3,7 +3,11 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Pipeline;
-use crate::{baseline::Mode, identity::Phase, judge::PhaseSummary};
+use crate::{
+    baseline::{Mode, report::PhaseReport},
+    identity::Phase,
+    judge::PhaseSummary,
+};
 
 /// Every phase a request names is one of the four trust phases, which have baselines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +39,19 @@ pub enum AdminRequest {
         phase: Phase,
         mode: Mode,
     },
+    /// Promotion evidence: one phase, or all.
+    Report {
+        #[serde(
+            default,
+            deserialize_with = "some_trust_phase",
+            skip_serializing_if = "Option::is_none"
+        )]
+        phase: Option<Phase>,
+    },
+}
+
+fn some_trust_phase<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Phase>, D::Error> {
+    trust_phase(deserializer).map(Some)
 }
 
 /// A trust phase, read as `Phase::from_str` reads it: `unknown` (the phase of pods whose
@@ -50,6 +67,7 @@ pub enum AdminReply {
     List { phases: Vec<PhaseSummary> },
     Text { text: String },
     Done { message: String },
+    Report { phases: Vec<PhaseReport> },
 }
 
 impl Pipeline {
@@ -57,6 +75,13 @@ impl Pipeline {
         let judge = &mut self.judge;
         match request {
             AdminRequest::List => Ok(AdminReply::List { phases: judge.summaries() }),
+            AdminRequest::Report { phase } => Ok(AdminReply::Report {
+                phases: judge
+                    .reports()
+                    .into_iter()
+                    .filter(|r| phase.is_none_or(|p| r.phase == p))
+                    .collect(),
+            }),
             AdminRequest::Export { phase } => Ok(AdminReply::Text { text: judge.export(phase) }),
             AdminRequest::Diff { phase, text, source } => {
                 let lines = judge.diff(phase, &text, &source).map_err(|e| e.to_string())?;
@@ -72,7 +97,8 @@ impl Pipeline {
                 self.enforce_phase(phase)?;
                 Ok(AdminReply::Done {
                     message: format!(
-                        "{phase} baseline revision {revision} from {source} is in force{}",
+                        "{phase} baseline revision {revision} from {source} is in force (this \
+                         node's state directory){}",
                         self.kernel_note(phase)
                     ),
                 })
@@ -86,7 +112,10 @@ impl Pipeline {
                     format!(" (it was in {before} mode)")
                 };
                 Ok(AdminReply::Done {
-                    message: format!("{phase} baseline reset; the phase learns again{was}"),
+                    message: format!(
+                        "{phase} baseline reset (this node's state directory); the phase learns \
+                         again{was}"
+                    ),
                 })
             }
             AdminRequest::SetMode { phase, mode } => {
@@ -99,7 +128,10 @@ impl Pipeline {
                 judge.set_kernel_incomplete(phase, incomplete);
                 match judge.set_mode(phase, mode) {
                     Ok(before) => Ok(AdminReply::Done {
-                        message: format!("{phase}: {before} -> {mode}{}", self.kernel_note(phase)),
+                        message: format!(
+                            "{phase}: {before} -> {mode} (this node's state directory){}",
+                            self.kernel_note(phase)
+                        ),
                     }),
                     Err(e) => {
                         let restore = judge.mode(phase);

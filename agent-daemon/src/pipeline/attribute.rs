@@ -266,6 +266,7 @@ mod tests {
             instance: 1,
             id: "inv-1".parse().unwrap(),
             phase: crate::identity::Phase::Shadow,
+            agent: "local".into(),
             source: "local",
             cgroup: "/paddock/inv-1".into(),
             dir: "/sys/fs/cgroup/paddock/inv-1".into(),

@@ -4,6 +4,7 @@
 //! records, so a record never outruns its investigation's begin.
 mod admin;
 mod attribute;
+mod cluster;
 mod judging;
 
 use std::{
@@ -19,6 +20,7 @@ use std::{
 pub use admin::{AdminReply, AdminRequest};
 use attribute::{Attribution, Clock};
 use chrono::{DateTime, Utc};
+pub use cluster::ClusterRequest;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -38,6 +40,8 @@ pub struct Investigation {
     pub instance: u32,
     pub id: InvestigationId,
     pub phase: Phase,
+    /// The agent that runs it, for promotion evidence.
+    pub agent: String,
     pub source: &'static str,
     /// Its cgroup as the hierarchy names it.
     pub cgroup: String,
@@ -84,6 +88,8 @@ pub enum Lifecycle {
         done: oneshot::Sender<()>,
     },
     Admin(AdminRequest, oneshot::Sender<Result<AdminReply, String>>),
+    /// From the cluster phase sync.
+    Cluster(ClusterRequest),
     /// An adopted investigation the kernel doomed while no daemon ran, once the records
     /// kept meanwhile have been judged.
     Unwatched {
@@ -178,7 +184,7 @@ impl Pipeline {
     fn on_lifecycle(&mut self, message: Lifecycle) {
         match message {
             Lifecycle::Begin(info) => {
-                self.judge.begin(info.instance, info.phase);
+                self.judge.begin_as(info.instance, info.phase, info.agent.clone());
                 let (slot, doomed) = (info.slot, info.doomed);
                 let (source, cgroup) = (info.source.to_owned(), info.cgroup.clone());
                 let (kind, time) = if info.resumed {
@@ -275,6 +281,10 @@ impl Pipeline {
             }
             Lifecycle::Admin(request, reply) => {
                 let _ = reply.send(self.admin(request));
+                self.publish_summaries();
+            }
+            Lifecycle::Cluster(request) => {
+                self.cluster(request);
                 self.publish_summaries();
             }
         }

@@ -32,6 +32,8 @@ pub struct PodOwner {
     pub name: String,
     pub uid: String,
     pub job: Option<String>,
+    /// The agent that runs it (see `PodView::agent`).
+    pub agent: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,6 +188,7 @@ mod tests {
     fn pods_may_share_an_investigation_id() {
         let mut r = Registry::default();
         let pod = |name: &str| PodOwner {
+            agent: "a".into(),
             namespace: "agents".into(),
             name: name.into(),
             uid: name.into(),

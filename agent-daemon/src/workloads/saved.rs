@@ -45,6 +45,8 @@ struct SavedPod {
     uid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     job: Option<String>,
+    #[serde(default)]
+    agent: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,7 @@ impl Saved {
                 name: p.name.clone(),
                 uid: p.uid.clone(),
                 job: p.job.clone(),
+                agent: p.agent.clone(),
             }),
             client_uid: active.client_uid,
         }
@@ -123,6 +126,7 @@ impl Saved {
                 name: p.name,
                 uid: p.uid,
                 job: p.job,
+                agent: p.agent,
             }),
             client_uid: self.client_uid,
             resumed: true,
@@ -231,6 +235,7 @@ mod tests {
                 name: "p".into(),
                 uid: "u-1".into(),
                 job: Some("j".into()),
+                agent: "serviceaccount:agents/default".into(),
             }),
             client_uid: (source == "local").then_some(1000),
             resumed: false,

@@ -240,18 +240,7 @@ impl Tracker {
         if active.resumed {
             return Ok(path);
         }
-        let info = Investigation {
-            slot: active.slot,
-            instance: active.instance,
-            id: active.id.clone(),
-            phase: active.phase,
-            source: active.source,
-            cgroup: path.clone(),
-            dir: dir.to_path_buf(),
-            started: active.started,
-            resumed: false,
-            doomed: false,
-        };
+        let info = investigation(active, path.clone(), dir.to_path_buf(), false);
         self.lifecycle.send(Lifecycle::Begin(info)).await.map_err(|_| TrackerError::Stopping)?;
         Ok(path)
     }
@@ -395,18 +384,7 @@ impl Tracker {
                 tracing::warn!(investigation = %active.id, error = %e, "cannot doom an adopted investigation");
             }
             let path = self.cgroup2.hierarchy_path(&active.cgroup).unwrap_or_default();
-            let info = Investigation {
-                slot: active.slot,
-                instance: active.instance,
-                id: active.id.clone(),
-                phase: active.phase,
-                source: active.source,
-                cgroup: path.clone(),
-                dir: active.cgroup.clone(),
-                started: active.started,
-                resumed: true,
-                doomed,
-            };
+            let info = investigation(&active, path.clone(), active.cgroup.clone(), doomed);
             if self.lifecycle.send(Lifecycle::Begin(info)).await.is_err() {
                 return adopted;
             }
@@ -559,5 +537,28 @@ impl Tracker {
             .await
             .map_err(|_| "the daemon is stopping".to_owned())?;
         answer.await.map_err(|_| "the daemon is stopping".to_owned())?
+    }
+}
+
+/// The pipeline's view of `active`, tracked at `cgroup` (as the hierarchy names it) in
+/// `dir`; `doomed` when adopted with its kernel slot doomed.
+fn investigation(
+    active: &Active,
+    cgroup: String,
+    dir: std::path::PathBuf,
+    doomed: bool,
+) -> Investigation {
+    Investigation {
+        slot: active.slot,
+        instance: active.instance,
+        id: active.id.clone(),
+        phase: active.phase,
+        agent: active.pod.as_ref().map_or_else(|| "local".to_owned(), |p| p.agent.clone()),
+        source: active.source,
+        cgroup,
+        dir,
+        started: active.started,
+        resumed: active.resumed,
+        doomed,
     }
 }

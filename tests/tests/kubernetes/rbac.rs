@@ -16,6 +16,7 @@ mod kubernetes {
         let _rbac = cluster.apply_deploy_rbac();
         let ns = cluster.namespace("pod-rbac");
         let world = World::new();
+        cluster.trust_phases(&world.prefix);
         let tmp = tempfile::tempdir().unwrap();
         let kubeconfig = cluster.kubeconfig_for(PADDOCK_TOKEN, tmp.path());
         let daemon = Daemon::start_with(world.settings(&kubeconfig, ""));

@@ -26,6 +26,27 @@ pub struct KubernetesConfig {
     /// Delete the Job of a killed investigation (propagation Background), so that the Job
     /// controller does not start it again.
     pub delete_jobs: bool,
+    /// The label naming the agent a Job runs, for promotion evidence; pods without it are
+    /// counted under their ServiceAccount.
+    pub agent_label: String,
+    /// Where trust phases (modes, baselines, evidence) live.
+    pub phases: PhaseHome,
+    /// The phase objects are named `<phase_prefix><phase>` (`read-only`...): a prefix lets
+    /// several paddock installations share one cluster.
+    pub phase_prefix: String,
+    /// How often a node sends what it learned and counted to the phase objects (ms).
+    pub phase_sync_ms: u64,
+}
+
+/// Where trust phases live when the Kubernetes source is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseHome {
+    /// One `TrustPhase` object per phase, shared by every node (the state directory keeps
+    /// a cache, in force while the API server cannot be reached).
+    Cluster,
+    /// Each node's state directory, as without Kubernetes.
+    Node,
 }
 
 /// What to do with a pod whose phase label is none of the four phases.
@@ -70,6 +91,10 @@ impl Default for KubernetesConfig {
             cgroup_parent: PathBuf::new(),
             kubeconfig: None,
             delete_jobs: true,
+            agent_label: "agent".into(),
+            phases: PhaseHome::Cluster,
+            phase_prefix: String::new(),
+            phase_sync_ms: 2000,
         }
     }
 }

@@ -15,6 +15,8 @@ use crate::identity::{InvestigationId, Phase};
 pub struct LabelKeys {
     pub investigation: String,
     pub phase: String,
+    /// The label naming the agent that runs the Job; without it, the pod's ServiceAccount.
+    pub agent: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub struct PodView {
     pub containers: Vec<ContainerRef>,
     /// Succeeded or Failed: nothing more will start in it.
     pub finished: bool,
+    /// The agent that runs it: its agent label, else `serviceaccount:<namespace>/<name>`.
+    pub agent: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +147,13 @@ pub fn classify(pod: &Pod, keys: &LabelKeys) -> PodClass {
         }
     }
     let finished = matches!(status.and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    let agent = match labels.and_then(|l| l.get(&keys.agent)).filter(|a| !a.is_empty()) {
+        Some(label) => label.clone(),
+        None => {
+            let account = spec.and_then(|s| s.service_account_name.as_deref()).unwrap_or("default");
+            format!("serviceaccount:{namespace}/{account}")
+        }
+    };
     PodClass::Investigation(Box::new(PodView {
         uid,
         namespace,
@@ -153,6 +164,7 @@ pub fn classify(pod: &Pod, keys: &LabelKeys) -> PodClass {
         qos,
         containers,
         finished,
+        agent,
     }))
 }
 
@@ -161,7 +173,11 @@ mod tests {
     use super::*;
 
     fn keys() -> LabelKeys {
-        LabelKeys { investigation: "investigation-id".into(), phase: "trust-phase".into() }
+        LabelKeys {
+            investigation: "investigation-id".into(),
+            phase: "trust-phase".into(),
+            agent: "agent".into(),
+        }
     }
 
     fn pod(json: serde_json::Value) -> Pod {
@@ -235,6 +251,7 @@ mod tests {
         let custom = LabelKeys {
             investigation: "paddock.io/investigation".into(),
             phase: "paddock.io/phase".into(),
+            agent: "agent".into(),
         };
         assert_eq!(
             classify(&pod(base(serde_json::json!({"investigation-id": "inv-7"}))), &custom),

@@ -22,7 +22,11 @@ use super::{
 };
 
 fn keys() -> LabelKeys {
-    LabelKeys { investigation: "investigation-id".into(), phase: "trust-phase".into() }
+    LabelKeys {
+        investigation: "investigation-id".into(),
+        phase: "trust-phase".into(),
+        agent: "agent".into(),
+    }
 }
 
 /// Strings a hostile or broken API object may hold.

@@ -158,6 +158,7 @@ impl Runs {
             name: view.name.clone(),
             uid: uid.clone(),
             job: view.job.as_ref().map(|j| j.name.clone()),
+            agent: view.agent.clone(),
         };
         let mut active = match self
             .tracker

@@ -90,6 +90,7 @@ impl PodSource {
             keys: LabelKeys {
                 investigation: config.investigation_label.clone(),
                 phase: config.phase_label.clone(),
+                agent: config.agent_label.clone(),
             },
             unknown: config.unknown_phase,
             runs,
@@ -226,7 +227,11 @@ mod tests {
     use super::*;
 
     fn keys() -> LabelKeys {
-        LabelKeys { investigation: "investigation-id".into(), phase: "trust-phase".into() }
+        LabelKeys {
+            investigation: "investigation-id".into(),
+            phase: "trust-phase".into(),
+            agent: "agent".into(),
+        }
     }
 
     fn pod(labels: serde_json::Value, phase: &str) -> Pod {
@@ -248,8 +253,11 @@ mod tests {
             selectors("node-a", &keys()),
             ("spec.nodeName=node-a".to_owned(), "investigation-id,trust-phase".to_owned())
         );
-        let custom =
-            LabelKeys { investigation: "paddock.io/inv".into(), phase: "paddock.io/phase".into() };
+        let custom = LabelKeys {
+            investigation: "paddock.io/inv".into(),
+            phase: "paddock.io/phase".into(),
+            agent: "agent".into(),
+        };
         assert_eq!(selectors("n", &custom).1, "paddock.io/inv,paddock.io/phase");
     }
 

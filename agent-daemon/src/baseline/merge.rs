@@ -1,0 +1,158 @@
+//! Baselines as sets that nodes fold together: the union of two, and what one holds beyond
+//! another (the entries a node learned since it last took the cluster's copy). Pure.
+use std::collections::BTreeSet;
+
+use super::{Baseline, Envelope};
+
+fn unite<T: Ord + Clone>(into: &mut BTreeSet<T>, from: &BTreeSet<T>) -> bool {
+    let before = into.len();
+    into.extend(from.iter().cloned());
+    into.len() != before
+}
+
+fn beyond<T: Ord + Clone>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> BTreeSet<T> {
+    a.difference(b).cloned().collect()
+}
+
+/// Add every entry of `from` to `into`, and raise `into`'s envelope to `from`'s where it is
+/// higher (the tolerance stays `into`'s). True when anything changed.
+pub fn union_into(into: &mut Baseline, from: &Baseline) -> bool {
+    let mut changed = false;
+    changed |= unite(&mut into.syscalls, &from.syscalls);
+    changed |= unite(&mut into.execs, &from.execs);
+    changed |= unite(&mut into.egress, &from.egress);
+    changed |= unite(&mut into.file_writes, &from.file_writes);
+    changed |= unite(&mut into.file_reads, &from.file_reads);
+    changed |= unite(&mut into.unix, &from.unix);
+    changed |= unite(&mut into.sockets, &from.sockets);
+    changed |= unite(&mut into.io_uring, &from.io_uring);
+    let (e, f) = (&mut into.envelope, &from.envelope);
+    for (mine, theirs) in [
+        (&mut e.max_processes, f.max_processes),
+        (&mut e.max_syscalls_per_second, f.max_syscalls_per_second),
+        (&mut e.max_egress_bytes, f.max_egress_bytes),
+    ] {
+        if theirs > *mine {
+            *mine = theirs;
+            changed = true;
+        }
+    }
+    if from.updated > into.updated {
+        into.updated = from.updated;
+    }
+    changed
+}
+
+/// What `a` holds that `b` does not: its entries missing from `b`, and its envelope maxima
+/// where they are above `b`'s (0 elsewhere). `union_into(b, beyond(a, b))` is `a ∪ b`.
+pub fn minus(a: &Baseline, b: &Baseline) -> Baseline {
+    let above = |x: u64, y: u64| if x > y { x } else { 0 };
+    Baseline {
+        phase: a.phase,
+        revision: a.revision,
+        learned_from: a.learned_from.saturating_sub(b.learned_from),
+        updated: a.updated,
+        syscalls: beyond(&a.syscalls, &b.syscalls),
+        execs: beyond(&a.execs, &b.execs),
+        egress: beyond(&a.egress, &b.egress),
+        file_writes: beyond(&a.file_writes, &b.file_writes),
+        file_reads: beyond(&a.file_reads, &b.file_reads),
+        unix: beyond(&a.unix, &b.unix),
+        sockets: beyond(&a.sockets, &b.sockets),
+        io_uring: beyond(&a.io_uring, &b.io_uring),
+        envelope: Envelope {
+            max_processes: above(a.envelope.max_processes, b.envelope.max_processes),
+            max_syscalls_per_second: above(
+                a.envelope.max_syscalls_per_second,
+                b.envelope.max_syscalls_per_second,
+            ),
+            max_egress_bytes: above(a.envelope.max_egress_bytes, b.envelope.max_egress_bytes),
+            tolerance: a.envelope.tolerance,
+        },
+    }
+}
+
+/// No entry in any set and no envelope maximum.
+pub fn is_empty(b: &Baseline) -> bool {
+    let e = &b.envelope;
+    b.syscalls.is_empty()
+        && b.execs.is_empty()
+        && b.egress.is_empty()
+        && b.file_writes.is_empty()
+        && b.file_reads.is_empty()
+        && b.unix.is_empty()
+        && b.sockets.is_empty()
+        && b.io_uring.is_empty()
+        && e.max_processes == 0
+        && e.max_syscalls_per_second == 0
+        && e.max_egress_bytes == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        baseline::{Observation, learn},
+        identity::Phase,
+    };
+
+    fn with(syscalls: &[&str], execs: &[&str], processes: u64) -> Baseline {
+        let mut b = Baseline::empty(Phase::ReadOnly);
+        for s in syscalls {
+            learn(&mut b, &Observation::Syscall((*s).into()));
+        }
+        for e in execs {
+            learn(&mut b, &Observation::Exec { path: (*e).into(), literal: false });
+        }
+        b.envelope.max_processes = processes;
+        b
+    }
+
+    #[test]
+    fn the_union_holds_both_and_the_higher_envelope() {
+        let mut a = with(&["read"], &["/bin/ls"], 3);
+        let b = with(&["write"], &["/bin/ls", "/bin/cat"], 5);
+        assert!(union_into(&mut a, &b));
+        assert_eq!(a.syscalls.len(), 2);
+        assert_eq!(a.execs.len(), 2);
+        assert_eq!(a.envelope.max_processes, 5);
+        assert!(!union_into(&mut a, &b), "nothing new the second time");
+    }
+
+    #[test]
+    fn what_a_node_learned_is_what_its_copy_holds_beyond_the_clusters() {
+        let cluster = with(&["read"], &["/bin/ls"], 4);
+        let node = with(&["read", "openat"], &["/bin/ls"], 2);
+        let delta = minus(&node, &cluster);
+        assert_eq!(delta.syscalls.iter().collect::<Vec<_>>(), ["openat"]);
+        assert!(delta.execs.is_empty());
+        assert_eq!(delta.envelope.max_processes, 0, "not above the cluster's");
+        assert!(!is_empty(&delta));
+        assert!(is_empty(&minus(&cluster, &cluster)));
+    }
+
+    fn names() -> impl Strategy<Value = Vec<&'static str>> {
+        proptest::sample::subsequence(vec!["read", "write", "openat", "close", "mmap"], 0..5)
+    }
+
+    proptest! {
+        /// Folding a node's delta into any later cluster copy never loses what either held.
+        #[test]
+        fn a_delta_folded_into_the_cluster_loses_nothing(
+            a in names(), b in names(), c in names(), pa in 0u64..9, pb in 0u64..9,
+        ) {
+            let node = with(&a, &[], pa);
+            let old = with(&b, &[], pb);
+            let delta = minus(&node, &old);
+            let mut cluster = with(&c, &[], pb);
+            union_into(&mut cluster, &old);
+            union_into(&mut cluster, &delta);
+            for s in node.syscalls.iter().chain(old.syscalls.iter()) {
+                prop_assert!(cluster.syscalls.contains(s));
+            }
+            prop_assert_eq!(cluster.envelope.max_processes, pa.max(pb));
+        }
+    }
+}

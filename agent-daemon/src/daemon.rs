@@ -398,14 +398,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         reader: Some(state.reader_stats.clone()),
         pipeline: Some(state.pipeline_stats.clone()),
         hub: Some(state.hub.clone()),
-        phases: Some(summaries),
+        phases: Some(summaries.clone()),
         alerts: alert_stats,
         audit: audit_stats,
         kubernetes: kube_stats,
         refusals: Some(state.refusals.clone()),
     });
+    let mut registry = metrics::registry(&event_metrics, collector);
+    registry.register_collector(Box::new(match &phases {
+        Some(phases) => metrics::evidence::EvidenceCollector::Cluster(phases.clone()),
+        None => metrics::evidence::EvidenceCollector::Node(summaries.clone()),
+    }));
     let http_state = Arc::new(http::HttpState {
-        registry: metrics::registry(&event_metrics, collector),
+        registry,
         ready,
         phases: phases.clone(),
         token,

@@ -328,3 +328,14 @@ impl Cluster {
         }
     }
 }
+
+impl Cluster {
+    /// Set annotation `key` of the phase object `name` (a write that changes its
+    /// resourceVersion, not its spec).
+    pub fn annotate_trust_phase(&self, name: &str, key: &str, value: &str) {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.rt
+            .block_on(self.phases_api().patch(name, &PatchParams::default(), &Patch::Merge(patch)))
+            .expect("annotate trustphase");
+    }
+}

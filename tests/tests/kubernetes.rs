@@ -21,12 +21,24 @@ struct World {
     node: String,
     /// This world's trust phase objects are `<prefix><phase>`.
     prefix: String,
+    /// `kubernetes.phase_sync_ms`.
+    sync_ms: u64,
 }
 
 impl World {
     fn new() -> World {
         let node = format!("paddock-test-node-{}-{}", std::process::id(), unique());
-        World { kubepods: kubelet::Kubepods::new(), prefix: format!("{node}-"), node }
+        World { kubepods: kubelet::Kubepods::new(), prefix: format!("{node}-"), node, sync_ms: 300 }
+    }
+
+    /// Another node of the same cluster: its own node name and kubepods folder, the same
+    /// phase objects.
+    fn sharing(&self) -> World {
+        World { prefix: self.prefix.clone(), sync_ms: self.sync_ms, ..World::new() }
+    }
+
+    fn syncing_every(self, ms: u64) -> World {
+        World { sync_ms: ms, ..self }
     }
 
     fn daemon(&self, cluster: &Cluster, extra: &str) -> Daemon {
@@ -41,8 +53,8 @@ impl World {
         Settings {
             extra: format!(
                 "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n\
-                 phase_prefix = {:?}\nphase_sync_ms = 300\n{extra}",
-                self.node, self.kubepods.relative, kubeconfig, self.prefix
+                 phase_prefix = {:?}\nphase_sync_ms = {}\n{extra}",
+                self.node, self.kubepods.relative, kubeconfig, self.prefix, self.sync_ms
             ),
             ..Settings::default()
         }
@@ -174,6 +186,8 @@ fn teach(daemon: &Daemon, phase: &str, steps: &[&str]) {
 // More tests, in `kubernetes/`.
 #[path = "kubernetes/containers.rs"]
 mod containers;
+#[path = "kubernetes/phases.rs"]
+mod phases;
 #[path = "kubernetes/rbac.rs"]
 mod rbac;
 

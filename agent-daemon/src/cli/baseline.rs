@@ -219,6 +219,7 @@ mod tests {
             capped: vec!["execs".into()],
             refused: [("execs".to_owned(), 7)].into(),
             kernel_incomplete: vec![],
+            report: None,
         };
         let text = table(std::slice::from_ref(&p));
         assert!(

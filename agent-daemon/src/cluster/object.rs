@@ -23,6 +23,16 @@ pub fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, VERSION, KIND), PLURAL)
 }
 
+/// The most bytes (as JSON) a phase object's `spec` may take: etcd refuses requests over
+/// 1.5 MiB by default, and the status (evidence of up to 256 agents) needs room too. A
+/// baseline full to the default caps with paths of typical length takes about half.
+pub const MAX_SPEC_BYTES: usize = 1024 * 1024;
+
+/// The size of `object`'s spec as JSON.
+pub fn spec_bytes(object: &DynamicObject) -> usize {
+    object.data.get("spec").map_or(0, |s| serde_json::to_vec(s).map_or(0, |v| v.len()))
+}
+
 /// The object's name for `phase`.
 pub fn name(prefix: &str, phase: Phase) -> String {
     format!("{prefix}{phase}")
@@ -150,5 +160,52 @@ mod tests {
         assert!(why.contains("trustphase/read-only") && why.contains("egress[0]"), "{why}");
         let err = read(&o, Phase::Shadow).unwrap_err();
         assert!(err.contains("spec.phase is \"read-only\""), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+    use crate::baseline::{Caps, Destination, Observation, Protocol, learn_within};
+
+    /// A baseline with every set full to its default cap, entries of typical length (paths
+    /// of 60 bytes, real egress rules), fits in the object with room to spare.
+    #[test]
+    fn a_baseline_full_to_the_default_caps_fits_well_under_etcds_limit() {
+        let caps = Caps::default();
+        let mut b = Baseline::empty(Phase::Autonomous);
+        let path = |kind: &str, i: usize| {
+            format!("/srv/agent/workspace/{kind}/project-{i:05}/module/file.py")
+        };
+        for i in 0..caps.execs {
+            learn_within(&mut b, &Observation::Exec { path: path("bin", i), literal: true }, &caps);
+        }
+        for i in 0..caps.file_writes {
+            learn_within(&mut b, &Observation::FileWrite(path("out", i)), &caps);
+            learn_within(&mut b, &Observation::FileRead(path("in", i)), &caps);
+        }
+        for i in 0..caps.unix {
+            learn_within(
+                &mut b,
+                &Observation::Unix { path: path("sock", i), literal: true },
+                &caps,
+            );
+        }
+        for i in 0..caps.egress {
+            let addr = std::net::IpAddr::from([10, (i >> 8) as u8, i as u8, 7]);
+            let d = Destination { protocol: Protocol::Tcp, addr, port: 443 };
+            learn_within(&mut b, &Observation::Egress(d), &caps);
+        }
+        for id in 0..400 {
+            let name = crate::syscalls::name(id).into_owned();
+            learn_within(&mut b, &Observation::Syscall(name), &caps);
+        }
+        let mut o = DynamicObject::new("autonomous", &resource());
+        o.data = json!({"spec": {"phase": "autonomous", "mode": "learn"}});
+        let o = with_spec(&o, &b, None);
+        let bytes = spec_bytes(&o);
+        eprintln!("a baseline full to the default caps: {} entries, {bytes} bytes", b.size());
+        assert!(bytes < MAX_SPEC_BYTES, "{bytes}");
+        assert!(b.execs.len() + b.file_writes.len() > 7000, "the sets are full");
     }
 }

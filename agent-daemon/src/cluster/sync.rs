@@ -57,6 +57,9 @@ pub struct SyncStats {
     pub failures: AtomicU64,
     /// Generations taken in.
     pub taken_in: AtomicU64,
+    /// Baseline writes not made because the object would have grown over
+    /// [`object::MAX_SPEC_BYTES`].
+    pub oversize: AtomicU64,
 }
 
 #[derive(Default)]
@@ -387,6 +390,16 @@ impl Phases {
                 let mut merged = cluster.clone();
                 if merge::union_into(&mut merged, delta) {
                     let replaced = object::with_spec(&current, &merged, None);
+                    let bytes = object::spec_bytes(&replaced);
+                    if bytes > object::MAX_SPEC_BYTES {
+                        self.stats.oversize.fetch_add(1, Ordering::Relaxed);
+                        return Err(format!(
+                            "trustphase/{name}: with this node's learning the spec would take \
+                             {bytes} bytes, over {} (etcd's limit is 1.5 MiB): not written; \
+                             lower the caps ([baseline]) or review the baseline",
+                            object::MAX_SPEC_BYTES
+                        ));
+                    }
                     match self.api.replace(&name, &PostParams::default(), &replaced).await {
                         Ok(o) => {
                             self.stats.baseline_writes.fetch_add(1, Ordering::Relaxed);

@@ -55,10 +55,14 @@ pub struct PhaseSummary {
     /// judges them, and kills after the fact.
     #[serde(default)]
     pub kernel_incomplete: Vec<String>,
+    /// Its promotion evidence from this node's counts (for the metrics; not sent).
+    #[serde(skip)]
+    pub report: Option<crate::baseline::report::PhaseReport>,
 }
 
 impl Judge {
     pub fn summaries(&self) -> Vec<PhaseSummary> {
+        let mut reports = self.reports().into_iter();
         self.books
             .iter()
             .map(|(phase, book)| {
@@ -94,6 +98,7 @@ impl Judge {
                         .iter()
                         .map(|s| s.as_str().to_owned())
                         .collect(),
+                    report: reports.next(),
                 }
             })
             .collect()

@@ -5,6 +5,7 @@
 //! them; values that live elsewhere (the kernel's maps, the reader's and sinks' stats, the
 //! baselines) are read at scrape time by a collector (`collect`).
 mod collect;
+pub mod evidence;
 mod sink;
 
 pub use collect::{Sources, StatsCollector};

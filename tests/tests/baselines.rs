@@ -478,3 +478,43 @@ fn unknown_phases_and_modes_are_refused_with_the_valid_ones() {
             .contains("expected one of shadow, read-only, limited-write, autonomous")
     );
 }
+
+/// Without Kubernetes the phases stay on the node: `paddock phase report` says so, and its
+/// figures (and the metrics') are what the runs did.
+#[test]
+fn without_a_cluster_the_phase_report_counts_this_nodes_runs() {
+    if !root_or_skip("without_a_cluster_the_phase_report_counts_this_nodes_runs") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let dir = work();
+    let listener = Listener::start();
+    teach(&daemon, "read-only", listener.port);
+    daemon.set_mode("read-only", "flag");
+    let mut stray = usual(dir.path(), listener.port);
+    stray.push("exec:/bin/false".into());
+    assert!(run(&daemon, "stray", "read-only", &stray).status.success());
+    let deviations = verdicts(&daemon.events_of("stray", WAIT)).len() as u64;
+    assert!(deviations >= 1);
+    let report: Value =
+        serde_json::from_str(&daemon.ok(&["phase", "report", "read-only", "--json"])).unwrap();
+    let r = &report[0];
+    assert_eq!(
+        (r["phase"].as_str(), r["mode"].as_str(), r["store"].as_str()),
+        (Some("read-only"), Some("flag"), Some("node"))
+    );
+    let s = &r["status"];
+    assert_eq!(s["runs"], 4, "{r:#}");
+    assert_eq!(s["learnedFrom"], 3, "{r:#}");
+    assert_eq!(s["deviations"], deviations, "{r:#}");
+    assert_eq!(s["runsSinceNew"], 0, "the stray did something new: {r:#}");
+    assert_eq!(s["agents"]["local"]["runs"], 4, "{r:#}");
+    let metrics = daemon.metrics();
+    assert!(
+        metrics
+            .contains("paddock_phase_runs{phase=\"read-only\",mode=\"flag\",settled=\"false\"} 4"),
+        "{metrics}"
+    );
+    let table = daemon.ok(&["phase", "report"]);
+    assert!(table.lines().count() >= 5 && table.contains("agent local: 4 runs"), "{table}");
+}

@@ -191,6 +191,33 @@ async fn may(
     answer.status.is_some_and(|s| s.allowed)
 }
 
+/// Whether `user` (with the groups of a ServiceAccount) may `verb` `resource` (`group`;
+/// `resource/subresource`), as the authorizer answers the admin.
+async fn user_may(admin: &Client, user: &str, verb: &str, group: &str, resource: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{SubjectAccessReview, SubjectAccessReviewSpec};
+    let review = SubjectAccessReview {
+        metadata: ObjectMeta::default(),
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            groups: Some(vec!["system:serviceaccounts".into(), "system:authenticated".into()]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.split('/').next().unwrap_or(resource).into()),
+                subresource: resource.split_once('/').map(|(_, sub)| sub.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        status: None,
+    };
+    let answer = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview");
+    answer.status.is_some_and(|s| s.allowed)
+}
+
 fn expect_forbidden<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) {
     match result {
         Err(e) if status_code(&e) == Some(403) => {}
@@ -353,6 +380,34 @@ async fn the_daemons_rbac_allows_what_it_needs_and_nothing_else() {
         wrong.is_empty(),
         "paddock's permissions differ from deploy/10-rbac.yaml's intent:\n{}",
         wrong.join("\n")
+    );
+
+    // The agents' own accounts (deploy/examples/agents.yaml) cannot reach the phases: an
+    // agent that could switch its phase to learn, or edit its baseline, would guard itself.
+    for account in [
+        "agent-phase-shadow",
+        "agent-phase-read-only",
+        "agent-phase-limited-write",
+        "agent-phase-autonomous",
+        "default",
+    ] {
+        let user = format!("system:serviceaccount:agents:{account}");
+        for (resource, verb) in [
+            ("trustphases", "patch"),
+            ("trustphases", "update"),
+            ("trustphases", "get"),
+            ("trustphases/status", "update"),
+        ] {
+            if user_may(&admin, &user, verb, "paddock.io", resource).await {
+                wrong.push(format!("{user} may {verb} paddock.io/{resource}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let paddock_user = paddock_tests::kube::PADDOCK_USER;
+    assert!(
+        user_may(&admin, paddock_user, "patch", "paddock.io", "trustphases").await,
+        "the same question about paddock's account is answered yes"
     );
 
     Api::<k8s_openapi::api::core::v1::Namespace>::all(admin)

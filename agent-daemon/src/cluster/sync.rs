@@ -157,10 +157,11 @@ impl Phases {
     /// Why the node is not in sync with the cluster's phases, if it is not: for `/readyz`.
     pub fn unsynced(&self) -> Option<String> {
         if !self.connected.load(Ordering::Relaxed) {
-            return Some(
-                "the cluster's trust phases cannot be reached: the cached copies are in force"
-                    .into(),
-            );
+            let why = self.told.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            return Some(format!(
+                "the cluster's trust phases cannot be reached{}: the cached copies are in force",
+                why.map(|w| format!(" ({w})")).unwrap_or_default()
+            ));
         }
         let state = self.state();
         let missing: Vec<String> = state

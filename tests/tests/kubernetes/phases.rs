@@ -401,7 +401,7 @@ mod kubernetes_phases {
             deviations += n;
             per_run.push((run, n));
         }
-        assert_eq!(per_run[3].1 > 0 && per_run[4].1 > 0 && per_run[5].1 == 0, true, "{per_run:?}");
+        assert!(per_run[3].1 > 0 && per_run[4].1 > 0 && per_run[5].1 == 0, "{per_run:?}");
         let object = cluster.wait_for_trust_phase(&name, WAIT, |o| o["status"]["runs"] == 6);
         let s = &object["status"];
         assert_eq!(s["learnedFrom"], 3, "{s:#}");

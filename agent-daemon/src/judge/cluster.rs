@@ -86,18 +86,34 @@ impl Judge {
     }
 
     /// What was counted of `phase`'s runs since the last call: the caller owns it now (and
-    /// gives it back with [`Judge::give_back`] when it could not deliver it).
+    /// gives it back with [`Judge::give_back`] when it could not deliver it). Saved as
+    /// taken, so that a restart never sends it twice (a daemon killed while it is on its
+    /// way loses it instead).
     pub fn take_pending(&mut self, phase: Phase) -> Evidence {
         let Some(book) = self.books.get_mut(&phase) else { return Evidence::default() };
-        std::mem::take(&mut book.pending)
+        let taken = std::mem::take(&mut book.pending);
+        if !taken.is_empty() {
+            self.save_or_log(phase);
+        }
+        taken
     }
 
-    /// Evidence taken but not delivered, in front of what was counted since.
+    /// Evidence taken but not delivered, in front of what was counted since (and saved).
     pub fn give_back(&mut self, phase: Phase, taken: Evidence) {
         let Some(book) = self.books.get_mut(&phase) else { return };
+        if taken.is_empty() {
+            return;
+        }
         let mut all = taken;
         all.add(&book.pending, chrono::Utc::now());
         book.pending = all;
+        self.save_or_log(phase);
+    }
+
+    fn save_or_log(&mut self, phase: Phase) {
+        if let Err(e) = self.save(phase) {
+            tracing::error!(phase = %phase, error = %e, "cannot save the phase's evidence");
+        }
     }
 
     /// Each phase's report from this node's own counts (phases kept on the node).

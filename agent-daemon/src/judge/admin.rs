@@ -169,6 +169,9 @@ impl Judge {
         let revision = book.baseline.revision + 1;
         book.baseline = Baseline { revision, ..Baseline::empty(phase) };
         book.dirty = false;
+        // Its evidence too: what the runs did was judged against what is now forgotten.
+        book.evidence = Default::default();
+        book.pending = Default::default();
         let before = std::mem::take(&mut book.state).mode;
         self.forget_refusals(phase);
         self.save(phase)?;

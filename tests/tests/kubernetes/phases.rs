@@ -331,6 +331,9 @@ mod kubernetes_phases {
 
         proxy.cut();
         wait_until(&da, WAIT, "not ready", || http_status(&da, "/readyz") == 503);
+        wait_until(&da, WAIT, "the log saying so", || {
+            da.log().contains("the cluster's trust phases cannot be reached")
+        });
         assert_eq!(da.run_actor("stray-down", "read-only", &STRAY).status.code(), Some(99));
         let out = da.run_actor("fine-down", "read-only", &LEARNED);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -430,5 +433,66 @@ mod kubernetes_phases {
         let runs_metric =
             "paddock_phase_runs{phase=\"limited-write\",mode=\"enforce\",settled=\"false\"}";
         wait_until(&da, WAIT, "the metric", || metric(&da, runs_metric) == 6.0);
+    }
+}
+
+mod kubernetes_phases_cli {
+    use super::*;
+
+    /// `paddock baseline import` and `reset` on one node change the phase's object, say so,
+    /// and reach the other node; a tracked process may not ask for either.
+    #[test]
+    fn import_and_reset_on_a_node_change_the_object_for_every_node() {
+        if !root_or_skip("import_and_reset_on_a_node_change_the_object_for_every_node") {
+            return;
+        }
+        let cluster = Cluster::connect();
+        let a = World::new();
+        let b = a.sharing();
+        let (da, db) = (a.daemon(&cluster, ""), b.daemon(&cluster, ""));
+        let name = format!("{}shadow", a.prefix);
+        runs(&da, "learn", "shadow", &LEARNED, 1);
+        cluster.wait_for_trust_phase(&name, WAIT, |o| o["status"]["runs"] == 1);
+
+        // An edited export, imported on node A, is the object's baseline and B's.
+        let exported = da.ok(&["baseline", "export", "shadow"]);
+        assert!(exported.contains("/bin/date"), "{exported}");
+        let edited = exported.replace("\"/bin/date\",", "\"/bin/date\",\n  \"/opt/tool\",");
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("shadow.toml");
+        std::fs::write(&file, edited).unwrap();
+        let said = da.ok(&["baseline", "import", "shadow", file.to_str().unwrap()]);
+        assert!(said.contains(&format!("in the cluster (trustphase/{name}")), "{said}");
+        let object = cluster.trust_phase(&name);
+        assert!(execs(&object).contains(&"/opt/tool".to_owned()), "{object:#}");
+        wait_until(&db, WAIT, "the import on node B", || {
+            paddock_tests::entries(&db.baseline("shadow"), "execs")
+                .contains(&"/opt/tool".to_owned())
+        });
+
+        // A process of an investigation asks node A to reset the phase: refused.
+        let script = format!(
+            "{} --socket {} baseline reset shadow",
+            paddock_tests::paddock_bin().display(),
+            da.socket.display()
+        );
+        let out = da.run("tamper", "shadow", &["/bin/sh"], &["-c", &script]);
+        assert!(!out.status.success());
+        assert!(execs(&cluster.trust_phase(&name)).contains(&"/opt/tool".to_owned()));
+
+        // The operator resets it: empty, learning, evidence started over, on both nodes.
+        da.set_mode("shadow", "flag");
+        let said = da.ok(&["baseline", "reset", "shadow"]);
+        assert!(said.contains("reset in the cluster"), "{said}");
+        let object = cluster.wait_for_trust_phase(&name, WAIT, |o| o["status"]["runs"] == 0);
+        assert_eq!(object["spec"]["mode"], "learn");
+        // Nothing counted before the reset comes back later (node A's unsent runs included).
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(cluster.trust_phase(&name)["status"]["runs"], 0);
+        assert!(execs(&object).is_empty(), "{object:#}");
+        wait_until(&db, WAIT, "the reset on node B", || {
+            mode_on(&db, "shadow") == "learn"
+                && paddock_tests::entries(&db.baseline("shadow"), "execs").is_empty()
+        });
     }
 }

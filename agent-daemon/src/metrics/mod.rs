@@ -72,6 +72,12 @@ fn latency_buckets() -> impl Iterator<Item = f64> {
         .into_iter()
 }
 
+impl Default for EventMetrics {
+    fn default() -> Self {
+        EventMetrics::new()
+    }
+}
+
 impl EventMetrics {
     pub fn new() -> EventMetrics {
         EventMetrics {

@@ -4,7 +4,6 @@
 //! kind of change goes.
 pub mod api;
 pub mod baseline;
-pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;

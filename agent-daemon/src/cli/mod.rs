@@ -46,33 +46,6 @@ pub enum Command {
     Baseline(baseline::BaselineCommand),
     /// Forensic queries on the audit store: list, show, tree, check.
     Audit(audit::AuditArgs),
-    /// Tools for benchmarks and tests.
-    #[command(hide = true, subcommand)]
-    Internal(Internal),
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Internal {
-    /// Attach an empty program to `sys_enter` until SIGTERM or SIGINT (the benchmark floor).
-    EmptyHook,
-    /// Push synthetic kernel records through the data path at a fixed rate, on one CPU.
-    BenchPipeline(crate::bench::PipelineArgs),
-    /// Time one-page audit queries on an investigation of a million events.
-    BenchAuditQuery(crate::bench::QueryArgs),
-}
-
-fn empty_hook() -> anyhow::Result<i32> {
-    let _hook = crate::kernel::attach_empty_hook()?;
-    eprintln!("empty sys_enter hook attached; SIGTERM or SIGINT detaches it");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        anyhow::Ok(0)
-    })
 }
 
 #[derive(clap::Args, Debug)]
@@ -148,9 +121,6 @@ pub fn main() -> i32 {
         Command::Phase(command) => baseline::phase_main(command, &socket(cli.socket)),
         Command::Baseline(command) => baseline::baseline_main(command, &socket(cli.socket)),
         Command::Audit(args) => audit::main(args, &socket(cli.socket)),
-        Command::Internal(Internal::EmptyHook) => empty_hook(),
-        Command::Internal(Internal::BenchPipeline(args)) => crate::bench::pipeline(args),
-        Command::Internal(Internal::BenchAuditQuery(args)) => crate::bench::audit_query(args),
     };
     match result {
         Ok(code) => code,

@@ -74,7 +74,7 @@ impl Enforcer {
     }
 
     /// An enforcer with no kernel behind it: policies go nowhere, kill orders only to
-    /// `kills`. For `paddock internal bench-pipeline`.
+    /// `kills`. For `paddock-bench pipeline`.
     pub fn detached(kills: mpsc::UnboundedSender<KillOrder>) -> Enforcer {
         Enforcer { kernel: None, kills, outcomes: Arc::default(), fail_closed: true }
     }

@@ -266,7 +266,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
 }
 
 /// The bytes of a record as the probes write it (a plain `#[repr(C)]` value): for tests,
-/// and for the synthetic records of `paddock internal bench-pipeline`.
+/// and for the synthetic records of `paddock-bench pipeline`.
 pub fn record_bytes<T: Copy>(value: &T) -> Vec<u8> {
     // SAFETY: reading the bytes of a plain `#[repr(C)]` value.
     unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()).to_vec() }

@@ -56,7 +56,7 @@ pub struct Investigation {
 }
 
 /// One investigation's records turned into events outside the pipeline, as the pipeline
-/// does it (for `paddock internal bench-audit-query`).
+/// does it (for `paddock-bench audit-query`).
 pub struct Attributor(Attribution, Clock);
 
 impl Attributor {

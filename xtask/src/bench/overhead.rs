@@ -55,8 +55,8 @@ struct EmptyHook(Child);
 
 impl EmptyHook {
     fn attach() -> anyhow::Result<EmptyHook> {
-        let mut child = Command::new(target_bin(true, "paddock"))
-            .args(["internal", "empty-hook"])
+        let mut child = Command::new(target_bin(true, "paddock-bench"))
+            .args(["empty-hook"])
             .stderr(Stdio::piped())
             .spawn()?;
         // It says so on stderr once attached.

@@ -1,9 +1,9 @@
-//! Throughput of the data path: `paddock internal bench-pipeline` offers synthetic kernel
+//! Throughput of the data path: `paddock-bench pipeline` offers synthetic kernel
 //! records at increasing rates, each in a fresh process pinned to one CPU, at three stages:
 //! `decode` (ring and decode only: the baseline), `pipeline` (plus attribution, the judge
 //! in flag mode, the hub, metrics and alert sinks) and `full` (plus the audit store). A
 //! rate is sustained when nothing is lost in the ring, no sink drops an event, and the
-//! backlog is gone within half a second of the last record. Then `bench-audit-query` times
+//! backlog is gone within half a second of the last record. Then `paddock-bench audit-query` times
 //! one-page queries on an investigation of a million events.
 use std::process::Command;
 
@@ -16,9 +16,8 @@ const RATES: &[u64] = &[25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_
 const STAGES: &[&str] = &["decode", "pipeline", "full"];
 
 fn one(stage: &str, rate: u64, seconds: u64) -> anyhow::Result<Value> {
-    let text = output(Command::new(target_bin(true, "paddock")).args([
-        "internal",
-        "bench-pipeline",
+    let text = output(Command::new(target_bin(true, "paddock-bench")).args([
+        "pipeline",
         "--stage",
         stage,
         "--rate",
@@ -26,7 +25,8 @@ fn one(stage: &str, rate: u64, seconds: u64) -> anyhow::Result<Value> {
         "--seconds",
         &seconds.to_string(),
     ]))?;
-    serde_json::from_str(text.trim()).with_context(|| format!("bench-pipeline printed {text:?}"))
+    serde_json::from_str(text.trim())
+        .with_context(|| format!("paddock-bench pipeline printed {text:?}"))
 }
 
 fn sustained(r: &Value) -> bool {
@@ -76,13 +76,12 @@ pub fn run(seconds: u64, events: u64) -> anyhow::Result<()> {
             rss / 1024
         );
     }
-    let text = output(Command::new(target_bin(true, "paddock")).args([
-        "internal",
-        "bench-audit-query",
+    let text = output(Command::new(target_bin(true, "paddock-bench")).args([
+        "audit-query",
         "--events",
         &events.to_string(),
     ]))?;
-    let q: Value = serde_json::from_str(text.trim()).context("bench-audit-query output")?;
+    let q: Value = serde_json::from_str(text.trim()).context("paddock-bench audit-query output")?;
     println!(
         "\naudit store, one investigation of {} events ({} MiB, filled in {:.1} s):",
         q["events"],

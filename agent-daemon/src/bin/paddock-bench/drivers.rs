@@ -1,11 +1,11 @@
-//! Drivers for `cargo xtask bench pipeline` (hidden `paddock internal` commands).
+//! Drivers for `cargo xtask bench pipeline`: `paddock-bench pipeline` and `audit-query`.
 //!
-//! `bench-pipeline` pushes synthetic kernel records, byte for byte what the probes write,
+//! `pipeline` pushes synthetic kernel records, byte for byte what the probes write,
 //! through the daemon's own data path at a fixed rate, on one CPU: a bounded "ring" the
 //! size of the kernel's ring buffer (a full ring loses the record, as the kernel's does),
 //! decode, attribution, the judge (a phase in flag mode, with a learned baseline), the hub,
 //! and its sinks (metrics, alerts, and the audit store). It prints one JSON line of what
-//! happened. `bench-audit-query` times one-page queries on an investigation of a million
+//! happened. `audit-query` times one-page queries on an investigation of a million
 //! events.
 use std::{
     path::PathBuf,
@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
+use agent_daemon::{
     baseline::Mode,
     enforce::Enforcer,
     hub::Hub,
@@ -214,19 +214,19 @@ async fn run_pipeline(args: &PipelineArgs) -> anyhow::Result<serde_json::Value> 
         let event_metrics = EventMetrics::new();
         tasks.push(tokio::spawn(metrics::run_sink(
             event_metrics,
-            hub.add_sink("metrics", crate::daemon::METRICS_QUEUE),
+            hub.add_sink("metrics", agent_daemon::daemon::METRICS_QUEUE),
         )));
         if args.stage == Stage::Full {
             let config = AuditConfig::default();
             let store = AuditStore::open(&dir.path().join("audit.db"), &config)?;
-            tasks.push(tokio::spawn(crate::sinks::audit::writer::run_writer(
+            tasks.push(tokio::spawn(agent_daemon::sinks::audit::writer::run_writer(
                 store,
-                hub.add_sink("audit", crate::sinks::audit::AuditConfig::default().queue),
+                hub.add_sink("audit", agent_daemon::sinks::audit::AuditConfig::default().queue),
                 audit_stats.clone(),
                 shutdown.clone(),
             )));
         }
-        let (judge, _) = Judge::open(crate::baseline::store::Store::open(dir.path())?)?;
+        let (judge, _) = Judge::open(agent_daemon::baseline::store::Store::open(dir.path())?)?;
         let (kills, _kills_rx) = mpsc::unbounded_channel();
         let pipeline = Pipeline::new(
             records_rx,
@@ -392,13 +392,13 @@ pub fn audit_query(args: QueryArgs) -> anyhow::Result<i32> {
         let store = AuditStore::open(&path, &AuditConfig { max_bytes: 0, ..Default::default() })?;
         let (tx, rx) = mpsc::channel(64 * 1024);
         let stats = Arc::new(AuditStats::default());
-        let writer = tokio::spawn(crate::sinks::audit::writer::run_writer(
+        let writer = tokio::spawn(agent_daemon::sinks::audit::writer::run_writer(
             store,
             rx,
             stats.clone(),
             CancellationToken::new(),
         ));
-        let mut attribution = crate::pipeline::Attributor::new(investigation(1, 1));
+        let mut attribution = agent_daemon::pipeline::Attributor::new(investigation(1, 1));
         let mut records = templates(1, 1).into_iter().cycle();
         for _ in 0..args.events {
             let record = decode(&records.next().expect("cycle"))?;
@@ -414,7 +414,7 @@ pub fn audit_query(args: QueryArgs) -> anyhow::Result<i32> {
     let store = AuditStore::open_read_only(&path)?;
     let id = "bench-1".parse()?;
     let time = |cursor: Option<&str>, kind: Option<&str>| -> anyhow::Result<f64> {
-        let filter = crate::sinks::audit::EventFilter {
+        let filter = agent_daemon::sinks::audit::EventFilter {
             kind: kind.map(str::to_owned),
             ..Default::default()
         };

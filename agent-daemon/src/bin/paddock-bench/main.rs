@@ -1,0 +1,53 @@
+//! `paddock-bench`: what `cargo xtask bench` runs besides the daemon, kept out of the
+//! `paddock` binary. It uses the daemon's own library, so what it measures is the
+//! product's code.
+mod drivers;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "paddock-bench", about = "benchmark drivers for `cargo xtask bench`")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Attach an empty program to `sys_enter` until SIGTERM or SIGINT (the benchmark floor).
+    EmptyHook,
+    /// Push synthetic kernel records through the data path at a fixed rate, on one CPU.
+    Pipeline(drivers::PipelineArgs),
+    /// Time one-page audit queries on an investigation of a million events.
+    AuditQuery(drivers::QueryArgs),
+}
+
+fn empty_hook() -> anyhow::Result<i32> {
+    let _hook = agent_daemon::kernel::attach_empty_hook()?;
+    eprintln!("empty sys_enter hook attached; SIGTERM or SIGINT detaches it");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        anyhow::Ok(0)
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::EmptyHook => empty_hook(),
+        Command::Pipeline(args) => drivers::pipeline(args),
+        Command::AuditQuery(args) => drivers::audit_query(args),
+    };
+    std::process::exit(match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("paddock-bench: {e:#}");
+            1
+        }
+    });
+}

@@ -14,6 +14,8 @@ pub const MAX_POLICY_ENTRIES: u32 = 1 << 20;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/paddock/paddock.toml";
 pub const DEFAULT_SOCKET: &str = "/run/paddock/paddock.sock";
 
+pub use crate::kernel::config::KernelConfig;
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -145,28 +147,6 @@ pub enum OnStop {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct KernelConfig {
-    /// Size of the kernel-to-user ring buffer: a power of two, at least one page.
-    pub ring_buffer_bytes: u32,
-    pub btf_path: PathBuf,
-    pub mountinfo_path: PathBuf,
-    pub tracefs: PathBuf,
-    pub bpffs: PathBuf,
-    /// Processes the kernel can track, all investigations together.
-    pub max_tracked_processes: u32,
-    /// Where the programs, their links and maps are pinned (below `bpffs`), so that the
-    /// kernel keeps tracking and enforcing while no daemon runs. One daemon per directory.
-    pub pin_dir: PathBuf,
-    /// Entries of the kernel's policy maps, shared by the phases in `enforce`: executables
-    /// and unix sockets, egress rules, socket kinds. A phase whose policy does not fit is
-    /// judged by the daemon alone for that set (see `docs/threat-model.md`).
-    pub policy_paths: u32,
-    pub policy_egress: u32,
-    pub policy_sockets: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct LocalConfig {
     /// The cgroup, relative to the cgroup v2 mount, under which `paddock run` makes one
     /// cgroup per investigation; the egress programs attach here.
@@ -181,23 +161,6 @@ impl Default for DaemonConfig {
             recent_events: 4096,
             socket_group: "paddock".into(),
             on_stop: OnStop::KeepEnforcing,
-        }
-    }
-}
-
-impl Default for KernelConfig {
-    fn default() -> Self {
-        Self {
-            ring_buffer_bytes: 4 << 20,
-            btf_path: "/sys/kernel/btf/vmlinux".into(),
-            mountinfo_path: "/proc/self/mountinfo".into(),
-            tracefs: "/sys/kernel/tracing".into(),
-            bpffs: "/sys/fs/bpf".into(),
-            max_tracked_processes: 65536,
-            pin_dir: "/sys/fs/bpf/paddock".into(),
-            policy_paths: agent_common::policy::MAX_ALLOWED_PATHS,
-            policy_egress: agent_common::policy::MAX_EGRESS_RULES,
-            policy_sockets: agent_common::policy::MAX_ALLOWED_SOCKETS,
         }
     }
 }

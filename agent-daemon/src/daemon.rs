@@ -189,7 +189,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let local_parent = cgroup2.mount_point.join(&config.local.cgroup_parent);
     let local = LocalSource::new(local_parent.clone(), shutdown.clone(), tasks.clone(), keep)
         .with_context(|| format!("cannot prepare cgroup {}", local_parent.display()))?;
-    let pids = crate::workloads::pids::Pids::for_daemon(&config, &cgroup2.mount_point);
+    let pids = pids_for(&config, &cgroup2.mount_point);
     let local = local.with_pids(pids.clone());
 
     let kube_parent = cgroup2.mount_point.join(&config.kubernetes.cgroup_parent);
@@ -539,4 +539,17 @@ pub fn cleanup(config: &Config) -> anyhow::Result<()> {
         println!("nothing pinned at {}", config.kernel.pin_dir.display());
     }
     Ok(())
+}
+
+/// Where pids.max is set for the local investigations of `config` (said in the log).
+fn pids_for(config: &Config, v2_mount: &Path) -> Arc<crate::workloads::pids::Pids> {
+    let pids = crate::workloads::pids::Pids::detect(
+        config.phases.clone(),
+        v2_mount,
+        &v2_mount.join(&config.local.cgroup_parent),
+        &config.local.cgroup_parent,
+        &config.kernel.mountinfo_path,
+    );
+    pids.log(config.limits.processes);
+    Arc::new(pids)
 }

@@ -12,6 +12,7 @@ mod config_props;
 pub mod daemon;
 pub mod enforce;
 pub mod events;
+pub mod host;
 pub mod hub;
 pub mod identity;
 pub mod judge;

@@ -29,7 +29,10 @@ pub struct HttpState {
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
-    match crate::metrics::encode(&state.registry) {
+    let mut text = String::new();
+    match prometheus_client::encoding::prometheus_text::encode(&mut text, &state.registry)
+        .map(|()| text)
+    {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
             .into_response(),
         Err(_) => {

@@ -14,7 +14,7 @@ use std::{
 use tokio::sync::mpsc;
 
 use super::KillOrder;
-use crate::{kernel::Kernel, workloads::cgroups};
+use crate::{host::cgroups, kernel::Kernel};
 
 pub fn kill_cgroup(dir: &Path) -> io::Result<()> {
     match std::fs::write(dir.join("cgroup.kill"), "1") {

@@ -3,6 +3,7 @@
 mod bpf_sys;
 pub mod btf;
 mod carry;
+pub mod config;
 pub mod decode;
 #[cfg(test)]
 mod decode_props;

@@ -51,7 +51,7 @@ pub struct PolicyMaps {
 }
 
 impl PolicyMaps {
-    pub fn of(config: &crate::config::KernelConfig) -> PolicyMaps {
+    pub fn of(config: &super::config::KernelConfig) -> PolicyMaps {
         PolicyMaps {
             paths: config.policy_paths,
             egress: config.policy_egress,

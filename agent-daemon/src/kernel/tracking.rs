@@ -203,7 +203,7 @@ impl KernelMaps {
     /// generation's map in the moment its programs saw them exit and ours did not. Returns
     /// the processes forgotten.
     pub fn prune_dead_tasks(&mut self) -> Result<Vec<u32>, TrackError> {
-        self.remove_tasks(|tgid, _| !crate::workloads::processes::alive(tgid))
+        self.remove_tasks(|tgid, _| !crate::host::processes::alive(tgid))
     }
 
     /// Remove the process entries `gone` picks, and rebuild the fast entries they used

@@ -126,19 +126,6 @@ impl Pids {
         Pids { phases, local_parent: local_parent.to_path_buf(), place }
     }
 
-    /// The daemon's: for the local investigations of `config`, said in the log.
-    pub fn for_daemon(config: &crate::config::Config, v2_mount: &Path) -> std::sync::Arc<Pids> {
-        let pids = Pids::detect(
-            config.phases.clone(),
-            v2_mount,
-            &v2_mount.join(&config.local.cgroup_parent),
-            &config.local.cgroup_parent,
-            &config.kernel.mountinfo_path,
-        );
-        pids.log(config.limits.processes);
-        std::sync::Arc::new(pids)
-    }
-
     /// Say where the limits are set (once, at start).
     pub fn log(&self, processes: u32) {
         match &self.place {

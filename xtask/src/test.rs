@@ -12,7 +12,7 @@ use crate::{
     util::{self, build, cargo, require_root, target_bin},
 };
 
-/// Cases of each property test in the longer run (the unit tests run 256 of each). All 41
+/// Cases of each property test in the longer run (the unit tests run 256 of each). All 42
 /// together take 156 s of CPU: 183 s on the 2-CPU machine while other builds kept it busy
 /// (load 5-6), about half that when the two test threads have it to themselves.
 const PROPERTY_CASES: &str = "150000";

@@ -89,16 +89,14 @@ pub fn is_empty(b: &Baseline) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
+pub(super) mod tests {
     use super::*;
     use crate::{
         baseline::{Observation, learn},
         identity::Phase,
     };
 
-    fn with(syscalls: &[&str], execs: &[&str], processes: u64) -> Baseline {
+    pub(in crate::baseline) fn with(syscalls: &[&str], execs: &[&str], processes: u64) -> Baseline {
         let mut b = Baseline::empty(Phase::ReadOnly);
         for s in syscalls {
             learn(&mut b, &Observation::Syscall((*s).into()));
@@ -131,28 +129,5 @@ mod tests {
         assert_eq!(delta.envelope.max_processes, 0, "not above the cluster's");
         assert!(!is_empty(&delta));
         assert!(is_empty(&minus(&cluster, &cluster)));
-    }
-
-    fn names() -> impl Strategy<Value = Vec<&'static str>> {
-        proptest::sample::subsequence(vec!["read", "write", "openat", "close", "mmap"], 0..5)
-    }
-
-    proptest! {
-        /// Folding a node's delta into any later cluster copy never loses what either held.
-        #[test]
-        fn a_delta_folded_into_the_cluster_loses_nothing(
-            a in names(), b in names(), c in names(), pa in 0u64..9, pb in 0u64..9,
-        ) {
-            let node = with(&a, &[], pa);
-            let old = with(&b, &[], pb);
-            let delta = minus(&node, &old);
-            let mut cluster = with(&c, &[], pb);
-            union_into(&mut cluster, &old);
-            union_into(&mut cluster, &delta);
-            for s in node.syscalls.iter().chain(old.syscalls.iter()) {
-                prop_assert!(cluster.syscalls.contains(s));
-            }
-            prop_assert_eq!(cluster.envelope.max_processes, pa.max(pb));
-        }
     }
 }

@@ -16,6 +16,8 @@ pub mod generalise;
 mod generalise_props;
 pub mod learn;
 pub mod merge;
+#[cfg(test)]
+mod merge_props;
 pub mod mode;
 pub mod model;
 pub mod report;

@@ -357,10 +357,17 @@ mod kubernetes_phases {
         wait_until(&da, Duration::from_secs(60), "ready again", || {
             http_status(&da, "/readyz") == 200
         });
-        let read_only = cluster.trust_phase(&format!("{}read-only", a.prefix));
-        // 2 learning runs, 2 strays killed, 1 fine run: counted while away, sent after.
-        assert_eq!(read_only["status"]["runs"], 5, "{read_only:#}");
+        // 2 learning runs, 2 strays killed, 1 fine run: counted while away (across the
+        // restart), sent after. Each phase is written in its turn: wait for this one's.
+        let read_only =
+            cluster.wait_for_trust_phase(&format!("{}read-only", a.prefix), WAIT, |o| {
+                o["status"]["runs"] == 5
+            });
         assert_eq!(read_only["status"]["kills"], 2, "{read_only:#}");
+        // And none of them twice.
+        std::thread::sleep(Duration::from_millis(1000));
+        let again = cluster.trust_phase(&format!("{}read-only", a.prefix));
+        assert_eq!(again["status"]["runs"], 5, "{again:#}");
     }
 
     #[test]
@@ -420,8 +427,15 @@ mod kubernetes_phases {
         assert_eq!(s["sets"]["execs"]["entries"], execs(&object).len() as u64, "{s:#}");
 
         // The same from `paddock phase report`, and in the metrics.
-        let report: Value =
-            serde_json::from_str(&da.ok(&["phase", "report", "limited-write", "--json"])).unwrap();
+        let report_now = || -> Value {
+            serde_json::from_str(&da.ok(&["phase", "report", "limited-write", "--json"])).unwrap()
+        };
+        // The daemon reports the object as it last took it in (its write's answer or its
+        // watch): the same figures, once it has.
+        wait_until(&da, WAIT, "the report of all six runs", || {
+            report_now()[0]["status"]["runs"] == 6
+        });
+        let report = report_now();
         let r = &report[0];
         assert_eq!(r["mode"], "enforce");
         assert!(r["store"].as_str().unwrap().starts_with("cluster"), "{r:#}");

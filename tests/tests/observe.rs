@@ -356,10 +356,15 @@ fn a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on() {
     let deadline = std::time::Instant::now() + WAIT;
     let cgroup = loop {
         let status = daemon.status();
+        // Listed as soon as it is reserved, with its cgroup once that is made: a path
+        // that is not yet a directory would have the pid written to a file of that name.
         if let Some(i) =
             status["investigations"].as_array().unwrap().iter().find(|i| i["id"] == "inv-host")
         {
-            break std::path::PathBuf::from(i["cgroup"].as_str().unwrap());
+            let dir = std::path::PathBuf::from(i["cgroup"].as_str().unwrap());
+            if dir.is_absolute() && dir.join("cgroup.procs").exists() {
+                break dir;
+            }
         }
         assert!(std::time::Instant::now() < deadline, "no investigation: {status}");
         std::thread::sleep(Duration::from_millis(20));

@@ -12,17 +12,56 @@ pub const WINDOW_HOURS: i64 = 24;
 /// Agents remembered per phase; past it, the one that ran least recently is dropped.
 pub const MAX_AGENTS: usize = 256;
 
+/// The counts kept for a phase and for each agent in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tally {
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default)]
+    pub deviations: u64,
+    #[serde(default)]
+    pub kills: u64,
+    /// Runs since the last one that did something new (learned an entry, or deviated).
+    #[serde(default)]
+    pub runs_since_new: u64,
+    #[serde(default, rename = "lastNewBehaviour", skip_serializing_if = "Option::is_none")]
+    pub last_new: Option<DateTime<Utc>>,
+}
+
+impl Tally {
+    fn of(run: &RunRecord) -> Tally {
+        Tally {
+            runs: 1,
+            deviations: run.deviations,
+            kills: u64::from(run.killed),
+            runs_since_new: u64::from(!run.new),
+            last_new: run.new.then_some(run.ended),
+        }
+    }
+
+    /// Add what `later` counted after what this holds.
+    fn add(&mut self, later: &Tally) {
+        self.runs += later.runs;
+        self.deviations += later.deviations;
+        self.kills += later.kills;
+        match later.last_new {
+            // Something new in `later`: the runs since are those after it there.
+            Some(t) => {
+                self.runs_since_new = later.runs_since_new;
+                self.last_new = Some(self.last_new.map_or(t, |e| e.max(t)));
+            }
+            None => self.runs_since_new += later.runs,
+        }
+    }
+}
+
 /// One agent's runs in a phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentEvidence {
-    pub runs: u64,
-    pub deviations: u64,
-    pub kills: u64,
-    /// Runs since it last did something new (learned an entry, or deviated).
-    pub runs_since_new: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_new: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub tally: Tally,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<DateTime<Utc>>,
 }
@@ -53,19 +92,11 @@ pub struct RunRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Evidence {
-    #[serde(default)]
-    pub runs: u64,
+    #[serde(flatten)]
+    pub tally: Tally,
     /// Runs that ended while the phase learned: what its baseline was learned from.
     #[serde(default, rename = "learnedFrom")]
     pub learned: u64,
-    #[serde(default)]
-    pub deviations: u64,
-    #[serde(default)]
-    pub kills: u64,
-    #[serde(default)]
-    pub runs_since_new: u64,
-    #[serde(default, rename = "lastNewBehaviour", skip_serializing_if = "Option::is_none")]
-    pub last_new: Option<DateTime<Utc>>,
     #[serde(default)]
     pub hours: Vec<Hour>,
     #[serde(default)]
@@ -78,34 +109,24 @@ fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
 
 impl Evidence {
     pub fn is_empty(&self) -> bool {
-        self.runs == 0
+        self.tally.runs == 0
     }
 
     pub fn record(&mut self, run: &RunRecord) {
+        let tally = Tally::of(run);
         let one = Evidence {
-            runs: 1,
             learned: u64::from(run.learning),
-            deviations: run.deviations,
-            kills: u64::from(run.killed),
-            runs_since_new: u64::from(!run.new),
-            last_new: run.new.then_some(run.ended),
             hours: vec![Hour {
                 start: hour_of(run.ended),
                 runs: 1,
-                deviations: run.deviations,
-                kills: u64::from(run.killed),
+                deviations: tally.deviations,
+                kills: tally.kills,
             }],
             agents: BTreeMap::from([(
                 run.agent.clone(),
-                AgentEvidence {
-                    runs: 1,
-                    deviations: run.deviations,
-                    kills: u64::from(run.killed),
-                    runs_since_new: u64::from(!run.new),
-                    last_new: run.new.then_some(run.ended),
-                    last_run: Some(run.ended),
-                },
+                AgentEvidence { tally: tally.clone(), last_run: Some(run.ended) },
             )]),
+            tally,
         };
         self.add(&one, run.ended);
     }
@@ -113,14 +134,8 @@ impl Evidence {
     /// Add what `later` counted after what this holds; hours older than the window (as of
     /// `now`) and agents past [`MAX_AGENTS`] are dropped.
     pub fn add(&mut self, later: &Evidence, now: DateTime<Utc>) {
-        self.runs += later.runs;
+        self.tally.add(&later.tally);
         self.learned += later.learned;
-        self.deviations += later.deviations;
-        self.kills += later.kills;
-        (self.runs_since_new, self.last_new) = since_new(
-            (self.runs_since_new, self.last_new),
-            (later.runs, later.runs_since_new, later.last_new),
-        );
         for hour in &later.hours {
             match self.hours.iter_mut().find(|h| h.start == hour.start) {
                 Some(h) => {
@@ -136,13 +151,7 @@ impl Evidence {
         self.hours.sort_by_key(|h| h.start);
         for (name, theirs) in &later.agents {
             let mine = self.agents.entry(name.clone()).or_default();
-            mine.runs += theirs.runs;
-            mine.deviations += theirs.deviations;
-            mine.kills += theirs.kills;
-            (mine.runs_since_new, mine.last_new) = since_new(
-                (mine.runs_since_new, mine.last_new),
-                (theirs.runs, theirs.runs_since_new, theirs.last_new),
-            );
+            mine.tally.add(&theirs.tally);
             mine.last_run = mine.last_run.max(theirs.last_run);
         }
         while self.agents.len() > MAX_AGENTS {
@@ -161,19 +170,6 @@ impl Evidence {
             .iter()
             .filter(|h| h.start >= oldest)
             .fold((0, 0), |(d, k), h| (d + h.deviations, k + h.kills))
-    }
-}
-
-/// Runs since the last new behaviour after `later` (runs, runs after its own last new one,
-/// when that was) follows `earlier`.
-fn since_new(
-    earlier: (u64, Option<DateTime<Utc>>),
-    later: (u64, u64, Option<DateTime<Utc>>),
-) -> (u64, Option<DateTime<Utc>>) {
-    let (runs, since, last_new) = later;
-    match last_new {
-        Some(t) => (since, Some(earlier.1.map_or(t, |e| e.max(t)))),
-        None => (earlier.0 + runs, earlier.1),
     }
 }
 
@@ -202,12 +198,12 @@ mod tests {
         e.record(&run("a", true, 0, false, 0));
         e.record(&run("a", false, 0, false, 1));
         e.record(&run("b", false, 0, false, 2));
-        assert_eq!((e.runs, e.runs_since_new, e.last_new), (3, 2, Some(at(0))));
-        assert_eq!(e.agents["a"].runs_since_new, 1);
-        assert_eq!(e.agents["b"].runs_since_new, 1);
+        assert_eq!((e.tally.runs, e.tally.runs_since_new, e.tally.last_new), (3, 2, Some(at(0))));
+        assert_eq!(e.agents["a"].tally.runs_since_new, 1);
+        assert_eq!(e.agents["b"].tally.runs_since_new, 1);
         e.record(&run("b", true, 2, true, 3));
-        assert_eq!((e.runs_since_new, e.last_new), (0, Some(at(3))));
-        assert_eq!((e.deviations, e.kills), (2, 1));
+        assert_eq!((e.tally.runs_since_new, e.tally.last_new), (0, Some(at(3))));
+        assert_eq!((e.tally.deviations, e.tally.kills), (2, 1));
         assert_eq!(e.window(at(3)), (2, 1));
         assert_eq!(e.window(at(3) + Duration::hours(WINDOW_HOURS)), (0, 0), "out of the window");
     }
@@ -240,6 +236,6 @@ mod tests {
         assert_eq!(e.agents.len(), MAX_AGENTS);
         assert!(!e.agents.contains_key("agent-0"));
         assert!(e.agents.contains_key(&format!("agent-{}", MAX_AGENTS + 4)));
-        assert_eq!(e.runs, MAX_AGENTS as u64 + 5, "the phase's totals keep every run");
+        assert_eq!(e.tally.runs, MAX_AGENTS as u64 + 5, "the phase's totals keep every run");
     }
 }

@@ -75,7 +75,7 @@ pub fn status(previous: &Status, added: &Evidence, inputs: &StatusInputs<'_>) ->
     let mut evidence = previous.evidence.clone();
     evidence.add(added, inputs.now);
     let (deviations_24h, kills_24h) = evidence.window(inputs.now);
-    let settled = evidence.runs > 0 && evidence.runs_since_new >= inputs.settle_after;
+    let settled = evidence.tally.runs > 0 && evidence.tally.runs_since_new >= inputs.settle_after;
     let sets = match inputs.baseline {
         Some(b) => Set::ALL
             .iter()
@@ -91,7 +91,7 @@ pub fn status(previous: &Status, added: &Evidence, inputs: &StatusInputs<'_>) ->
             "NoNewBehaviour",
             format!(
                 "{} runs since the last new behaviour (settled from {})",
-                evidence.runs_since_new, inputs.settle_after
+                evidence.tally.runs_since_new, inputs.settle_after
             ),
         )
     } else {
@@ -99,7 +99,7 @@ pub fn status(previous: &Status, added: &Evidence, inputs: &StatusInputs<'_>) ->
             "StillLearning",
             format!(
                 "{} of {} runs without new behaviour needed",
-                evidence.runs_since_new, inputs.settle_after
+                evidence.tally.runs_since_new, inputs.settle_after
             ),
         )
     };
@@ -187,7 +187,10 @@ mod tests {
             });
         }
         let s = status(&Status::default(), &added, &inputs);
-        assert_eq!((s.evidence.runs, s.evidence.runs_since_new, s.settled), (3, 2, true));
+        assert_eq!(
+            (s.evidence.tally.runs, s.evidence.tally.runs_since_new, s.settled),
+            (3, 2, true)
+        );
         assert_eq!(s.sets["syscalls"], SetSize { entries: 1, cap: 1024 });
         let settled = s.conditions.iter().find(|c| c.type_ == "Settled").unwrap();
         assert_eq!(settled.status, "True");

@@ -30,10 +30,10 @@ pub fn table(reports: &[PhaseReport]) -> String {
             r.phase.as_str(),
             r.mode.as_str(),
             s.revision,
-            s.evidence.runs,
+            s.evidence.tally.runs,
             s.evidence.learned,
-            s.evidence.runs_since_new,
-            when(s.evidence.last_new),
+            s.evidence.tally.runs_since_new,
+            when(s.evidence.tally.last_new),
             s.deviations_24h,
             s.kills_24h,
             if s.settled { "yes" } else { "no" },
@@ -43,11 +43,11 @@ pub fn table(reports: &[PhaseReport]) -> String {
             out += &format!(
                 "  agent {name}: {} runs, {} deviations, {} kills, {} runs since new, last new \
                  {}, last run {}\n",
-                a.runs,
-                a.deviations,
-                a.kills,
-                a.runs_since_new,
-                when(a.last_new),
+                a.tally.runs,
+                a.tally.deviations,
+                a.tally.kills,
+                a.tally.runs_since_new,
+                when(a.tally.last_new),
                 when(a.last_run)
             );
         }

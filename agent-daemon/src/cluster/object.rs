@@ -97,7 +97,7 @@ fn baseline_of(
     fields.insert("phase".into(), json!(phase.as_str()));
     fields.insert("revision".into(), json!(generation.max(0)));
     fields.insert("learned_from".into(), json!(status.evidence.learned));
-    if let Some(t) = status.evidence.last_new {
+    if let Some(t) = status.evidence.tally.last_new {
         fields.insert("updated".into(), json!(t.to_rfc3339_opts(SecondsFormat::Secs, true)));
     }
     file::from_value(value, &format!("{source} spec.baseline")).map_err(|e| e.to_string())

@@ -189,8 +189,8 @@ mod tests {
         assert_eq!(delta.syscalls.iter().collect::<Vec<_>>(), ["openat"]);
         assert_eq!(judge.baseline(Phase::ReadOnly).syscalls.len(), 4);
         let pending = judge.take_pending(Phase::ReadOnly);
-        assert_eq!((pending.runs, pending.learned), (2, 2));
-        assert_eq!(pending.agents["agent-x"].runs, 2);
+        assert_eq!((pending.tally.runs, pending.learned), (2, 2));
+        assert_eq!(pending.agents["agent-x"].tally.runs, 2);
         assert!(judge.take_pending(Phase::ReadOnly).is_empty(), "taken");
     }
 

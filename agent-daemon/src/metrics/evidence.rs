@@ -46,7 +46,7 @@ const FIGURES: [(&str, &str, MetricType, Figure); 6] = [
         "phase_runs",
         "Runs of the phase (all nodes when phases live in the cluster)",
         MetricType::Gauge,
-        |r| r.status.evidence.runs,
+        |r| r.status.evidence.tally.runs,
     ),
     ("phase_learned_runs", "Runs the phase's baseline was learned from", MetricType::Gauge, |r| {
         r.status.evidence.learned
@@ -55,7 +55,7 @@ const FIGURES: [(&str, &str, MetricType, Figure); 6] = [
         "phase_runs_since_new",
         "Runs since the phase's last new behaviour (learned or deviated)",
         MetricType::Gauge,
-        |r| r.status.evidence.runs_since_new,
+        |r| r.status.evidence.tally.runs_since_new,
     ),
     (
         "phase_deviations_24h",

@@ -55,6 +55,17 @@ pub struct PhaseObject {
 /// is none of the three, is an error (the schema refuses both; this is for an object made
 /// without it).
 pub fn read(object: &DynamicObject, phase: Phase) -> Result<PhaseObject, String> {
+    read_after(object, phase, None)
+}
+
+/// [`read`], reusing the baseline of `previous` (the object as read before) when the
+/// generation is the same: the spec has not changed, only the status (each node's writes
+/// change it), so the baseline is not parsed and checked again.
+pub fn read_after(
+    object: &DynamicObject,
+    phase: Phase,
+    previous: Option<&PhaseObject>,
+) -> Result<PhaseObject, String> {
     let name = object.metadata.name.clone().unwrap_or_default();
     let source = format!("trustphase/{name}");
     let spec = object.data.get("spec").ok_or_else(|| format!("{source}: no spec"))?;
@@ -71,7 +82,15 @@ pub fn read(object: &DynamicObject, phase: Phase) -> Result<PhaseObject, String>
         }
         _ => Status::default(),
     };
-    let baseline = baseline_of(spec, phase, generation, &status, &source);
+    let baseline = match previous.filter(|p| p.phase == phase && p.generation == generation) {
+        // What the status adds to the baseline is taken from this status.
+        Some(p) => p.baseline.clone().map(|b| Baseline {
+            learned_from: status.evidence.learned,
+            updated: status.evidence.tally.last_new,
+            ..b
+        }),
+        None => baseline_of(spec, phase, generation, &status, &source),
+    };
     Ok(PhaseObject { phase, mode, baseline, generation, status, object: object.clone() })
 }
 
@@ -150,6 +169,23 @@ mod tests {
         // Round trip through a spec.
         let again = super::read(&with_spec(&o, &b, None), Phase::ReadOnly).unwrap();
         assert_eq!(again.baseline.unwrap(), b);
+    }
+
+    #[test]
+    fn a_status_only_change_reuses_the_baseline_read_before() {
+        let o = object(json!({"phase": "read-only", "baseline": {"syscalls": ["read"]}}));
+        let first = read(&o, Phase::ReadOnly).unwrap();
+        // Same generation (the spec cannot have changed), a new status: the baseline read
+        // before is kept, with what the status says of it.
+        let mut later = o.clone();
+        later.data["spec"]["baseline"]["syscalls"] = json!(["not a syscall"]);
+        later.data["status"] = json!({"runs": 4, "learnedFrom": 4});
+        let again = read_after(&later, Phase::ReadOnly, Some(&first)).unwrap();
+        let b = again.baseline.unwrap();
+        assert_eq!((b.syscalls.len(), b.learned_from), (1, 4));
+        // A new generation is read afresh.
+        later.metadata.generation = Some(4);
+        assert!(read_after(&later, Phase::ReadOnly, Some(&first)).unwrap().baseline.is_err());
     }
 
     #[test]

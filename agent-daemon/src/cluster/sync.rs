@@ -261,28 +261,27 @@ impl Phases {
     /// Take in `object` (when it is one of ours and a generation not yet in force).
     async fn take_in(&self, object: DynamicObject) -> Result<(), String> {
         let Some(phase) = self.phase_of(&object) else { return Ok(()) };
-        let read = object::read(&object, phase)?;
-        let generation = read.generation;
-        let (mode, baseline) = {
+        let (mode, baseline, generation) = {
             let mut state = self.state();
             let sync = state.entry(phase).or_default();
-            let mode = read.mode;
-            let baseline = read.baseline.clone();
+            let read = object::read_after(&object, phase, sync.last.as_ref())?;
+            let (mode, generation) = (read.mode, read.generation);
+            // A status write of a generation already in force, or already refused (and
+            // said so), changes nothing here.
+            let decided = sync.in_force == Some(generation)
+                || sync.refused.as_ref().is_some_and(|r| r.0 == generation);
+            let baseline = (!decided).then(|| read.baseline.clone());
             sync.last = Some(read);
-            if sync.in_force == Some(generation) {
-                return Ok(());
-            }
+            let Some(baseline) = baseline else { return Ok(()) };
             match baseline {
                 Err(why) => {
-                    if sync.refused.as_ref().map(|r| r.0) != Some(generation) {
-                        tracing::error!(phase = %phase, generation, problem = %why,
-                            "the phase's object was refused: the baseline in force stays");
-                        sync.refused = Some((generation, why.clone()));
-                        sync.status_due = true;
-                    }
+                    tracing::error!(phase = %phase, generation, problem = %why,
+                        "the phase's object was refused: the baseline in force stays");
+                    sync.refused = Some((generation, why.clone()));
+                    sync.status_due = true;
                     return Err(why);
                 }
-                Ok(baseline) => (mode, baseline),
+                Ok(baseline) => (mode, baseline, generation),
             }
         };
         let adopted = self

@@ -160,6 +160,24 @@ async fn trust_phases_served(admin: &Client) {
     }
 }
 
+/// What an access review asks: `verb` on `resource` (`group`; `resource/subresource` for a
+/// subresource) in `namespace`.
+fn attributes(
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> ResourceAttributes {
+    ResourceAttributes {
+        verb: Some(verb.into()),
+        group: Some(group.into()),
+        resource: Some(resource.split('/').next().unwrap_or(resource).into()),
+        subresource: resource.split_once('/').map(|(_, sub)| sub.into()),
+        namespace: namespace.map(Into::into),
+        ..Default::default()
+    }
+}
+
 /// Whether the caller of `client` may `verb` `resource` (`group`; `resource/subresource`
 /// for a subresource) in `namespace`.
 async fn may(
@@ -172,14 +190,7 @@ async fn may(
     let review = SelfSubjectAccessReview {
         metadata: ObjectMeta::default(),
         spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.split('/').next().unwrap_or(resource).into()),
-                subresource: resource.split_once('/').map(|(_, sub)| sub.into()),
-                namespace: namespace.map(Into::into),
-                ..Default::default()
-            }),
+            resource_attributes: Some(attributes(verb, group, resource, namespace)),
             ..Default::default()
         },
         status: None,
@@ -200,13 +211,7 @@ async fn user_may(admin: &Client, user: &str, verb: &str, group: &str, resource:
         spec: SubjectAccessReviewSpec {
             user: Some(user.into()),
             groups: Some(vec!["system:serviceaccounts".into(), "system:authenticated".into()]),
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.split('/').next().unwrap_or(resource).into()),
-                subresource: resource.split_once('/').map(|(_, sub)| sub.into()),
-                ..Default::default()
-            }),
+            resource_attributes: Some(attributes(verb, group, resource, None)),
             ..Default::default()
         },
         status: None,

@@ -151,19 +151,20 @@ impl Cluster {
         within: Duration,
         wanted: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let events = self.events(ns);
-            if let Some(e) = events.iter().find(|e| wanted(e)) {
-                return e.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no such Kubernetes Event in {ns} within {within:?}; there are:\n{}",
-                crate::dump(&events)
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        crate::eventually(
+            within,
+            Duration::from_millis(200),
+            || {
+                let events = self.events(ns);
+                events.iter().find(|e| wanted(e)).cloned().ok_or(events)
+            },
+            |events| {
+                format!(
+                    "no such Kubernetes Event in {ns} within {within:?}; there are:\n{}",
+                    crate::dump(&events)
+                )
+            },
+        )
     }
 }
 
@@ -313,19 +314,20 @@ impl Cluster {
         within: Duration,
         wanted: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let object = self.trust_phase(name);
-            if wanted(&object) {
-                return object;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "trustphase/{name} not as wanted within {within:?}:\n{}",
-                serde_json::to_string_pretty(&object).unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::eventually(
+            within,
+            Duration::from_millis(100),
+            || {
+                let object = self.trust_phase(name);
+                if wanted(&object) { Ok(object) } else { Err(object) }
+            },
+            |object| {
+                format!(
+                    "trustphase/{name} not as wanted within {within:?}:\n{}",
+                    serde_json::to_string_pretty(&object).unwrap()
+                )
+            },
+        )
     }
 }
 

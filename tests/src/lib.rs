@@ -525,3 +525,21 @@ pub fn process_gone(pid: u32) -> bool {
         Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
+
+/// Call `attempt` every `every` until it gives a value; after `within`, panic with
+/// `why(last failure)`.
+pub fn eventually<T, E>(
+    within: Duration,
+    every: Duration,
+    mut attempt: impl FnMut() -> Result<T, E>,
+    why: impl FnOnce(E) -> String,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        match attempt() {
+            Ok(value) => return value,
+            Err(failure) if Instant::now() >= deadline => panic!("{}", why(failure)),
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}

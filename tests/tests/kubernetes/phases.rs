@@ -40,11 +40,12 @@ fn writes(daemon: &Daemon) -> f64 {
 
 /// Wait until `condition` holds, polling; panics with `what` and the daemon's log.
 fn wait_until(daemon: &Daemon, within: Duration, what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what} not within {within:?}:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    paddock_tests::eventually(
+        within,
+        Duration::from_millis(50),
+        || if condition() { Ok(()) } else { Err(()) },
+        |()| format!("{what} not within {within:?}:\n{}", daemon.log()),
+    )
 }
 
 /// `n` runs of the actor doing `steps` in `phase`, each of which must succeed.

@@ -102,6 +102,10 @@ pub struct Config {
     pub window_ns: u64,
     /// Cgroups the kernel tracks for one investigation.
     pub cgroup_quota: u32,
-    pub _pad: u32,
+    /// A DNS answer binds its addresses to the name asked for at least this many seconds
+    /// and at most `dns_max_ttl_s`, whatever TTL it gives.
+    pub dns_min_ttl_s: u32,
     pub offsets: KernelOffsets,
+    pub dns_max_ttl_s: u32,
+    pub _pad: u32,
 }

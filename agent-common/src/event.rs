@@ -15,8 +15,10 @@ pub const KIND_UNIX: u32 = 9;
 pub const KIND_SOCKET: u32 = 10;
 pub const KIND_MIGRATE: u32 = 11;
 pub const KIND_URING: u32 = 12;
+/// A DNS query or answer (`dns::DnsRecord`).
+pub const KIND_DNS: u32 = 13;
 /// One past the largest kind: sizes the per-kind lost counters.
-pub const KIND_COUNT: u32 = 13;
+pub const KIND_COUNT: u32 = 14;
 
 pub const COMM_LEN: usize = 16;
 pub const PATH_LEN: usize = 256;
@@ -168,7 +170,9 @@ pub const OP_SENDMSG4: u32 = 3;
 pub const OP_SENDMSG6: u32 = 4;
 
 /// A connect or an addressed send. `addr` holds 4 bytes for IPv4 and 16 for IPv6, in
-/// network order; `port` is in host order.
+/// network order; `port` is in host order. `name_hash` is the name the address was bound
+/// to by a DNS answer of this investigation when the call was judged (`dns::name_hash`),
+/// 0 for none.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectRecord {
@@ -183,6 +187,7 @@ pub struct ConnectRecord {
     pub family: u16,
     pub _pad: u32,
     pub addr: [u8; 16],
+    pub name_hash: u64,
 }
 
 /// A connect or send on a unix socket, as the kernel copied the address: `path` is the

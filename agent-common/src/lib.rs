@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod config;
+pub mod dns;
 pub mod event;
 pub mod hash;
 pub mod names;
@@ -37,7 +38,14 @@ mod tests {
         assert_eq!(size_of::<SocketRecord>(), 80);
         assert_eq!(size_of::<MigrateRecord>(), 80);
         assert_eq!(size_of::<UringRecord>(), 72);
-        assert_eq!(size_of::<ConnectRecord>(), 104);
+        assert_eq!(size_of::<ConnectRecord>(), 112);
+        assert_eq!(size_of::<crate::dns::DnsRecord>(), 64 + 40 + 256 + 128 + 32);
+        assert_eq!(size_of::<crate::dns::DnsParser>(), 56 + 128 + 32);
+        assert_eq!(size_of::<crate::dns::NameKey>(), 16);
+        assert_eq!(size_of::<crate::dns::BindingKey>(), 24);
+        assert_eq!(size_of::<crate::dns::Binding>(), 24);
+        assert_eq!(size_of::<crate::dns::PendingKey>(), 16);
+        assert_eq!(size_of::<crate::dns::Pending>(), 32);
         assert_eq!(size_of::<CgroupRecord>(), 64 + 16 + PATH_LEN);
         assert_eq!(size_of::<Tracked>(), 8);
         assert_eq!(size_of::<FastEntry>(), 16);
@@ -49,7 +57,7 @@ mod tests {
         assert_eq!(size_of::<crate::policy::PhasePolicy>(), 8 + 128 + 8);
         assert_eq!(size_of::<SlotState>(), 128 + 8 * 8);
         assert_eq!(size_of::<crate::config::KernelOffsets>(), 40 * 4);
-        assert_eq!(size_of::<crate::config::Config>(), 32 + 40 * 4, "no tail padding");
+        assert_eq!(size_of::<crate::config::Config>(), 32 + 40 * 4 + 8, "no tail padding");
         assert_eq!(align_of::<Header>(), 8);
     }
 

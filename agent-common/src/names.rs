@@ -5,7 +5,7 @@
 /// mean. Bump it with any such change. Pinned maps of another version are never adopted or
 /// read by a daemon: it makes new ones and rebuilds what it can (see the daemon's
 /// `kernel::pins`).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 pub mod maps {
     pub const CONFIG: &str = "PADDOCK_CONFIG";
@@ -28,6 +28,10 @@ pub mod maps {
     pub const LOST: &str = "PADDOCK_LOST";
     pub const PHASE_POLICY: &str = "PADDOCK_PHASE_POLICY";
     pub const ALLOWED_EGRESS: &str = "PADDOCK_ALLOWED_EGRESS";
+    pub const ALLOWED_NAMES: &str = "PADDOCK_ALLOWED_NAMES";
+    pub const DNS_BINDINGS: &str = "PADDOCK_DNS_BINDINGS";
+    pub const DNS_PENDING: &str = "PADDOCK_DNS_PENDING";
+    pub const DNS_SCRATCH: &str = "PADDOCK_DNS_SCRATCH";
     /// Outside the layout version: see [`crate::tracking::DOOMED_SLOTS`].
     pub const DOOMED: &str = "PADDOCK_DOOMED";
 }
@@ -44,6 +48,8 @@ pub mod programs {
     pub const SENDMSG4: &str = "paddock_sendmsg4";
     pub const SENDMSG6: &str = "paddock_sendmsg6";
     pub const SKB_EGRESS: &str = "paddock_skb_egress";
+    /// DNS answers to tracked investigations (`cgroup_skb/ingress`).
+    pub const SKB_INGRESS: &str = "paddock_skb_ingress";
     pub const SOCK_CREATE: &str = "paddock_sock_create";
     /// Loaded by the daemon itself (aya 0.14 knows no unix attach types).
     pub const CONNECT_UNIX: &str = "paddock_connect_unix";

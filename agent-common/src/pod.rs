@@ -1,6 +1,7 @@
 //! `aya::Pod` for every type the daemon moves through maps.
 use crate::{
     config::Config,
+    dns::{Binding, BindingKey, NameKey, Pending, PendingKey},
     policy::{EgressKey, PathKey, PhasePolicy, SocketKey},
     tracking::{
         EgressCounts, FastEntry, RateState, ReadKey, SlotState, SyscallCounts, TaskEntry, Tracked,
@@ -35,3 +36,13 @@ unsafe impl aya::Pod for SocketKey {}
 unsafe impl aya::Pod for RateState {}
 // SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
 unsafe impl aya::Pod for EgressKey {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
+unsafe impl aya::Pod for NameKey {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
+unsafe impl aya::Pod for BindingKey {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
+unsafe impl aya::Pod for Binding {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
+unsafe impl aya::Pod for PendingKey {}
+// SAFETY: `#[repr(C)]`, `Copy`, integers and arrays of integers with explicit padding.
+unsafe impl aya::Pod for Pending {}

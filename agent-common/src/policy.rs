@@ -8,7 +8,9 @@
 //! - `ALLOWED_EGRESS`: an LPM trie of (phase, protocol, port, address prefix); a rule for
 //!   any port is stored with port 0. IPv4 addresses are stored IPv4-mapped (`::ffff:a.b.c.d`),
 //!   so an IPv4-mapped IPv6 destination is judged as the IPv4 one;
-//! - `ALLOWED_SOCKETS`: the socket kinds beyond TCP and UDP (raw, ICMP, packet, ...).
+//! - `ALLOWED_SOCKETS`: the socket kinds beyond TCP and UDP (raw, ICMP, packet, ...);
+//! - `ALLOWED_NAMES`: hashes of the names egress rules allow (with protocol and port) and
+//!   of the names the phase may ask its resolver for (see `dns`).
 use crate::tracking::SYSCALL_IDS;
 
 pub const MODE_LEARN: u32 = 0;
@@ -30,6 +32,12 @@ pub const INCOMPLETE_UNIX: u32 = 1 << 2;
 pub const INCOMPLETE_EGRESS: u32 = 1 << 3;
 /// The same for socket kinds (`ALLOWED_SOCKETS`).
 pub const INCOMPLETE_SOCKETS: u32 = 1 << 4;
+/// The same for names (`ALLOWED_NAMES`): neither queries nor connects by name are decided
+/// in the kernel (connects are still judged by address rules).
+pub const INCOMPLETE_NAMES: u32 = 1 << 5;
+/// The phase's baseline predates DNS learning (it has no `dns` set): its queries are
+/// reported but not judged.
+pub const QUERIES_UNJUDGED: u32 = 1 << 6;
 
 /// Entries in `PHASE_POLICY`: the four phases.
 pub const PHASES: u32 = 4;
@@ -37,6 +45,11 @@ pub const PHASES: u32 = 4;
 pub const MAX_ALLOWED_PATHS: u32 = 16384;
 pub const MAX_EGRESS_RULES: u32 = 8192;
 pub const MAX_ALLOWED_SOCKETS: u32 = 1024;
+pub const MAX_ALLOWED_NAMES: u32 = 12288;
+/// Addresses bound to names at once, for all investigations (least recently used go first).
+pub const MAX_DNS_BINDINGS: u32 = 16384;
+/// Queries awaiting their answers, for all investigations.
+pub const MAX_DNS_PENDING: u32 = 4096;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

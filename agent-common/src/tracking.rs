@@ -234,3 +234,5 @@ pub const SEEN_WRITE: u32 = 1;
 pub const SEEN_SEND: u32 = 2;
 pub const SEEN_UNIX_SEND: u32 = 3;
 pub const SEEN_SOCKET: u32 = 4;
+/// DNS queries (by name and type) and answers (by name, addresses and flags) reported.
+pub const SEEN_DNS: u32 = 5;

@@ -31,6 +31,8 @@ pub struct Config {
     pub kubernetes: crate::workloads::kubernetes::config::KubernetesConfig,
     /// What one investigation may take of the node's kernel state.
     pub limits: LimitsConfig,
+    /// How long DNS answers bind addresses to names (`[dns]`).
+    pub dns: crate::kernel::config::DnsConfig,
     pub enforcement: EnforcementConfig,
     /// Each baseline set's cap while learning (`[baseline]`).
     pub baseline: crate::baseline::Caps,
@@ -342,10 +344,26 @@ impl Config {
             ("kernel.policy_paths", self.kernel.policy_paths),
             ("kernel.policy_egress", self.kernel.policy_egress),
             ("kernel.policy_sockets", self.kernel.policy_sockets),
+            ("kernel.policy_names", self.kernel.policy_names),
         ] {
             if !(1..=MAX_POLICY_ENTRIES).contains(&entries) {
                 return Err(invalid(field, entries.to_string(), "must be between 1 and 1048576"));
             }
+        }
+        let dns = &self.dns;
+        if dns.max_ttl_s == 0 || dns.max_ttl_s > crate::kernel::config::MAX_DNS_TTL_S {
+            return Err(invalid(
+                "dns.max_ttl_s",
+                dns.max_ttl_s.to_string(),
+                "must be between 1 and 604800 (a week)",
+            ));
+        }
+        if dns.min_ttl_s > dns.max_ttl_s {
+            return Err(invalid(
+                "dns.min_ttl_s",
+                dns.min_ttl_s.to_string(),
+                "must be at most dns.max_ttl_s",
+            ));
         }
         if let Some((field, cap)) = self.baseline.invalid() {
             return Err(invalid(field, cap.to_string(), "must be between 1 and 1048576"));
@@ -382,6 +400,8 @@ impl Config {
             ("kernel.policy_paths", self.kernel.policy_paths, (c.execs + c.unix) as u64),
             ("kernel.policy_egress", self.kernel.policy_egress, c.egress as u64),
             ("kernel.policy_sockets", self.kernel.policy_sockets, c.sockets as u64),
+            // Name rules share the egress cap; queried names have their own.
+            ("kernel.policy_names", self.kernel.policy_names, (c.egress + c.dns) as u64),
         ]
         .into_iter()
         .filter(|(_, size, per_phase)| phases * per_phase > *size as u64)
@@ -509,6 +529,18 @@ mod tests {
         );
         let config = parse("[kubernetes]\nenabled = true\nnode_name = \"node-a\"\n").unwrap();
         assert!(config.kubernetes.enabled);
+    }
+
+    #[test]
+    fn dns_binding_bounds_are_checked_and_named() {
+        let config = parse("[dns]\nmin_ttl_s = 5\nmax_ttl_s = 10\n").unwrap();
+        assert_eq!((config.dns.min_ttl_s, config.dns.max_ttl_s), (5, 10));
+        assert_eq!(Config::default().dns.min_ttl_s, 60);
+        let err = parse("[dns]\nmin_ttl_s = 11\nmax_ttl_s = 10\n").unwrap_err().to_string();
+        assert!(err.contains("dns.min_ttl_s = 11") && err.contains("at most"), "{err}");
+        let err = parse("[dns]\nmax_ttl_s = 0\n").unwrap_err().to_string();
+        assert!(err.contains("dns.max_ttl_s") && err.contains("604800"), "{err}");
+        assert!(parse("[dns]\nmax_ttl_s = 604801\n").is_err());
     }
 
     #[test]

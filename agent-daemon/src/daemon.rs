@@ -113,6 +113,7 @@ fn limits(config: &Config) -> crate::kernel::Limits {
         cgroup_quota: config.limits.cgroups,
         max_tracked_processes: config.kernel.max_tracked_processes,
         policy_maps: crate::kernel::PolicyMaps::of(&config.kernel),
+        dns_ttl_s: (config.dns.min_ttl_s, config.dns.max_ttl_s),
     }
 }
 

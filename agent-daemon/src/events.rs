@@ -125,6 +125,36 @@ pub enum EventKind {
         protocol: String,
         address: IpAddr,
         port: u16,
+        /// The name a DNS answer of this investigation bound the address to, when the call
+        /// was judged (the kernel judged it by that name too).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Action::is_none")]
+        action: Action,
+    },
+    /// A DNS query of the investigation, or an answer to it, as the kernel read it from the
+    /// packet (before the answer reached the process).
+    Dns {
+        /// `query` or `answer`.
+        op: String,
+        /// The name asked for, lowercase.
+        name: String,
+        /// `A`, `AAAA`, `CNAME`... or the type's number.
+        qtype: String,
+        /// The resolver: where a query went, where an answer came from.
+        server: IpAddr,
+        port: u16,
+        /// An answer's response code (`NOERROR`, `NXDOMAIN`...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rcode: Option<String>,
+        /// An answer's A and AAAA addresses, bound to `name`, with the TTLs answered.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        answers: Vec<DnsAnswer>,
+        /// What paddock could not vouch for: `malformed` (not readable as one question),
+        /// `unsolicited` (no query of that socket asked it: nothing bound), `cut` (longer
+        /// than paddock reads), `more` (more addresses than reported).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
         #[serde(default, skip_serializing_if = "Action::is_none")]
         action: Action,
     },
@@ -231,6 +261,13 @@ pub struct PathState {
     pub deleted: bool,
 }
 
+/// One address of a DNS answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsAnswer {
+    pub address: IpAddr,
+    pub ttl: u32,
+}
+
 impl PathState {
     /// Whether the path can be judged.
     pub fn judgeable(&self) -> bool {
@@ -239,7 +276,7 @@ impl PathState {
 }
 
 /// The `kind` tag of every event, as serde writes it and the audit store keeps it.
-pub const EVENT_KINDS: [&str; 17] = [
+pub const EVENT_KINDS: [&str; 18] = [
     "started",
     "resumed",
     "syscall",
@@ -249,6 +286,7 @@ pub const EVENT_KINDS: [&str; 17] = [
     "open",
     "file_op",
     "connect",
+    "dns",
     "unix",
     "socket",
     "io_uring",
@@ -272,6 +310,7 @@ impl EventKind {
             EventKind::Open { .. } => "open",
             EventKind::FileOp { .. } => "file_op",
             EventKind::Connect { .. } => "connect",
+            EventKind::Dns { .. } => "dns",
             EventKind::Unix { .. } => "unix",
             EventKind::Socket { .. } => "socket",
             EventKind::IoUring { .. } => "io_uring",
@@ -335,8 +374,22 @@ impl fmt::Display for Event {
                 write!(f, "{op} {path} {other}")
             }
             EventKind::FileOp { op, path, .. } => write!(f, "{op} {path}"),
+            EventKind::Connect { op, protocol, address, port, name: Some(name), action: a } => {
+                write!(f, "{op} {protocol} {name} ({address}) port {port}{}", action(a))
+            }
             EventKind::Connect { op, protocol, address, port, action: a, .. } => {
                 write!(f, "{op} {protocol} {address} port {port}{}", action(a))
+            }
+            EventKind::Dns { op, name, qtype, server, port, answers, notes, action: a, .. } => {
+                write!(f, "dns {op} {qtype} {name} ({server} port {port})")?;
+                for (i, answer) in answers.iter().enumerate() {
+                    let sep = if i == 0 { ": " } else { ", " };
+                    write!(f, "{sep}{} ttl {}", answer.address, answer.ttl)?;
+                }
+                if !notes.is_empty() {
+                    write!(f, " [{}]", notes.join(", "))?;
+                }
+                write!(f, "{}", action(a))
             }
             EventKind::Unix { op, path, action: a, .. } => {
                 write!(f, "{op} unix {path}{}", action(a))
@@ -444,6 +497,7 @@ mod tests {
             protocol: "tcp".into(),
             address: "127.0.0.1".parse().unwrap(),
             port: 80,
+            name: None,
             action: Action::Denied,
         })
         .to_string();

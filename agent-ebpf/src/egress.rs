@@ -14,7 +14,7 @@ use agent_common::{
         UNIX_PATH_LEN, UnixRecord,
     },
     hash::{FNV_OFFSET, fnv1a_step},
-    policy::egress_protocol,
+    policy::{egress_protocol, ipv4_mapped},
     tracking::{ReadKey, SEEN_SEND, SEEN_UNIX_SEND, Tracked},
 };
 use aya_ebpf::{
@@ -24,7 +24,7 @@ use aya_ebpf::{
 };
 
 use crate::{
-    enforce,
+    dns, enforce,
     enforce::literal_hash,
     maps::{EGRESS, READS},
     record::{config, fill_header, is_daemon, read_ptr, reserve, reserve_decision},
@@ -119,10 +119,17 @@ fn on_sock_addr(ctx: &SockAddrContext, op: u32) -> i32 {
     // Judged as the daemon judges it: protocol 0 is the type's default, MPTCP is TCP, and
     // an IPv4-mapped IPv6 address is the IPv4 address (the rules store IPv4 mapped).
     let judged = egress_protocol(protocol, sock_type);
+    let mapped = if v6 { addr } else { ipv4_mapped([addr[0], addr[1], addr[2], addr[3]]) };
+    // The name a DNS answer of this investigation bound the address to, while it holds.
+    let binding = dns::bound(&tracked, &mapped);
     let denied = enforce::enforcing(&tracked).is_some()
-        && !enforce::egress_allowed(&tracked, v6, &addr, port, judged);
+        && !enforce::egress_allowed(&tracked, v6, &addr, port, judged)
+        && !binding.is_some_and(|b| dns::name_egress_allowed(&tracked, &b, judged, port));
     let is_send = op == OP_SENDMSG4 || op == OP_SENDMSG6;
-    if is_send && !denied && already_sent(&tracked, &addr, port, protocol) {
+    if is_send
+        && !denied
+        && already_sent(&tracked, &addr, port, protocol, binding.map_or(0, |b| b.name_hash))
+    {
         return ALLOW;
     }
     let verdict = if denied {
@@ -152,16 +159,18 @@ fn on_sock_addr(ctx: &SockAddrContext, op: u32) -> i32 {
         (*record).family = if v6 { AF_INET6 } else { AF_INET };
         (*record)._pad = 0;
         (*record).addr = addr;
+        (*record).name_hash = binding.map_or(0, |b| b.name_hash);
     }
     entry.submit(0);
     verdict
 }
 
 /// Addressed sends (UDP, mostly) are reported once per (instance, destination), as
-/// read-only opens are: a DNS client would otherwise flood the buffer.
+/// read-only opens are: a chatty UDP client would otherwise flood the buffer.
 #[inline(always)]
-fn already_sent(tracked: &Tracked, addr: &[u8; 16], port: u16, protocol: u32) -> bool {
-    let mut hash = FNV_OFFSET;
+fn already_sent(tracked: &Tracked, addr: &[u8; 16], port: u16, protocol: u32, name: u64) -> bool {
+    // The name too: a send to the same address reached through another name is new.
+    let mut hash = FNV_OFFSET ^ name;
     for byte in addr.iter() {
         hash = fnv1a_step(hash, *byte);
     }
@@ -172,8 +181,9 @@ fn already_sent(tracked: &Tracked, addr: &[u8; 16], port: u16, protocol: u32) ->
     seen_before(tracked, SEEN_SEND, hash)
 }
 
+/// Whether `tracked`'s instance reported `hash` of `domain` already (and mark it so).
 #[inline(always)]
-fn seen_before(tracked: &Tracked, domain: u32, hash: u64) -> bool {
+pub fn seen_before(tracked: &Tracked, domain: u32, hash: u64) -> bool {
     let key = ReadKey { instance: tracked.instance, domain, path_hash: hash };
     // SAFETY: only checks presence.
     if unsafe { READS.get(&key) }.is_some() {
@@ -278,14 +288,13 @@ fn on_unix(ctx: &SockAddrContext, op: u32) -> i32 {
 pub fn paddock_skb_egress(ctx: SkBuffContext) -> i32 {
     // SAFETY: the context's skb pointer, as the helper expects.
     let cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
-    if let Some(tracked) = tracking::by_cgroup(cgroup_id) {
-        if let Some(counts) = EGRESS.get_ptr_mut(tracked.slot as u32) {
-            // SAFETY: a per-CPU value: no other writer.
-            unsafe {
-                (*counts).bytes += ctx.len() as u64;
-                (*counts).packets += 1;
-            }
+    let Some(tracked) = tracking::by_cgroup(cgroup_id) else { return dns::PASS };
+    if let Some(counts) = EGRESS.get_ptr_mut(tracked.slot as u32) {
+        // SAFETY: a per-CPU value: no other writer.
+        unsafe {
+            (*counts).bytes += ctx.len() as u64;
+            (*counts).packets += 1;
         }
     }
-    1
+    dns::on_egress(&ctx, cgroup_id, &tracked)
 }

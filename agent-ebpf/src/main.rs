@@ -13,6 +13,8 @@ mod bench;
 #[cfg(target_arch = "bpf")]
 mod cgroups;
 #[cfg(target_arch = "bpf")]
+mod dns;
+#[cfg(target_arch = "bpf")]
 mod egress;
 #[cfg(target_arch = "bpf")]
 mod enforce;

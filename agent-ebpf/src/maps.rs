@@ -2,10 +2,11 @@
 //! time (ring buffer, process capacity) are defaults here.
 use agent_common::{
     config::Config,
+    dns::{Binding, BindingKey, NameKey, Pending, PendingKey},
     event::KIND_COUNT,
     policy::{
-        EgressKey, MAX_ALLOWED_PATHS, MAX_ALLOWED_SOCKETS, MAX_EGRESS_RULES, PHASES, PathKey,
-        PhasePolicy, SocketKey,
+        EgressKey, MAX_ALLOWED_NAMES, MAX_ALLOWED_PATHS, MAX_ALLOWED_SOCKETS, MAX_DNS_BINDINGS,
+        MAX_DNS_PENDING, MAX_EGRESS_RULES, PHASES, PathKey, PhasePolicy, SocketKey,
     },
     tracking::{
         DOOMED_SLOTS, EgressCounts, FAST_ENTRIES, FastEntry, MAX_SLOTS, MAX_TRACKED_CGROUPS,
@@ -18,7 +19,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 
-use crate::scratch::{ExecArgs, OpenArgs, PathScratch};
+use crate::scratch::{DnsScratch, ExecArgs, OpenArgs, PathScratch};
 
 #[map(name = "PADDOCK_CONFIG")]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
@@ -101,3 +102,20 @@ pub static ALLOWED_EGRESS: LpmTrie<EgressKey, u8> = LpmTrie::with_max_entries(MA
 #[map(name = "PADDOCK_ALLOWED_SOCKETS")]
 pub static ALLOWED_SOCKETS: HashMap<SocketKey, u8> =
     HashMap::with_max_entries(MAX_ALLOWED_SOCKETS, 0);
+
+#[map(name = "PADDOCK_ALLOWED_NAMES")]
+pub static ALLOWED_NAMES: HashMap<NameKey, u8> = HashMap::with_max_entries(MAX_ALLOWED_NAMES, 0);
+
+/// Answered addresses, per investigation instance, and the name each was answered for.
+#[map(name = "PADDOCK_DNS_BINDINGS")]
+pub static DNS_BINDINGS: LruHashMap<BindingKey, Binding> =
+    LruHashMap::with_max_entries(MAX_DNS_BINDINGS, 0);
+
+/// Queries in flight, by socket and id: only their answers bind names.
+#[map(name = "PADDOCK_DNS_PENDING")]
+pub static DNS_PENDING: LruHashMap<PendingKey, Pending> =
+    LruHashMap::with_max_entries(MAX_DNS_PENDING, 0);
+
+/// Per-CPU room for parsing a DNS message.
+#[map(name = "PADDOCK_DNS_SCRATCH")]
+pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);

@@ -1,6 +1,7 @@
 //! Values the programs keep between hooks or need more room for than the 512-byte stack:
 //! plain types, so `maps` depends on nothing but these and `agent_common`.
 use agent_common::{
+    dns::{DNS_BUF, DNS_NAME_LEN, DnsParser},
     event::{ARGS_LEN, PATH_LEN},
     shape::HashState,
 };
@@ -58,4 +59,14 @@ pub struct PathScratch {
     pub temp: u32,
     pub _pad: u32,
     pub buf: [u8; 2 * PATH_LEN],
+}
+
+/// Room for parsing one DNS message: the message as copied from the packet, the parser's
+/// state between `bpf_loop` steps, and the question's name as text.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DnsScratch {
+    pub parser: DnsParser,
+    pub buf: [u8; DNS_BUF],
+    pub name: [u8; DNS_NAME_LEN],
 }

@@ -21,10 +21,11 @@ pub enum Set {
     Unix,
     Sockets,
     IoUring,
+    Dns,
 }
 
 impl Set {
-    pub const ALL: [Set; 8] = [
+    pub const ALL: [Set; 9] = [
         Set::Syscalls,
         Set::Execs,
         Set::Egress,
@@ -33,6 +34,7 @@ impl Set {
         Set::Unix,
         Set::Sockets,
         Set::IoUring,
+        Set::Dns,
     ];
 
     /// The set's name: its key in the baseline file and in `[baseline]`, and the `set`
@@ -47,6 +49,7 @@ impl Set {
             Set::Unix => "unix",
             Set::Sockets => "sockets",
             Set::IoUring => "io_uring",
+            Set::Dns => "dns",
         }
     }
 
@@ -56,7 +59,8 @@ impl Set {
         Some(match observation {
             Observation::Syscall(_) => Set::Syscalls,
             Observation::Exec { .. } => Set::Execs,
-            Observation::Egress(_) => Set::Egress,
+            Observation::Egress(_) | Observation::NamedEgress { .. } => Set::Egress,
+            Observation::DnsQuery(_) => Set::Dns,
             Observation::FileWrite(_) => Set::FileWrites,
             Observation::FileRead(_) => Set::FileReads,
             Observation::Unix { .. } => Set::Unix,
@@ -71,22 +75,24 @@ impl Set {
         })
     }
 
-    /// Entries of this set in `baseline`.
+    /// Entries of this set in `baseline` (egress: address and name rules together; dns: 0
+    /// while queries are not learned).
     pub fn len(self, baseline: &Baseline) -> usize {
         match self {
             Set::Syscalls => baseline.syscalls.len(),
             Set::Execs => baseline.execs.len(),
-            Set::Egress => baseline.egress.len(),
+            Set::Egress => baseline.egress.len() + baseline.egress_names.len(),
             Set::FileWrites => baseline.file_writes.len(),
             Set::FileReads => baseline.file_reads.len(),
             Set::Unix => baseline.unix.len(),
             Set::Sockets => baseline.sockets.len(),
             Set::IoUring => baseline.io_uring.len(),
+            Set::Dns => baseline.dns.as_ref().map_or(0, |d| d.len()),
         }
     }
 
     /// One bit per set, for small sets of sets.
-    pub fn bit(self) -> u8 {
+    pub fn bit(self) -> u16 {
         1 << self as u8
     }
 }
@@ -109,6 +115,8 @@ pub struct Caps {
     pub unix: usize,
     pub sockets: usize,
     pub io_uring: usize,
+    /// Names and patterns in the `dns` set.
+    pub dns: usize,
     /// Runs in a row without new behaviour after which a phase's baseline is reported as
     /// settled (`paddock phase report`, the `Settled` condition): not a cap, the one
     /// setting of `[baseline]` that is not.
@@ -127,7 +135,8 @@ impl Default for Caps {
     /// rules (2048 each) and socket kinds (256 each) fit the kernel's default policy maps
     /// (`kernel.policy_paths` 16384, `policy_egress` 8192, `policy_sockets` 1024) even when
     /// every phase enforces a full baseline. Syscalls: every identity there is (native,
-    /// ia32, x32, out of table) fits. io_uring: every operation.
+    /// ia32, x32, out of table) fits. io_uring: every operation. DNS names: as many as unix
+    /// sockets.
     fn default() -> Self {
         Caps {
             syscalls: 1024,
@@ -138,6 +147,7 @@ impl Default for Caps {
             unix: 1024,
             sockets: 256,
             io_uring: 64,
+            dns: 1024,
             settle_after_runs: SETTLE_AFTER_RUNS,
         }
     }
@@ -155,6 +165,7 @@ impl Caps {
             unix: usize::MAX,
             sockets: usize::MAX,
             io_uring: usize::MAX,
+            dns: usize::MAX,
             settle_after_runs: SETTLE_AFTER_RUNS,
         }
     }
@@ -169,6 +180,7 @@ impl Caps {
             Set::Unix => self.unix,
             Set::Sockets => self.sockets,
             Set::IoUring => self.io_uring,
+            Set::Dns => self.dns,
         }
     }
 
@@ -197,6 +209,7 @@ pub fn field(set: Set) -> &'static str {
         Set::Unix => "baseline.unix",
         Set::Sockets => "baseline.sockets",
         Set::IoUring => "baseline.io_uring",
+        Set::Dns => "baseline.dns",
     }
 }
 
@@ -207,15 +220,27 @@ mod tests {
 
     #[test]
     fn every_observation_of_a_set_names_it_and_the_names_are_the_file_keys() {
-        let text = crate::baseline::file::render(&Baseline::empty(Phase::Shadow));
+        // `dns` is written once queries are learned (an empty set, here).
+        let b = Baseline { dns: Some(Default::default()), ..Baseline::empty(Phase::Shadow) };
+        let text = crate::baseline::file::render(&b);
         for set in Set::ALL {
             assert!(text.contains(&format!("\n{} = []", set.as_str())), "{set} in {text}");
             assert_eq!(field(set), format!("baseline.{set}"));
         }
         assert_eq!(Set::of(&Observation::Syscall("read".into())), Some(Set::Syscalls));
         assert_eq!(Set::of(&Observation::Control("x".into())), None);
-        let bits: u8 = Set::ALL.iter().map(|s| s.bit()).fold(0, |a, b| a | b);
-        assert_eq!(bits, 0xff, "one bit each");
+        assert_eq!(Set::of(&Observation::DnsQuery("example.com".into())), Some(Set::Dns));
+        let named = Observation::NamedEgress {
+            name: "example.com".into(),
+            destination: crate::baseline::Destination {
+                protocol: crate::baseline::Protocol::Tcp,
+                addr: std::net::Ipv4Addr::LOCALHOST.into(),
+                port: 443,
+            },
+        };
+        assert_eq!(Set::of(&named), Some(Set::Egress));
+        let bits: u16 = Set::ALL.iter().map(|s| s.bit()).fold(0, |a, b| a | b);
+        assert_eq!(bits, 0x1ff, "one bit each");
     }
 
     #[test]
@@ -245,5 +270,10 @@ mod tests {
         let caps = Caps { syscalls: 2, ..Caps::default() };
         assert_eq!(caps.full(&b), [Set::Syscalls]);
         assert!(Caps::default().full(&b).is_empty());
+        // No dns set yet: it counts as empty.
+        let caps = Caps { dns: 1, ..Caps::default() };
+        assert!(caps.full(&b).is_empty());
+        learn(&mut b, &Observation::DnsQuery("example.com".into()));
+        assert_eq!(caps.full(&b), [Set::Dns]);
     }
 }

@@ -3,7 +3,7 @@ use std::{collections::BTreeSet, fmt};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Baseline, Blind, Observation, generalise};
+use super::{Baseline, Blind, Observation, generalise, names::name_matches};
 use crate::syscalls;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -17,6 +17,8 @@ pub enum DeviationKind {
     Unix,
     Socket,
     IoUring,
+    /// A name asked of a resolver that the baseline's `dns` set does not hold.
+    Dns,
     Envelope,
     /// Records lost or throttled: paddock did not see all it did.
     LostRecords,
@@ -44,6 +46,7 @@ impl DeviationKind {
             DeviationKind::Unix => "unix",
             DeviationKind::Socket => "socket",
             DeviationKind::IoUring => "io_uring",
+            DeviationKind::Dns => "dns",
             DeviationKind::Envelope => "envelope",
             DeviationKind::LostRecords => "lost_records",
             DeviationKind::Untracked => "untracked",
@@ -70,7 +73,8 @@ impl fmt::Display for DeviationKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deviation {
     pub kind: DeviationKind,
-    /// What was done (`/usr/bin/curl`, `tcp 10.0.0.9 port 22`, `processes 12`): one verdict
+    /// What was done (`/usr/bin/curl`, `tcp 10.0.0.9 port 22`, `tcp api.example.com port 443
+    /// (203.0.113.9)`, `processes 12`): one verdict
     /// per (kind, subject) and investigation.
     pub subject: String,
     /// Why it is outside the baseline, naming the phase, its revision and what it allows.
@@ -94,6 +98,19 @@ fn outside<T: fmt::Display>(what: &str, b: &Baseline, set: &BTreeSet<T>) -> Stri
         b.phase,
         b.revision,
         sample(set)
+    )
+}
+
+/// Why an egress is outside `b`: its egress rules, by address and by name, and a sample.
+fn no_egress_rule(what: &str, b: &Baseline) -> String {
+    let rules = b.egress.iter().map(ToString::to_string);
+    let rules: Vec<String> = rules.chain(b.egress_names.iter().map(ToString::to_string)).collect();
+    format!(
+        "egress to {what}: no rule matches among the {} egress rules the {} baseline (revision {}) allows: {}",
+        rules.len(),
+        b.phase,
+        b.revision,
+        sample(rules)
     )
 }
 
@@ -213,17 +230,25 @@ pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation
                 b.phase
             ),
         ),
-        Observation::Egress(d) if !b.egress.iter().any(|r| r.allows(d)) => deviation(
-            DeviationKind::Egress,
-            d.to_string(),
-            format!(
-                "egress to {d}: no rule matches among the {} egress rules the {} baseline (revision {}) allows: {}",
-                b.egress.len(),
-                b.phase,
-                b.revision,
-                sample(&b.egress)
+        Observation::Egress(d) if !b.egress.iter().any(|r| r.allows(d)) => {
+            deviation(DeviationKind::Egress, d.to_string(), no_egress_rule(&d.to_string(), b))
+        }
+        Observation::NamedEgress { name, destination: d }
+            if !b.egress.iter().any(|r| r.allows(d))
+                && !b.egress_names.iter().any(|r| r.allows(d.protocol, name, d.port)) =>
+        {
+            let subject = format!("{} {name} port {} ({})", d.protocol, d.port, d.addr);
+            deviation(DeviationKind::Egress, subject.clone(), no_egress_rule(&subject, b))
+        }
+        // Not judged while the baseline has no `dns` set (it predates DNS learning).
+        Observation::DnsQuery(name) => match &b.dns {
+            Some(dns) if !dns.iter().any(|p| name_matches(p, name)) => deviation(
+                DeviationKind::Dns,
+                name.clone(),
+                format!("DNS query for {name}: {}", outside("names", b, dns)),
             ),
-        ),
+            _ => None,
+        },
         Observation::FileWrite(path)
             if !b.file_writes.iter().any(|p| generalise::under(path, p)) =>
         {
@@ -269,164 +294,5 @@ pub fn check(baseline: &Baseline, observation: &Observation) -> Option<Deviation
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{
-        baseline::{Destination, EnvelopeSample, Protocol, learn},
-        identity::Phase,
-    };
-
-    fn learned() -> Baseline {
-        let mut b = Baseline::empty(Phase::ReadOnly);
-        b.revision = 3;
-        for o in [
-            Observation::Syscall("read".into()),
-            Observation::Exec { path: "/usr/bin/ls".into(), literal: false },
-            Observation::FileWrite("/tmp/tmp.Ab12cd/out.txt".into()),
-            Observation::FileRead("/etc/hostname".into()),
-            Observation::Egress(Destination {
-                protocol: Protocol::Tcp,
-                addr: "10.0.0.7".parse().unwrap(),
-                port: 443,
-            }),
-            Observation::Envelope(EnvelopeSample {
-                processes: 4,
-                syscalls_per_second: 1000,
-                egress_bytes: 100,
-            }),
-        ] {
-            learn(&mut b, &o);
-        }
-        b
-    }
-
-    #[test]
-    fn what_was_learned_passes() {
-        let b = learned();
-        for o in [
-            Observation::Syscall("read".into()),
-            Observation::Exec { path: "/usr/bin/ls".into(), literal: false },
-            Observation::FileWrite("/tmp/tmp.Zz99yy/other.txt".into()),
-            Observation::FileRead("/etc/passwd".into()),
-            Observation::Egress(Destination {
-                protocol: Protocol::Tcp,
-                addr: "10.0.0.7".parse().unwrap(),
-                port: 443,
-            }),
-            Observation::Envelope(EnvelopeSample {
-                processes: 8,
-                syscalls_per_second: 2000,
-                egress_bytes: 200,
-            }),
-        ] {
-            assert_eq!(check(&b, &o), None, "{o:?}");
-        }
-    }
-
-    #[test]
-    fn each_kind_of_deviation_names_what_and_why() {
-        let b = learned();
-        let cases = [
-            (
-                Observation::Syscall("ptrace".into()),
-                DeviationKind::Syscall,
-                "ptrace",
-                "syscall ptrace: not among the 1 syscalls the read-only baseline (revision 3) allows: read",
-            ),
-            (
-                Observation::Exec { path: "/usr/bin/curl".into(), literal: false },
-                DeviationKind::Exec,
-                "/usr/bin/curl",
-                "exec of /usr/bin/curl",
-            ),
-            (
-                Observation::FileWrite("/etc/passwd".into()),
-                DeviationKind::FileWrite,
-                "/etc/passwd",
-                "write to /etc/passwd: not among the 1 write prefixes",
-            ),
-            (
-                Observation::FileRead("/root/.ssh/id_rsa".into()),
-                DeviationKind::FileRead,
-                "/root/.ssh/id_rsa",
-                "read prefixes the read-only baseline (revision 3) allows: /etc/",
-            ),
-            (
-                Observation::Egress(Destination {
-                    protocol: Protocol::Tcp,
-                    addr: "10.0.0.7".parse().unwrap(),
-                    port: 22,
-                }),
-                DeviationKind::Egress,
-                "tcp 10.0.0.7 port 22",
-                "allows: tcp 10.0.0.7/32 port 443",
-            ),
-            (
-                Observation::Envelope(EnvelopeSample {
-                    processes: 9,
-                    syscalls_per_second: 0,
-                    egress_bytes: 0,
-                }),
-                DeviationKind::Envelope,
-                "processes at once",
-                "9 processes at once: above the read-only baseline's envelope (revision 3) of 4 x 2 = 8",
-            ),
-        ];
-        for (observation, kind, subject, reason) in cases {
-            let d = check(&b, &observation).unwrap_or_else(|| panic!("{observation:?} passed"));
-            assert_eq!(d.kind, kind);
-            assert_eq!(d.subject, subject);
-            assert!(d.reason.contains(reason), "{}", d.reason);
-        }
-    }
-
-    #[test]
-    fn a_climb_out_of_a_learned_prefix_is_judged_where_it_lands() {
-        let b = learned();
-        let climb = Observation::FileWrite("/tmp/tmp.Ab12cd/../../etc/passwd".into());
-        let d = check(&b, &climb).expect("outside /tmp/<random>/");
-        assert_eq!(d.kind, DeviationKind::FileWrite);
-    }
-
-    #[test]
-    fn unreadable_paths_and_blindness_are_always_deviations() {
-        let mut b = learned();
-        b.file_reads.insert("/".into());
-        for o in [
-            Observation::FileRead(String::new()),
-            Observation::Blind(Blind::LostRecords { lost: 1, throttled: 0 }),
-            Observation::Blind(Blind::Untracked(1)),
-            Observation::Blind(Blind::Escape { pid: 7 }),
-            Observation::Blind(Blind::UnreadablePath { what: "open".into() }),
-            Observation::Syscall("ia32:open".into()),
-        ] {
-            assert!(check(&b, &o).is_some(), "{o:?} passed");
-        }
-        b.syscalls.insert("ia32:open".into());
-        assert!(check(&b, &Observation::Syscall("ia32:open".into())).is_some(), "even learned");
-        b.syscalls.insert("ia32:getpid".into());
-        assert_eq!(check(&b, &Observation::Syscall("ia32:getpid".into())), None);
-    }
-
-    #[test]
-    fn executables_through_a_descriptor_are_matched_literally() {
-        let mut b = learned();
-        learn(&mut b, &Observation::Exec { path: "/tmp/tmp.Ab12cd/tool".into(), literal: false });
-        learn(&mut b, &Observation::Exec { path: "/memfd:jit (deleted)".into(), literal: true });
-        let ok = |path: &str, literal| {
-            check(&b, &Observation::Exec { path: path.into(), literal }).is_none()
-        };
-        assert!(ok("/tmp/tmp.Zz99yy/tool", false), "the pattern a run learned");
-        assert!(!ok("/tmp/tmp.Zz99yy/evil", false), "not the learned file name");
-        assert!(!ok("/tmp/payload1", false));
-        assert!(ok("/memfd:jit (deleted)", true));
-        assert!(!ok("/memfd:other (deleted)", true));
-    }
-
-    #[test]
-    fn an_empty_baseline_allows_nothing() {
-        let b = Baseline::empty(Phase::Shadow);
-        let d = check(&b, &Observation::Exec { path: "/bin/true".into(), literal: false }).unwrap();
-        assert!(d.reason.ends_with("allows: nothing"), "{}", d.reason);
-    }
-}
+#[path = "check_tests.rs"]
+mod tests;

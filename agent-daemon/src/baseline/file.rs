@@ -6,11 +6,20 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{Baseline, EgressRule, Envelope, SocketKind, generalise, uring};
+use super::{
+    Baseline, Envelope, SocketKind, generalise,
+    names::{self, EGRESS_FORMS, EgressEntry},
+    uring,
+};
 use crate::{identity::Phase, syscalls};
 
 /// The format this paddock writes. Format 1 (before unix sockets, socket kinds and
 /// io_uring were learned) is still read: those sets are then empty.
+///
+/// Name rules in `egress` and the `dns` key came later in format 2, and the number stayed:
+/// a file without them is the file an earlier paddock wrote, byte for byte, and an earlier
+/// paddock refuses a file with them by the entry (`egress[i]`) or key (`dns`) it does not
+/// know.
 pub const FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,6 +59,9 @@ struct RawBaseline {
     sockets: Option<Vec<String>>,
     #[serde(default)]
     io_uring: Option<Vec<String>>,
+    /// Absent: queries are not judged (`Baseline::dns`).
+    #[serde(default)]
+    dns: Option<Vec<String>>,
     envelope: RawEnvelope,
 }
 
@@ -74,16 +86,16 @@ pub fn from_value(value: serde_json::Value, source_name: &str) -> Result<Baselin
 }
 
 /// The file's sets and envelope as JSON, with the file's keys (no `format`, `phase`,
-/// `revision`, `learned_from`, `updated`).
+/// `revision`, `learned_from`, `updated`; `dns` only when the baseline has that set).
 pub fn entries_value(b: &Baseline) -> serde_json::Value {
     fn strings<T: ToString>(items: &std::collections::BTreeSet<T>) -> Vec<String> {
         items.iter().map(ToString::to_string).collect()
     }
     let e = &b.envelope;
-    serde_json::json!({
+    let mut value = serde_json::json!({
         "syscalls": strings(&b.syscalls),
         "execs": strings(&b.execs),
-        "egress": strings(&b.egress),
+        "egress": egress_entries(b),
         "file_writes": strings(&b.file_writes),
         "file_reads": strings(&b.file_reads),
         "unix": strings(&b.unix),
@@ -95,7 +107,17 @@ pub fn entries_value(b: &Baseline) -> serde_json::Value {
             "max_egress_bytes": e.max_egress_bytes,
             "tolerance": e.tolerance,
         },
-    })
+    });
+    if let (Some(dns), Some(fields)) = (&b.dns, value.as_object_mut()) {
+        fields.insert("dns".into(), strings(dns).into());
+    }
+    value
+}
+
+/// The `egress` entries of `b`: its address rules, then its name rules, each sorted.
+fn egress_entries(b: &Baseline) -> Vec<String> {
+    let addresses = b.egress.iter().map(ToString::to_string);
+    addresses.chain(b.egress_names.iter().map(ToString::to_string)).collect()
 }
 
 fn checked(raw: RawBaseline, source_name: &str) -> Result<Baseline, FileError> {
@@ -192,13 +214,39 @@ fn checked(raw: RawBaseline, source_name: &str) -> Result<Baseline, FileError> {
         }
         io_uring.insert(name.clone());
     }
-    let mut egress = BTreeSet::new();
-    for (i, rule) in raw.egress.iter().enumerate() {
-        let parsed: EgressRule = rule.parse().map_err(|e: super::egress::BadRule| {
-            invalid(format!("egress[{i}]"), rule, e.1.into())
-        })?;
-        egress.insert(parsed);
+    let (mut egress, mut egress_names) = (BTreeSet::new(), BTreeSet::new());
+    for (i, entry) in raw.egress.iter().enumerate() {
+        match names::egress_entry(entry) {
+            Ok(EgressEntry::Address(rule)) => egress.insert(rule),
+            Ok(EgressEntry::Name(rule)) => egress_names.insert(rule),
+            Err(why) => {
+                return Err(invalid(
+                    format!("egress[{i}]"),
+                    entry,
+                    format!("{why}; {EGRESS_FORMS}"),
+                ));
+            }
+        };
     }
+    let dns = match &raw.dns {
+        None => None,
+        Some(entries) => {
+            let mut set = BTreeSet::new();
+            for (i, entry) in entries.iter().enumerate() {
+                let name = names::dns_name(entry).map_err(|why| {
+                    invalid(
+                        format!("dns[{i}]"),
+                        entry,
+                        format!(
+                            "{why} (write a name like \"api.example.com\" or \"*.example.com\")"
+                        ),
+                    )
+                })?;
+                set.insert(name);
+            }
+            Some(set)
+        }
+    };
     let e = raw.envelope;
     if !(e.tolerance.is_finite() && e.tolerance >= 1.0) {
         return Err(invalid(
@@ -215,11 +263,13 @@ fn checked(raw: RawBaseline, source_name: &str) -> Result<Baseline, FileError> {
         syscalls,
         execs,
         egress,
+        egress_names,
         file_writes,
         file_reads,
         unix,
         sockets,
         io_uring,
+        dns,
         envelope: Envelope {
             max_processes: e.max_processes,
             max_syscalls_per_second: e.max_syscalls_per_second,
@@ -260,8 +310,12 @@ pub fn render(b: &Baseline) -> String {
     out += "\n";
     out += &array("syscalls", &b.syscalls);
     out += &array("execs", &b.execs);
-    out += "# PROTOCOL NETWORK port PORT|any\n";
-    out += &array("egress", &b.egress);
+    out += if b.egress_names.is_empty() {
+        "# PROTOCOL NETWORK port PORT|any\n"
+    } else {
+        "# PROTOCOL NETWORK port PORT|any, then PROTOCOL NAME port PORT|any (*. for one label)\n"
+    };
+    out += &array("egress", egress_entries(b));
     out += "# prefixes: a trailing / covers everything below\n";
     out += &array("file_writes", &b.file_writes);
     out += &array("file_reads", &b.file_reads);
@@ -270,6 +324,11 @@ pub fn render(b: &Baseline) -> String {
     out += "# FAMILY TYPE PROTOCOL of sockets other than TCP, UDP and unix\n";
     out += &array("sockets", &b.sockets);
     out += &array("io_uring", &b.io_uring);
+    if let Some(dns) = &b.dns {
+        out += "# names the phase may ask its resolver for (*. for one label); without this key,\n\
+                # queries are not judged\n";
+        out += &array("dns", dns);
+    }
     let e = &b.envelope;
     out += &format!(
         "\n# largest seen while learning; a deviation above max x tolerance\n[envelope]\n\
@@ -280,128 +339,5 @@ pub fn render(b: &Baseline) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::baseline::{Destination, EnvelopeSample, Observation, Protocol, learn};
-
-    fn sample() -> Baseline {
-        let mut b = Baseline::empty(Phase::LimitedWrite);
-        b.revision = 4;
-        b.learned_from = 2;
-        for o in [
-            Observation::Syscall("openat".into()),
-            Observation::Exec { path: "/usr/bin/python3".into(), literal: false },
-            Observation::Unix { path: "/run/nscd/socket".into(), literal: false },
-            Observation::Socket("inet raw icmp".parse().unwrap()),
-            Observation::Uring("read".into()),
-            Observation::FileWrite("/tmp/tmp.Ab12cd/out.txt".into()),
-            Observation::FileRead("/etc/ssl/certs/ca.pem".into()),
-            Observation::Egress(Destination {
-                protocol: Protocol::Udp,
-                addr: "10.96.0.10".parse().unwrap(),
-                port: 53,
-            }),
-            Observation::Envelope(EnvelopeSample {
-                processes: 3,
-                syscalls_per_second: 900,
-                egress_bytes: 512,
-            }),
-        ] {
-            learn(&mut b, &o);
-        }
-        b.updated = Some(DateTime::parse_from_rfc3339("2026-11-26T15:00:00Z").unwrap().to_utc());
-        b
-    }
-
-    #[test]
-    fn render_and_parse_round_trip() {
-        let b = sample();
-        let text = render(&b);
-        assert!(text.contains("execs = [\n  \"/usr/bin/python3\",\n]"), "{text}");
-        assert!(text.contains("\"udp 10.96.0.10/32 port 53\""), "{text}");
-        assert_eq!(parse(&text, "x").unwrap(), b);
-    }
-
-    fn error(text: &str) -> String {
-        parse(text, "/var/lib/paddock/baselines/limited-write.toml").unwrap_err().to_string()
-    }
-
-    #[test]
-    fn a_format_1_file_is_read_with_the_new_sets_empty() {
-        let mut b = sample();
-        let text = render(&b)
-            .replace("format = 2", "format = 1")
-            .replace("unix = [\n  \"/run/nscd/socket\",\n]\n", "")
-            .replace("sockets = [\n  \"inet raw icmp\",\n]\n", "")
-            .replace("io_uring = [\n  \"read\",\n]\n", "");
-        b.unix.clear();
-        b.sockets.clear();
-        b.io_uring.clear();
-        assert_eq!(parse(&text, "old").unwrap(), b);
-    }
-
-    #[test]
-    fn a_truncated_file_is_refused() {
-        let text = render(&sample());
-        for cut in [text.len() / 3, text.len() / 2, text.len() - 30] {
-            let err = error(&text[..cut]);
-            assert!(
-                err.starts_with("baseline file /var/lib/paddock/baselines/limited-write.toml: "),
-                "{err}"
-            );
-        }
-        assert!(
-            error(&text[..text.find("[envelope]").unwrap()]).contains("missing field `envelope`")
-        );
-    }
-
-    #[test]
-    fn hand_edits_gone_wrong_name_the_field() {
-        let text = render(&sample());
-        let cases = [
-            (
-                text.replace("\"openat\"", "\"opneat\""),
-                "syscalls[0] = \"opneat\": not a syscall name",
-            ),
-            (
-                text.replace("port 53", "port 5353x"),
-                "egress[0] = \"udp 10.96.0.10/32 port 5353x\": the port",
-            ),
-            (
-                text.replace("/tmp/<random>/", "/tmp/<rnd>/"),
-                "file_writes[0] = \"/tmp/<rnd>/\": unknown placeholder <rnd>",
-            ),
-            (
-                text.replace("tolerance = 2.0", "tolerance = 0.5"),
-                "envelope.tolerance = \"0.5\": must be a number of at least 1",
-            ),
-            (
-                text.replace("format = 2", "format = 9"),
-                "format = \"9\": this paddock reads formats 1 and 2",
-            ),
-            (
-                text.replace("\"inet raw icmp\"", "\"inet stream tcp\""),
-                "sockets[0] = \"inet stream tcp\": TCP, UDP and unix sockets",
-            ),
-            (text.replace("\"read\",", "\"reed\","), "io_uring[0] = \"reed\": not an io_uring"),
-            (
-                text.replace("\"/run/nscd/socket\"", "\"/run/<sock>\""),
-                "unix[0] = \"/run/<sock>\": unknown placeholder",
-            ),
-            (
-                text.replace("unix = [\n  \"/run/nscd/socket\",\n]\n", ""),
-                "missing field `unix` (required from format 2)",
-            ),
-            (
-                text.replace("phase = \"limited-write\"", "phase = \"root\""),
-                "phase = \"root\": unknown trust phase",
-            ),
-            (text.replace("max_processes = 3", "max_processes = -3"), "max_processes"),
-            (text.replace("revision = 4", "revision = 4\nowner = \"me\""), "unknown field `owner`"),
-        ];
-        for (edited, expected) in cases {
-            let err = error(&edited);
-            assert!(err.contains(expected), "expected {expected:?} in {err}");
-        }
-    }
-}
+#[path = "file_tests.rs"]
+mod tests;

@@ -11,10 +11,10 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::prelude::*;
 
 use super::{
-    Baseline, EgressRule, Envelope, SocketKind,
+    Baseline, EgressRule, Envelope, NameRule, Protocol, SocketKind,
     file::{FileError, parse, render},
     generalise::PLACEHOLDERS,
-    uring,
+    names, uring,
 };
 use crate::{identity::Phase, syscalls, text_edits};
 
@@ -78,6 +78,28 @@ fn egress_rule() -> impl Strategy<Value = EgressRule> {
     })
 }
 
+/// A name (or `*.` pattern) of `min_labels` labels or more, as learning or an operator
+/// writes them.
+fn dns_name(min_labels: usize) -> impl Strategy<Value = String> {
+    let label = "[a-z0-9_]([a-z0-9_-]{0,8}[a-z0-9_])?";
+    (any::<bool>(), prop::collection::vec(label, min_labels.max(1) - 1..4), "[a-z]{2,6}").prop_map(
+        |(wildcard, labels, tld)| {
+            let name = labels.into_iter().chain([tld]).collect::<Vec<_>>().join(".");
+            if wildcard { format!("*.{name}") } else { name }
+        },
+    )
+}
+
+fn name_rule() -> impl Strategy<Value = NameRule> {
+    let protocol = prop_oneof![
+        Just(Protocol::Tcp),
+        Just(Protocol::Udp),
+        any::<u8>().prop_map(Protocol::Other),
+    ];
+    (protocol, dns_name(2), prop::option::of(any::<u16>()))
+        .prop_map(|(protocol, name, port)| NameRule { protocol, name, port })
+}
+
 fn socket_kinds() -> impl Strategy<Value = Vec<SocketKind>> {
     let family = prop_oneof![prop::sample::select(vec![1u16, 2, 10, 16, 17, 44]), any::<u16>()];
     let sock_type = prop_oneof![prop::sample::select(vec![1u16, 2, 3, 5, 10]), any::<u16>()];
@@ -121,11 +143,24 @@ fn baseline() -> impl Strategy<Value = Baseline> {
         socket_kinds(),
         set((0..=uring::OTHER + 3).prop_map(|op| uring::name(op).to_owned()).boxed()),
         prop::collection::btree_set(egress_rule(), 0..5),
+        prop::collection::btree_set(name_rule(), 0..5),
+        prop::option::of(set(dns_name(1).boxed())),
     );
     (head, sets, envelope()).prop_map(
         |(
             (phase, revision, learned_from, updated),
-            (syscalls, execs, file_writes, file_reads, unix, sockets, io_uring, egress),
+            (
+                syscalls,
+                execs,
+                file_writes,
+                file_reads,
+                unix,
+                sockets,
+                io_uring,
+                egress,
+                egress_names,
+                dns,
+            ),
             envelope,
         )| Baseline {
             phase,
@@ -135,11 +170,13 @@ fn baseline() -> impl Strategy<Value = Baseline> {
             syscalls,
             execs,
             egress,
+            egress_names,
             file_writes,
             file_reads,
             unix,
             sockets: sockets.into_iter().collect(),
             io_uring,
+            dns,
             envelope,
         },
     )
@@ -175,9 +212,15 @@ fn bad_entry() -> impl Strategy<Value = (&'static str, String)> {
             Just("tcp 10.0.0.1/8 port 1".into()),
             Just("udp ::1/128 port 65536".into()),
             "(tcp|udp|sctp) [0-9.]{1,15}/[0-9]{1,3} port [0-9a-z]{1,6}",
+            "(tcp|udp|sctp) [a-z0-9*.-]{0,20} port [0-9a-z]{1,6}",
+            Just("tcp localhost port 443".into()),
+            Just("tcp 10.0.0.1 port 443".into()),
         ]
-        .prop_filter("not an egress rule", |s| s.parse::<EgressRule>().is_err())
+        .prop_filter("neither an address nor a name rule", |s| names::egress_entry(s).is_err())
         .prop_map(|s| ("egress", s)),
+        prop_oneof![any::<String>(), "[a-z0-9*.-]{0,20}", Just("10.0.0.1".into())]
+            .prop_filter("not a DNS name", |s| names::dns_name(s).is_err())
+            .prop_map(|s| ("dns", s)),
     ]
 }
 
@@ -211,6 +254,11 @@ proptest! {
         b in baseline(),
         (field, bad) in bad_entry(),
     ) {
+        // No `dns` key without a `dns` set: give it one.
+        let mut b = b;
+        if field == "dns" {
+            b.dns.get_or_insert_default();
+        }
         let value = toml::Value::String(bad.clone()).to_string();
         let text = render(&b)
             .replacen(&format!("\n{field} = ["), &format!("\n{field} = [\n  {value},"), 1);

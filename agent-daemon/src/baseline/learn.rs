@@ -2,10 +2,11 @@
 use chrono::{SubsecRound as _, Utc};
 
 use super::{
-    Baseline, EgressRule, Observation, SocketKind,
+    Baseline, EgressRule, NameRule, Observation, SocketKind,
     caps::{Caps, Set},
     check::{exec_entry, unix_entry},
     generalise,
+    names::{self, generalise_name, name_matches},
 };
 
 /// What learning one observation did.
@@ -27,6 +28,8 @@ enum Entry {
     Socket(SocketKind),
     Uring(String),
     Egress(EgressRule),
+    EgressName(NameRule),
+    Dns(String),
     FileWrite(String),
     FileRead(String),
 }
@@ -55,6 +58,35 @@ fn novel(baseline: &Baseline, observation: &Observation) -> Option<Entry> {
             let known =
                 baseline.egress.iter().any(|r| r.allows(d)) || baseline.egress.contains(&rule);
             new(known, Entry::Egress(rule))
+        }
+        // Known by an address rule or a name rule; learned by name, or by address when the
+        // name cannot be a name rule (one label, or not a DNS name).
+        Observation::NamedEgress { name, destination: d } => {
+            if baseline.egress.iter().any(|r| r.allows(d))
+                || baseline.egress_names.iter().any(|r| r.allows(d.protocol, name, d.port))
+            {
+                return None;
+            }
+            match names::host_name(name) {
+                Some(host) => {
+                    let rule = NameRule::exact(d.protocol, &host, d.port);
+                    new(baseline.egress_names.contains(&rule), Entry::EgressName(rule))
+                }
+                None => {
+                    let rule = EgressRule::exact(d);
+                    new(baseline.egress.contains(&rule), Entry::Egress(rule))
+                }
+            }
+        }
+        // A query that is no DNS name (or a pattern) is never learned: where queries are
+        // judged, it is a deviation.
+        Observation::DnsQuery(name) => {
+            let dns = baseline.dns.as_ref();
+            if dns.is_some_and(|d| d.iter().any(|p| name_matches(p, name))) {
+                return None;
+            }
+            let entry = generalise_name(&names::query_name(name)?);
+            new(dns.is_some_and(|d| d.contains(&entry)), Entry::Dns(entry))
         }
         Observation::FileWrite(path) if !path.is_empty() => {
             let prefix = generalise::prefix(path);
@@ -109,6 +141,8 @@ pub fn learn_within(baseline: &mut Baseline, observation: &Observation, caps: &C
         Entry::Socket(e) => b.sockets.insert(e),
         Entry::Uring(e) => b.io_uring.insert(e),
         Entry::Egress(e) => b.egress.insert(e),
+        Entry::EgressName(e) => b.egress_names.insert(e),
+        Entry::Dns(e) => b.dns.get_or_insert_default().insert(e),
         Entry::FileWrite(e) => b.file_writes.insert(e),
         Entry::FileRead(e) => b.file_reads.insert(e),
     };
@@ -231,5 +265,68 @@ mod tests {
             learn_within(&mut b, &Observation::Control("reset".into()), &tight),
             Learned::Nothing
         );
+    }
+
+    fn named(name: &str, addr: &str, port: u16) -> Observation {
+        let addr = addr.parse().unwrap();
+        let destination = Destination { protocol: Protocol::Tcp, addr, port };
+        Observation::NamedEgress { name: name.into(), destination }
+    }
+
+    #[test]
+    fn named_egress_is_learned_by_name_unless_a_rule_allows_it() {
+        let mut b = Baseline::empty(Phase::ReadOnly);
+        assert!(learn(&mut b, &named("x7f3a9c21.example.com", "203.0.113.9", 443)));
+        assert!(!learn(&mut b, &named("a1b2c3d4e5.example.com", "198.51.100.1", 443)), "known");
+        assert!(learn(&mut b, &named("api.example.com", "203.0.113.9", 8443)), "another port");
+        let rules: Vec<String> = b.egress_names.iter().map(|r| r.to_string()).collect();
+        assert_eq!(rules, ["tcp *.example.com port 443", "tcp api.example.com port 8443"]);
+        assert!(b.egress.is_empty());
+        // Allowed by an address rule already: nothing new.
+        let d =
+            Destination { protocol: Protocol::Tcp, addr: "10.0.0.7".parse().unwrap(), port: 443 };
+        assert!(learn(&mut b, &Observation::Egress(d)));
+        assert!(!learn(&mut b, &named("db.example.org", "10.0.0.7", 443)));
+        // A name that cannot make a name rule is learned by its address.
+        assert!(learn(&mut b, &named("myservice", "10.0.0.8", 80)));
+        assert!(b.egress.iter().any(|r| r.to_string() == "tcp 10.0.0.8/32 port 80"));
+        assert_eq!(b.egress_names.len(), 2);
+        assert_eq!(b.dns, None, "connects teach no queries");
+    }
+
+    #[test]
+    fn queries_are_learned_generalised_and_the_first_starts_the_dns_set() {
+        let mut b = Baseline::empty(Phase::ReadOnly);
+        let query = |name: &str| Observation::DnsQuery(name.into());
+        assert!(learn(&mut b, &query("x7f3a9c21.example.com")));
+        assert_eq!(b.dns, Some(["*.example.com".to_owned()].into()));
+        assert!(!learn(&mut b, &query("0a1b2c3d4e.example.com")), "the same pattern");
+        assert!(learn(&mut b, &query("myservice")));
+        assert!(!learn(&mut b, &query("bad name.example.com")), "no DNS name: never learned");
+        assert!(!learn(&mut b, &query("*.evil.example")), "a pattern: never learned");
+        assert_eq!(b.dns.as_ref().map(|d| d.len()), Some(2));
+        let mut none = Baseline::empty(Phase::ReadOnly);
+        assert!(!learn(&mut none, &query("bad name.example.com")));
+        assert_eq!(none.dns, None, "still not judged");
+    }
+
+    #[test]
+    fn name_rules_share_the_egress_cap_and_names_have_their_own() {
+        let mut b = Baseline::empty(Phase::ReadOnly);
+        let caps = Caps { egress: 2, dns: 1, ..Caps::default() };
+        let d =
+            Destination { protocol: Protocol::Udp, addr: "10.0.0.53".parse().unwrap(), port: 53 };
+        assert_eq!(learn_within(&mut b, &Observation::Egress(d), &caps), Learned::New);
+        let api = named("api.example.com", "203.0.113.9", 443);
+        assert_eq!(learn_within(&mut b, &api, &caps), Learned::New);
+        let other = named("other.example.com", "203.0.113.10", 443);
+        assert_eq!(learn_within(&mut b, &other, &caps), Learned::Refused(Set::Egress));
+        let query = |name: &str| Observation::DnsQuery(name.into());
+        assert_eq!(learn_within(&mut b, &query("a.example.org"), &caps), Learned::New);
+        assert_eq!(
+            learn_within(&mut b, &query("b.example.org"), &caps),
+            Learned::Refused(Set::Dns)
+        );
+        assert_eq!(learn_within(&mut b, &query("a.example.org"), &caps), Learned::Nothing);
     }
 }

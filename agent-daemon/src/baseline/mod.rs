@@ -20,6 +20,9 @@ pub mod merge;
 mod merge_props;
 pub mod mode;
 pub mod model;
+pub mod names;
+#[cfg(test)]
+mod names_props;
 pub mod report;
 pub mod sockets;
 pub mod store;
@@ -31,6 +34,7 @@ pub use egress::{Destination, EgressRule, Protocol};
 pub use learn::{Learned, learn, learn_within};
 pub use mode::Mode;
 pub use model::{Baseline, Envelope};
+pub use names::{NameRule, generalise_name, name_matches};
 pub use sockets::SocketKind;
 
 /// What one event says about an investigation's behaviour.
@@ -44,6 +48,15 @@ pub enum Observation {
         literal: bool,
     },
     Egress(Destination),
+    /// A connect or send to an address the kernel had bound to `name` (lowercase, no
+    /// trailing dot) from a DNS answer of this investigation: allowed by an address rule
+    /// or by a name rule.
+    NamedEgress {
+        name: String,
+        destination: Destination,
+    },
+    /// A name asked of a resolver (lowercase, no trailing dot).
+    DnsQuery(String),
     FileWrite(String),
     FileRead(String),
     /// A unix socket reached; `literal` when its path was relative (judged as written).

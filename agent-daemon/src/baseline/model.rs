@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::{egress::EgressRule, sockets::SocketKind};
+use super::{egress::EgressRule, names::NameRule, sockets::SocketKind};
 use crate::identity::Phase;
 
 /// Limits on quantities, learned as the largest seen; exceeded when a measurement goes
@@ -39,7 +39,12 @@ pub struct Baseline {
     pub syscalls: BTreeSet<String>,
     /// Executed paths, generalised.
     pub execs: BTreeSet<String>,
+    /// Egress rules by address (network).
     pub egress: BTreeSet<EgressRule>,
+    /// Egress rules by name: for a destination the kernel bound to a name a DNS answer of
+    /// the investigation gave. Kept in the file's `egress` with the address rules, and
+    /// counted with them against the egress cap.
+    pub egress_names: BTreeSet<NameRule>,
     /// File-write prefixes (see `generalise::prefix`).
     pub file_writes: BTreeSet<String>,
     pub file_reads: BTreeSet<String>,
@@ -50,10 +55,18 @@ pub struct Baseline {
     pub sockets: BTreeSet<SocketKind>,
     /// io_uring operations, by name (`read`, `openat`...).
     pub io_uring: BTreeSet<String>,
+    /// Names (and `*.` patterns, see `names::generalise_name`) the phase may ask its
+    /// resolver for. `None`: the baseline predates DNS learning (written without a `dns`
+    /// key), and queries are not judged at all, so that an upgrade never turns a phase
+    /// already enforcing against its queries; `Some` of an empty set: no query is allowed.
+    /// [`Baseline::empty`] starts at `None`; learning a query makes it `Some`.
+    pub dns: Option<BTreeSet<String>>,
     pub envelope: Envelope,
 }
 
 impl Baseline {
+    /// A baseline that holds nothing, with `dns` `None` (queries unjudged until one is
+    /// learned).
     pub fn empty(phase: Phase) -> Baseline {
         Baseline {
             phase,
@@ -63,11 +76,13 @@ impl Baseline {
             syscalls: BTreeSet::new(),
             execs: BTreeSet::new(),
             egress: BTreeSet::new(),
+            egress_names: BTreeSet::new(),
             file_writes: BTreeSet::new(),
             file_reads: BTreeSet::new(),
             unix: BTreeSet::new(),
             sockets: BTreeSet::new(),
             io_uring: BTreeSet::new(),
+            dns: None,
             envelope: Envelope::default(),
         }
     }
@@ -78,10 +93,12 @@ impl Baseline {
         self.syscalls.len()
             + self.execs.len()
             + self.egress.len()
+            + self.egress_names.len()
             + self.file_writes.len()
             + self.file_reads.len()
             + self.unix.len()
             + self.sockets.len()
             + self.io_uring.len()
+            + self.dns.as_ref().map_or(0, BTreeSet::len)
     }
 }

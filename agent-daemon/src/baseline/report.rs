@@ -192,6 +192,7 @@ mod tests {
             (3, 2, true)
         );
         assert_eq!(s.sets["syscalls"], SetSize { entries: 1, cap: 1024 });
+        assert_eq!(s.sets["dns"], SetSize { entries: 0, cap: 1024 }, "no dns set yet");
         let settled = s.conditions.iter().find(|c| c.type_ == "Settled").unwrap();
         assert_eq!(settled.status, "True");
         let json = serde_json::to_value(&s).unwrap();

@@ -86,7 +86,7 @@ fn table(phases: &[PhaseSummary]) -> String {
         "LAST NEW",
         "RUNS",
         "STRAYED",
-        "SYSCALLS/EXECS/EGRESS/WRITES/READS/UNIX/SOCKETS/URING"
+        "SYSCALLS/EXECS/EGRESS/WRITES/READS/UNIX/SOCKETS/URING/DNS"
     );
     let mut notes = Vec::new();
     for p in phases {
@@ -94,7 +94,7 @@ fn table(phases: &[PhaseSummary]) -> String {
             .updated
             .map_or("never".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         out += &format!(
-            "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}/{}/{}/{}/{}/{}/{}/{}\n",
+            "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}/{}/{}/{}/{}/{}/{}/{}/{}\n",
             p.phase.as_str(),
             p.mode.as_str(),
             p.revision,
@@ -109,7 +109,9 @@ fn table(phases: &[PhaseSummary]) -> String {
             p.file_reads,
             p.unix,
             p.sockets,
-            p.io_uring
+            p.io_uring,
+            // `-`: queries not judged yet.
+            p.dns.map_or("-".into(), |n| n.to_string())
         );
         notes.extend(phase_notes(p));
     }
@@ -215,6 +217,7 @@ mod tests {
             unix: 0,
             sockets: 0,
             io_uring: 0,
+            dns: Some(2),
             caps: [("execs".to_owned(), 4)].into(),
             capped: vec!["execs".into()],
             refused: [("execs".to_owned(), 7)].into(),

@@ -1,6 +1,7 @@
 //! The `TrustPhase` object (`trustphases.paddock.io/v1alpha1`, cluster-scoped, one per
 //! phase): `spec.mode`, `spec.baseline` (the baseline file's sets and envelope, with its
-//! keys), and a `status` of promotion evidence that nodes add to. Reading one checks the
+//! keys: name rules among the `egress` entries, and `dns` only once queries are judged),
+//! and a `status` of promotion evidence that nodes add to. Reading one checks the
 //! baseline as a file is checked; building a status is pure.
 use chrono::SecondsFormat;
 use kube::{
@@ -25,7 +26,8 @@ pub fn resource() -> ApiResource {
 
 /// The most bytes (as JSON) a phase object's `spec` may take: etcd refuses requests over
 /// 1.5 MiB by default, and the status (evidence of up to 256 agents) needs room too. A
-/// baseline full to the default caps with paths of typical length takes about half.
+/// baseline full to the default caps with paths and names of typical length takes about
+/// 0.7 MiB.
 pub const MAX_SPEC_BYTES: usize = 1024 * 1024;
 
 /// The size of `object`'s spec as JSON.
@@ -105,7 +107,9 @@ fn baseline_of(
     let Some(fields) = value.as_object_mut() else {
         return Err(format!("{source}: spec.baseline is not an object"));
     };
-    for set in Set::ALL {
+    // A missing set is an empty one, except `dns`: missing, queries are not judged (an
+    // object written before DNS learning must not start refusing every query).
+    for set in Set::ALL.into_iter().filter(|s| *s != Set::Dns) {
         fields.entry(set.as_str()).or_insert_with(|| json!([]));
     }
     fields.entry("envelope").or_insert_with(|| {
@@ -189,6 +193,45 @@ mod tests {
     }
 
     #[test]
+    fn name_rules_and_dns_read_and_write_as_in_the_file() {
+        let o = object(json!({"phase": "read-only", "mode": "enforce", "baseline": {
+            "egress": ["tcp 10.0.0.0/8 port 443", "tcp api.example.com port 443",
+                       "udp *.s3.amazonaws.com port any"],
+            "dns": ["api.example.com", "*.s3.amazonaws.com", "myservice"],
+        }}));
+        let b = read(&o, Phase::ReadOnly).unwrap().baseline.unwrap();
+        assert_eq!((b.egress.len(), b.egress_names.len()), (1, 2));
+        assert_eq!(b.dns.as_ref().map(|d| d.len()), Some(3));
+        let written = with_spec(&o, &b, None);
+        let spec = &written.data["spec"]["baseline"];
+        assert_eq!(
+            spec["egress"],
+            json!([
+                "tcp 10.0.0.0/8 port 443",
+                "tcp api.example.com port 443",
+                "udp *.s3.amazonaws.com port any"
+            ]),
+            "address rules first, then name rules"
+        );
+        assert_eq!(spec["dns"], json!(["*.s3.amazonaws.com", "api.example.com", "myservice"]));
+        assert_eq!(spec, &file::entries_value(&b), "the file's keys and entries");
+        assert_eq!(read(&written, Phase::ReadOnly).unwrap().baseline.unwrap(), b);
+    }
+
+    #[test]
+    fn without_dns_queries_are_not_judged_and_an_empty_dns_allows_none() {
+        let o = object(json!({"phase": "read-only", "baseline": {"syscalls": ["read"]}}));
+        let b = read(&o, Phase::ReadOnly).unwrap().baseline.unwrap();
+        assert_eq!(b.dns, None);
+        let written = with_spec(&o, &b, None);
+        assert!(written.data["spec"]["baseline"].get("dns").is_none(), "not written as []");
+        let o = object(json!({"phase": "read-only", "baseline": {"dns": []}}));
+        let b = read(&o, Phase::ReadOnly).unwrap().baseline.unwrap();
+        assert_eq!(b.dns, Some(Default::default()));
+        assert_eq!(with_spec(&o, &b, None).data["spec"]["baseline"]["dns"], json!([]));
+    }
+
+    #[test]
     fn a_bad_entry_is_named_and_another_phase_refused() {
         let o = object(json!({"phase": "read-only", "baseline": {
             "egress": ["tcp 10.0.0.0/33 port 443"]}}));
@@ -196,6 +239,14 @@ mod tests {
         assert!(why.contains("trustphase/read-only") && why.contains("egress[0]"), "{why}");
         let err = read(&o, Phase::Shadow).unwrap_err();
         assert!(err.contains("spec.phase is \"read-only\""), "{err}");
+        for (baseline, field) in [
+            (json!({"egress": ["tcp -api.example.com port 443"]}), "egress[0]"),
+            (json!({"dns": ["ok.example.com", "a..b"]}), "dns[1]"),
+        ] {
+            let o = object(json!({"phase": "read-only", "baseline": baseline}));
+            let why = read(&o, Phase::ReadOnly).unwrap().baseline.unwrap_err();
+            assert!(why.contains(field), "{why}");
+        }
     }
 }
 
@@ -227,10 +278,24 @@ mod size {
                 &caps,
             );
         }
+        // Names a person gave (`service-abcd`): learning keeps them as they are.
+        let name = |i: usize| {
+            let word: String =
+                (0..4).map(|k| char::from(b'a' + (i / 26usize.pow(k) % 26) as u8)).collect();
+            format!("service-{word}.team.example.com")
+        };
+        // Half the egress rules by address, half by name (a name rule is longer).
         for i in 0..caps.egress {
             let addr = std::net::IpAddr::from([10, (i >> 8) as u8, i as u8, 7]);
             let d = Destination { protocol: Protocol::Tcp, addr, port: 443 };
-            learn_within(&mut b, &Observation::Egress(d), &caps);
+            let o = match i % 2 {
+                0 => Observation::Egress(d),
+                _ => Observation::NamedEgress { name: name(i), destination: d },
+            };
+            learn_within(&mut b, &o, &caps);
+        }
+        for i in 0..caps.dns {
+            learn_within(&mut b, &Observation::DnsQuery(name(i)), &caps);
         }
         for id in 0..400 {
             let name = crate::syscalls::name(id).into_owned();
@@ -243,5 +308,7 @@ mod size {
         eprintln!("a baseline full to the default caps: {} entries, {bytes} bytes", b.size());
         assert!(bytes < MAX_SPEC_BYTES, "{bytes}");
         assert!(b.execs.len() + b.file_writes.len() > 7000, "the sets are full");
+        assert_eq!(Set::Egress.len(&b), caps.egress);
+        assert_eq!(Set::Dns.len(&b), caps.dns);
     }
 }

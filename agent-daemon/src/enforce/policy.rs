@@ -2,10 +2,11 @@
 use std::collections::BTreeSet;
 
 use agent_common::{
+    dns::{NAME_EGRESS, NAME_QUERY, NameKey, name_hash},
     hash::fnv1a,
     policy::{
         EGRESS_FIXED_BITS, EgressKey, FAIL_CLOSED, IPV4_MAPPED_BITS, MODE_ENFORCE, MODE_FLAG,
-        MODE_LEARN, PATH_EXEC, PATH_UNIX, SocketKey, ipv4_mapped,
+        MODE_LEARN, PATH_EXEC, PATH_UNIX, QUERIES_UNJUDGED, SocketKey, ipv4_mapped,
     },
     tracking::SYSCALL_IDS,
 };
@@ -20,13 +21,14 @@ use crate::{
 /// The sets named by the `INCOMPLETE_*` bits of `flags`, in set order.
 pub fn incomplete_sets(flags: u32) -> Vec<Set> {
     use agent_common::policy::{
-        INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_SOCKETS, INCOMPLETE_UNIX,
+        INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_NAMES, INCOMPLETE_SOCKETS, INCOMPLETE_UNIX,
     };
     [
         (Set::Execs, INCOMPLETE_EXECS),
         (Set::Egress, INCOMPLETE_EGRESS),
         (Set::Unix, INCOMPLETE_UNIX),
         (Set::Sockets, INCOMPLETE_SOCKETS),
+        (Set::Dns, INCOMPLETE_NAMES),
     ]
     .into_iter()
     .filter(|(_, bit)| flags & bit != 0)
@@ -61,6 +63,7 @@ pub fn kernel_policy(
             paths: BTreeSet::new(),
             egress: Vec::new(),
             sockets: BTreeSet::new(),
+            names: BTreeSet::new(),
         };
     }
     let mut allowed_syscalls = [0u64; (SYSCALL_IDS / 64) as usize];
@@ -104,14 +107,33 @@ pub fn kernel_policy(
             protocol: k.protocol,
         })
         .collect();
+    let name_key = |kind, protocol, port: Option<u16>, name: &str| NameKey {
+        phase,
+        kind,
+        protocol,
+        _pad: 0,
+        port: port.unwrap_or(0).to_be_bytes(),
+        _pad2: [0; 2],
+        hash: name_hash(name.as_bytes()),
+    };
+    let egress_names = baseline
+        .egress_names
+        .iter()
+        .map(|r| name_key(NAME_EGRESS, r.protocol.number(), r.port, &r.name));
+    let queries = baseline.dns.iter().flatten().map(|name| name_key(NAME_QUERY, 0, None, name));
+    let mut flags = if fail_closed { FAIL_CLOSED } else { 0 };
+    if baseline.dns.is_none() {
+        flags |= QUERIES_UNJUDGED;
+    }
     KernelPolicy {
         mode: mode_id(mode),
-        flags: if fail_closed { FAIL_CLOSED } else { 0 },
+        flags,
         allowed_syscalls,
         allowed_uring,
         paths: execs.chain(unix).collect(),
         egress,
         sockets,
+        names: egress_names.chain(queries).collect(),
     }
 }
 
@@ -138,8 +160,34 @@ mod tests {
         }
         b.egress.insert("tcp 10.0.0.0/8 port 443".parse().unwrap());
         b.egress.insert("udp ::1/128 port any".parse().unwrap());
+        // Before any query is learned, queries are not judged in the kernel.
+        assert_eq!(kernel_policy(2, Mode::Enforce, &b, true).flags, FAIL_CLOSED | QUERIES_UNJUDGED);
+        b.egress_names.insert("tcp *.s3.amazonaws.com port 443".parse().unwrap());
+        b.dns = Some(["api.example.com".to_owned()].into());
         let p = kernel_policy(2, Mode::Enforce, &b, true);
         assert_eq!((p.mode, p.flags), (MODE_ENFORCE, FAIL_CLOSED));
+        let key = |kind, protocol, port: u16, name: &[u8]| NameKey {
+            phase: 2,
+            kind,
+            protocol,
+            _pad: 0,
+            port: port.to_be_bytes(),
+            _pad2: [0; 2],
+            hash: name_hash(name),
+        };
+        assert_eq!(
+            p.names,
+            [
+                key(NAME_EGRESS, 6, 443, b"*.s3.amazonaws.com"),
+                key(NAME_QUERY, 0, 0, b"api.example.com")
+            ]
+            .into(),
+            "the wildcard is hashed as the kernel hashes a name's wildcard form"
+        );
+        assert_eq!(
+            p.names.first().unwrap().hash,
+            agent_common::dns::wildcard_hash(b"x1.s3.amazonaws.com")
+        );
         assert_eq!(p.allowed_syscalls[1], 1 << (110 - 64), "getppid is 110");
         let ia32_getpid = syscalls::id("ia32:getpid").unwrap();
         assert_ne!(p.allowed_syscalls[(ia32_getpid / 64) as usize] & (1 << (ia32_getpid % 64)), 0);
@@ -159,7 +207,10 @@ mod tests {
         let flag = kernel_policy(2, Mode::Flag, &b, true);
         assert_eq!(flag.mode, MODE_FLAG);
         assert!(
-            flag.paths.is_empty() && flag.egress.is_empty() && flag.sockets.is_empty(),
+            flag.paths.is_empty()
+                && flag.egress.is_empty()
+                && flag.sockets.is_empty()
+                && flag.names.is_empty(),
             "a phase that does not enforce takes no room in the shared maps"
         );
     }

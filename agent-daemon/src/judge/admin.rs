@@ -42,6 +42,10 @@ pub struct PhaseSummary {
     pub sockets: usize,
     #[serde(default)]
     pub io_uring: usize,
+    /// Names the phase may ask its resolver for; `None` while queries are not judged (the
+    /// baseline learned none yet).
+    #[serde(default)]
+    pub dns: Option<usize>,
     /// Each set's cap (`[baseline]`), by set name.
     #[serde(default)]
     pub caps: BTreeMap<String, usize>,
@@ -80,12 +84,13 @@ impl Judge {
                     strayed: book.state.strayed,
                     syscalls: b.syscalls.len(),
                     execs: b.execs.len(),
-                    egress: b.egress.len(),
+                    egress: b.egress.len() + b.egress_names.len(),
                     file_writes: b.file_writes.len(),
                     file_reads: b.file_reads.len(),
                     unix: b.unix.len(),
                     sockets: b.sockets.len(),
                     io_uring: b.io_uring.len(),
+                    dns: b.dns.as_ref().map(|d| d.len()),
                     caps: Set::ALL
                         .iter()
                         .map(|s| (s.as_str().to_owned(), self.caps.cap(*s)))

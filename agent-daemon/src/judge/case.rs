@@ -34,7 +34,7 @@ pub(super) struct Case {
     pub killed: Option<String>,
     live: HashSet<u32>,
     /// Sets whose cap this investigation was told of (`Set::bit`).
-    capped: u8,
+    capped: u16,
     pub envelope: EnvelopeSample,
     started: Instant,
     last: Option<(Instant, u64)>,

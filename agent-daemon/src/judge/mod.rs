@@ -63,7 +63,7 @@ struct Book {
     /// (or the baseline was last reset or imported).
     refused: BTreeMap<Set, u64>,
     /// Sets whose cap was already said in the log (one line per phase and set).
-    logged: u8,
+    logged: u16,
     /// Sets the kernel does not decide for this phase (its policy map was full): judged
     /// and killed by the daemon only, after the fact.
     kernel_incomplete: Vec<Set>,
@@ -146,10 +146,22 @@ pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
             };
             [Some((first, none)), second]
         }
-        EventKind::Connect { protocol, address, port, action, .. } => {
+        EventKind::Connect { protocol, address, port, name, action, .. } => {
             let Some(protocol) = Protocol::from_name(protocol) else { return [None, None] };
-            let destination = Destination { protocol, addr: *address, port: *port };
-            one(Observation::Egress(destination.canonical()), *action)
+            let destination = Destination { protocol, addr: *address, port: *port }.canonical();
+            match name {
+                Some(name) => {
+                    one(Observation::NamedEgress { name: name.clone(), destination }, *action)
+                }
+                None => one(Observation::Egress(destination), *action),
+            }
+        }
+        EventKind::Dns { op, name, notes, action, .. } if op == "query" => {
+            if notes.iter().any(|n| n == "malformed") {
+                one(unreadable("dns query"), *action)
+            } else {
+                one(Observation::DnsQuery(name.clone()), *action)
+            }
         }
         EventKind::Unix { path, relative, action, .. } => {
             one(Observation::Unix { path: path.clone(), literal: *relative }, *action)
@@ -171,7 +183,8 @@ fn kind_of(observation: &Observation) -> DeviationKind {
     match observation {
         Observation::Syscall(_) => DeviationKind::Syscall,
         Observation::Exec { .. } => DeviationKind::Exec,
-        Observation::Egress(_) => DeviationKind::Egress,
+        Observation::Egress(_) | Observation::NamedEgress { .. } => DeviationKind::Egress,
+        Observation::DnsQuery(_) => DeviationKind::Dns,
         Observation::FileWrite(_) => DeviationKind::FileWrite,
         Observation::FileRead(_) => DeviationKind::FileRead,
         Observation::Unix { .. } => DeviationKind::Unix,

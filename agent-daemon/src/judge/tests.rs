@@ -179,6 +179,7 @@ fn events_become_observations() {
         protocol: "tcp".into(),
         address: "10.0.0.1".parse().unwrap(),
         port: 443,
+        name: None,
         action: Action::Denied,
     };
     let egress = |addr: &str| {
@@ -194,6 +195,7 @@ fn events_become_observations() {
         protocol: "tcp".into(),
         address: "::ffff:10.0.0.1".parse().unwrap(),
         port: 443,
+        name: None,
         action: Action::Denied,
     };
     assert_eq!(
@@ -201,6 +203,47 @@ fn events_become_observations() {
         Some((egress("10.0.0.1"), Action::Denied)),
         "an IPv4-mapped address is judged as the IPv4 one"
     );
+    let named = EventKind::Connect {
+        op: "connect".into(),
+        protocol: "tcp".into(),
+        address: "::ffff:10.0.0.1".parse().unwrap(),
+        port: 443,
+        name: Some("api.example.com".into()),
+        action: Action::Denied,
+    };
+    let Some((Observation::NamedEgress { name, destination }, Action::Denied)) =
+        observations(&named)[0].clone()
+    else {
+        panic!("a connect with a name is judged by it")
+    };
+    assert_eq!(
+        (name.as_str(), destination.addr.to_string()),
+        ("api.example.com", "10.0.0.1".into())
+    );
+    let dns = |op: &str, notes: Vec<String>| EventKind::Dns {
+        op: op.into(),
+        name: "x.example.com".into(),
+        qtype: "A".into(),
+        server: "127.0.0.53".parse().unwrap(),
+        port: 53,
+        rcode: None,
+        answers: vec![],
+        notes,
+        action: Action::Denied,
+    };
+    assert_eq!(
+        observations(&dns("query", vec![])),
+        [Some((Observation::DnsQuery("x.example.com".into()), Action::Denied)), None]
+    );
+    assert!(
+        matches!(
+            observations(&dns("query", vec!["malformed".into()]))[0],
+            Some((Observation::Blind(_), Action::Denied))
+        ),
+        "a query paddock could not read is never a pass"
+    );
+    let answer = dns("answer", vec![]);
+    assert_eq!(observations(&answer), [None, None], "answers are evidence, not behaviour");
     let open = EventKind::Open {
         path: "/etc/x".into(),
         write: false,

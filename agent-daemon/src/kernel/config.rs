@@ -19,11 +19,12 @@ pub struct KernelConfig {
     /// kernel keeps tracking and enforcing while no daemon runs. One daemon per directory.
     pub pin_dir: PathBuf,
     /// Entries of the kernel's policy maps, shared by the phases in `enforce`: executables
-    /// and unix sockets, egress rules, socket kinds. A phase whose policy does not fit is
+    /// and unix sockets, egress rules, socket kinds, names (egress by name and queries). A phase whose policy does not fit is
     /// judged by the daemon alone for that set (see `docs/threat-model.md`).
     pub policy_paths: u32,
     pub policy_egress: u32,
     pub policy_sockets: u32,
+    pub policy_names: u32,
 }
 
 impl Default for KernelConfig {
@@ -39,6 +40,28 @@ impl Default for KernelConfig {
             policy_paths: agent_common::policy::MAX_ALLOWED_PATHS,
             policy_egress: agent_common::policy::MAX_EGRESS_RULES,
             policy_sockets: agent_common::policy::MAX_ALLOWED_SOCKETS,
+            policy_names: agent_common::policy::MAX_ALLOWED_NAMES,
         }
     }
 }
+
+/// `[dns]`: how long a DNS answer of an investigation binds its addresses to the name asked
+/// (what egress rules by name are judged by). The answer's TTL, held between these bounds:
+/// at least `min_ttl_s`, so that a TTL of 0 or 1 does not refuse the connect that follows
+/// the lookup (or a client that caches a little longer than told), at most `max_ttl_s`, so
+/// that an address once answered does not stay allowed for days.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    pub min_ttl_s: u32,
+    pub max_ttl_s: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self { min_ttl_s: 60, max_ttl_s: 3600 }
+    }
+}
+
+/// The longest `dns.max_ttl_s` allowed: a week.
+pub const MAX_DNS_TTL_S: u32 = 7 * 24 * 3600;

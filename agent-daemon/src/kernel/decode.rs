@@ -5,9 +5,10 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
+use agent_common::dns::{DNS_MAX_ADDRS, DnsRecord};
 use agent_common::event::{
     CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header, KIND_CGROUP,
-    KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE, KIND_OPEN, KIND_PATH_OP,
+    KIND_CONNECT, KIND_DNS, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE, KIND_OPEN, KIND_PATH_OP,
     KIND_SOCKET, KIND_SYSCALL, KIND_UNIX, KIND_URING, MigrateRecord, OP_CONNECT6, OP_SENDMSG6,
     OpenRecord, PathOpRecord, SocketRecord, SyscallRecord, UnixRecord, UringRecord,
 };
@@ -70,6 +71,23 @@ pub enum RecordBody {
         protocol: u32,
         addr: IpAddr,
         port: u16,
+        /// The hash of the name a DNS answer bound `addr` to (`dns::name_hash`), 0 for none.
+        name_hash: u64,
+    },
+    /// A DNS query (`op` `DNS_QUERY`) or answer (`DNS_ANSWER`) read from a packet.
+    Dns {
+        op: u32,
+        action: u32,
+        /// `DNS_*` bits.
+        flags: u32,
+        qtype: u16,
+        rcode: u8,
+        id: u16,
+        name: String,
+        server: IpAddr,
+        server_port: u16,
+        /// The A and AAAA answers, with their TTLs as answered.
+        answers: Vec<(IpAddr, u32)>,
     },
     Unix {
         op: u32,
@@ -250,6 +268,23 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 protocol: r.protocol,
                 addr,
                 port: r.port,
+                name_hash: r.name_hash,
+            }
+        }
+        KIND_DNS => {
+            let r: DnsRecord = read(bytes, kind)?;
+            let count = (r.count as usize).min(DNS_MAX_ADDRS);
+            RecordBody::Dns {
+                op: r.op,
+                action: r.action,
+                flags: r.flags,
+                qtype: r.qtype,
+                rcode: r.rcode,
+                id: r.id,
+                name: c_string(&r.name),
+                server: mapped(r.server),
+                server_port: r.server_port,
+                answers: (0..count).map(|i| (mapped(r.addrs[i]), r.ttls[i])).collect(),
             }
         }
         KIND_CGROUP => {
@@ -263,6 +298,11 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         _ => return Err(DecodeError::UnknownKind { kind, len: bytes.len() }),
     };
     Ok(Record { header: header(&h), body })
+}
+
+/// An address as the kernel keeps it (IPv4 mapped into IPv6) as the address it is.
+fn mapped(addr: [u8; 16]) -> IpAddr {
+    Ipv6Addr::from(addr).to_canonical()
 }
 
 /// The bytes of a record as the probes write it (a plain `#[repr(C)]` value): for tests,
@@ -288,6 +328,7 @@ pub fn record_kind_name(kind: u32) -> &'static str {
         KIND_SOCKET => "socket",
         KIND_MIGRATE => "escape",
         KIND_URING => "io_uring",
+        KIND_DNS => "dns",
         _ => "other",
     }
 }
@@ -381,6 +422,7 @@ mod tests {
             family: 2,
             _pad: 0,
             addr: [0; 16],
+            name_hash: 0,
         };
         r.addr[..4].copy_from_slice(&[127, 0, 0, 1]);
         let RecordBody::Connect { addr, port, .. } = decode(&bytes(&r)).unwrap().body else {

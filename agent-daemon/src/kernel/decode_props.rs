@@ -10,9 +10,10 @@ use std::{
     net::IpAddr,
 };
 
+use agent_common::dns::{DNS_MAX_ADDRS, DNS_NAME_LEN, DnsRecord};
 use agent_common::event::{
     ARGS_LEN, COMM_LEN, CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header,
-    KIND_CGROUP, KIND_CONNECT, KIND_COUNT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE,
+    KIND_CGROUP, KIND_CONNECT, KIND_COUNT, KIND_DNS, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE,
     KIND_OPEN, KIND_PATH_OP, KIND_SOCKET, KIND_SYSCALL, KIND_UNIX, KIND_URING, MigrateRecord,
     OP_CONNECT6, OP_SENDMSG6, OpenRecord, PATH_LEN, PathOpRecord, SocketRecord, SyscallRecord,
     UNIX_PATH_LEN, UnixRecord, UringRecord,
@@ -121,6 +122,34 @@ fn expected_body(kind: u32, b: &[u8]) -> Result<RecordBody, TestCaseError> {
                 protocol: at!(ConnectRecord, protocol),
                 addr,
                 port: u16_at(b, offset_of!(ConnectRecord, port)),
+                name_hash: u64_at(b, offset_of!(ConnectRecord, name_hash)),
+            }
+        }
+        KIND_DNS => {
+            let ip = |at: usize| {
+                let mut v6 = [0u8; 16];
+                v6.copy_from_slice(&b[at..at + 16]);
+                std::net::Ipv6Addr::from(v6).to_canonical()
+            };
+            let count = (b[offset_of!(DnsRecord, count)] as usize).min(DNS_MAX_ADDRS);
+            RecordBody::Dns {
+                op: at!(DnsRecord, op),
+                action: at!(DnsRecord, action),
+                flags: at!(DnsRecord, flags),
+                qtype: u16_at(b, offset_of!(DnsRecord, qtype)),
+                rcode: b[offset_of!(DnsRecord, rcode)],
+                id: u16_at(b, offset_of!(DnsRecord, id)),
+                name: text_at(b, offset_of!(DnsRecord, name), DNS_NAME_LEN)?,
+                server: ip(offset_of!(DnsRecord, server)),
+                server_port: u16_at(b, offset_of!(DnsRecord, server_port)),
+                answers: (0..count)
+                    .map(|i| {
+                        (
+                            ip(offset_of!(DnsRecord, addrs) + 16 * i),
+                            u32_at(b, offset_of!(DnsRecord, ttls) + 4 * i),
+                        )
+                    })
+                    .collect(),
             }
         }
         KIND_CGROUP => RecordBody::Cgroup {

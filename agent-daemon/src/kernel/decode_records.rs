@@ -3,9 +3,10 @@
 //! `agent_common::event` made into bytes by `record_bytes`.
 use std::mem::size_of;
 
+use agent_common::dns::{DNS_MAX_ADDRS, DNS_NAME_LEN, DnsRecord};
 use agent_common::event::{
     ARGS_LEN, COMM_LEN, CgroupRecord, ConnectRecord, ExecRecord, ExitRecord, ForkRecord, Header,
-    KIND_CGROUP, KIND_CONNECT, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE, KIND_OPEN,
+    KIND_CGROUP, KIND_CONNECT, KIND_DNS, KIND_EXEC, KIND_EXIT, KIND_FORK, KIND_MIGRATE, KIND_OPEN,
     KIND_PATH_OP, KIND_SOCKET, KIND_SYSCALL, KIND_UNIX, KIND_URING, MigrateRecord, OpenRecord,
     PATH_LEN, PathOpRecord, SocketRecord, SyscallRecord, UNIX_PATH_LEN, UnixRecord, UringRecord,
 };
@@ -14,7 +15,7 @@ use proptest::prelude::*;
 use super::decode::record_bytes;
 
 /// Every kind, and the size of the struct it names.
-pub const KINDS: [(u32, usize); 12] = [
+pub const KINDS: [(u32, usize); 13] = [
     (KIND_SYSCALL, size_of::<SyscallRecord>()),
     (KIND_FORK, size_of::<ForkRecord>()),
     (KIND_EXEC, size_of::<ExecRecord>()),
@@ -27,6 +28,7 @@ pub const KINDS: [(u32, usize); 12] = [
     (KIND_SOCKET, size_of::<SocketRecord>()),
     (KIND_MIGRATE, size_of::<MigrateRecord>()),
     (KIND_URING, size_of::<UringRecord>()),
+    (KIND_DNS, size_of::<DnsRecord>()),
 ];
 
 /// The generated contents of one record: its header, its integers, its texts.
@@ -168,7 +170,28 @@ pub fn record(c: &Contents) -> Vec<u8> {
             family: (f >> 16) as u16,
             _pad: g,
             addr: fill::<16>(path),
+            name_hash: c.wide,
         }),
+        KIND_DNS => {
+            let addrs = fill::<{ 16 * DNS_MAX_ADDRS }>(&c.texts[1]);
+            record_bytes(&DnsRecord {
+                header,
+                op: a,
+                action: b,
+                flags: d,
+                qtype: e as u16,
+                rcode: (e >> 16) as u8,
+                // Any count, more than the record holds too.
+                count: (e >> 24) as u8,
+                server_port: f as u16,
+                id: (f >> 16) as u16,
+                _pad: g,
+                server: fill::<16>(&c.wide.to_ne_bytes()),
+                name: fill::<DNS_NAME_LEN>(path),
+                addrs: std::array::from_fn(|i| fill::<16>(&addrs[i * 16..])),
+                ttls: std::array::from_fn(|i| a.rotate_left(i as u32 * 4)),
+            })
+        }
         KIND_CGROUP => record_bytes(&CgroupRecord {
             header,
             new_cgroup_id: c.wide,

@@ -29,7 +29,7 @@ fn capacity(map: &MapData) -> u32 {
 
 impl KernelMaps {
     /// Entries and capacity of `PADDOCK_TRACKED`, `PADDOCK_TASKS`, `PADDOCK_CGROUP_PATHS`
-    /// and the three policy maps.
+    /// and the four policy maps.
     pub fn fullness(&self) -> Vec<MapFullness> {
         vec![
             of(maps::TRACKED, &self.tracked, self.tracked.keys().filter(Result::is_ok).count()),
@@ -49,6 +49,11 @@ impl KernelMaps {
                 maps::ALLOWED_SOCKETS,
                 &self.allowed_sockets,
                 self.allowed_sockets.keys().filter(Result::is_ok).count(),
+            ),
+            of(
+                maps::ALLOWED_NAMES,
+                &self.allowed_names,
+                self.allowed_names.keys().filter(Result::is_ok).count(),
             ),
         ]
     }

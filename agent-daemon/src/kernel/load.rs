@@ -72,6 +72,8 @@ pub struct Limits {
     pub max_tracked_processes: u32,
     /// Entries of the policy maps (the phases that enforce, together).
     pub policy_maps: super::policy::PolicyMaps,
+    /// How long a DNS answer binds its addresses to a name, at least and at most (seconds).
+    pub dns_ttl_s: (u32, u32),
 }
 
 pub struct LoadOptions {
@@ -247,6 +249,7 @@ impl Kernel {
             (maps::ALLOWED_PATHS, limits.policy_maps.paths),
             (maps::ALLOWED_EGRESS, limits.policy_maps.egress),
             (maps::ALLOWED_SOCKETS, limits.policy_maps.sockets),
+            (maps::ALLOWED_NAMES, limits.policy_maps.names),
         ];
         let layout = pins::layout(PROBES, &overrides)?;
         let object = fnv1a(PROBES);
@@ -314,8 +317,10 @@ impl Kernel {
             task_quota: limits.task_quota,
             window_ns: limits.window_ns,
             cgroup_quota: limits.cgroup_quota,
-            _pad: 0,
+            dns_min_ttl_s: limits.dns_ttl_s.0,
             offsets,
+            dns_max_ttl_s: limits.dns_ttl_s.1,
+            _pad: 0,
         };
         config.set(0, value, 0).map_err(|source| KernelError::Map { map: maps::CONFIG, source })?;
 
@@ -334,6 +339,7 @@ impl Kernel {
             allowed_paths: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_PATHS)?,
             allowed_egress: take::<LpmTrie<_, _, _>>(&mut ebpf, maps::ALLOWED_EGRESS)?,
             allowed_sockets: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_SOCKETS)?,
+            allowed_names: take::<HashMap<_, _, _>>(&mut ebpf, maps::ALLOWED_NAMES)?,
             doomed_by: take::<Array<_, _>>(&mut ebpf, maps::DOOMED)?,
             capacity: limits.max_tracked_processes,
         };
@@ -481,6 +487,12 @@ impl Kernel {
             .try_into()
             .map_err(program_error(programs::SKB_EGRESS, "cgroup_skb/egress"))?;
         skb.load().map_err(program_error(programs::SKB_EGRESS, "cgroup_skb/egress"))?;
+        let ingress: &mut CgroupSkb = ebpf
+            .program_mut(programs::SKB_INGRESS)
+            .ok_or(KernelError::MissingProgram { program: programs::SKB_INGRESS })?
+            .try_into()
+            .map_err(program_error(programs::SKB_INGRESS, "cgroup_skb/ingress"))?;
+        ingress.load().map_err(program_error(programs::SKB_INGRESS, "cgroup_skb/ingress"))?;
 
         let create: &mut CgroupSock = ebpf
             .program_mut(programs::SOCK_CREATE)
@@ -517,17 +529,21 @@ impl Kernel {
             let cgroup = File::open(dir)
                 .map_err(|source| KernelError::OpenCgroup { path: dir.clone(), source })?;
             let hook = format!("cgroup {}", dir.display());
-            let name = programs::SKB_EGRESS;
-            let skb: &mut CgroupSkb = ebpf
-                .program_mut(name)
-                .and_then(|p| p.try_into().ok())
-                .ok_or(KernelError::MissingProgram { program: name })?;
-            let id = skb
-                .attach(&cgroup, CgroupSkbAttachType::Egress, mode)
-                .map_err(program_error(name, hook.clone()))?;
-            let link = skb.take_link(id).map_err(program_error(name, hook.clone()))?;
-            pins.pin(name, &hook, FdLink::try_from(link))?;
-            self.attached.push(format!("{name} ({hook}, egress)"));
+            for (name, direction, label) in [
+                (programs::SKB_EGRESS, CgroupSkbAttachType::Egress, "egress"),
+                (programs::SKB_INGRESS, CgroupSkbAttachType::Ingress, "ingress"),
+            ] {
+                let skb: &mut CgroupSkb = ebpf
+                    .program_mut(name)
+                    .and_then(|p| p.try_into().ok())
+                    .ok_or(KernelError::MissingProgram { program: name })?;
+                let id = skb
+                    .attach(&cgroup, direction, mode)
+                    .map_err(program_error(name, hook.clone()))?;
+                let link = skb.take_link(id).map_err(program_error(name, hook.clone()))?;
+                pins.pin(name, &format!("{hook} {label}"), FdLink::try_from(link))?;
+                self.attached.push(format!("{name} ({hook}, {label})"));
+            }
         }
         Ok(())
     }

@@ -11,10 +11,11 @@
 use std::collections::BTreeSet;
 
 use agent_common::{
+    dns::NameKey,
     names::maps,
     policy::{
-        EgressKey, INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_SOCKETS, INCOMPLETE_UNIX,
-        MODE_ENFORCE, PATH_EXEC, PATH_UNIX, PathKey, PhasePolicy, SocketKey,
+        EgressKey, INCOMPLETE_EGRESS, INCOMPLETE_EXECS, INCOMPLETE_NAMES, INCOMPLETE_SOCKETS,
+        INCOMPLETE_UNIX, MODE_ENFORCE, PATH_EXEC, PATH_UNIX, PathKey, PhasePolicy, SocketKey,
     },
     tracking::SYSCALL_IDS,
 };
@@ -40,6 +41,9 @@ pub struct KernelPolicy {
     /// (prefix length in bits, key) per egress rule.
     pub egress: Vec<(u32, EgressKey)>,
     pub sockets: BTreeSet<SocketKey>,
+    /// Names egress rules allow (with protocol and port) and names the phase may ask for,
+    /// by hash (`agent_common::dns`).
+    pub names: BTreeSet<NameKey>,
 }
 
 /// Entries of each policy map (`kernel.policy_*`).
@@ -48,6 +52,7 @@ pub struct PolicyMaps {
     pub paths: u32,
     pub egress: u32,
     pub sockets: u32,
+    pub names: u32,
 }
 
 impl PolicyMaps {
@@ -56,6 +61,7 @@ impl PolicyMaps {
             paths: config.policy_paths,
             egress: config.policy_egress,
             sockets: config.policy_sockets,
+            names: config.policy_names,
         }
     }
 }
@@ -142,12 +148,20 @@ impl KernelMaps {
             self.mark_incomplete(index, &mut current, INCOMPLETE_SOCKETS)?;
             self.remove_sockets(phase, |_| true)?;
         }
+        let names = &mut self.allowed_names;
+        let fits = insert_all(&policy.names, |key| names.insert(key, 1, 0), maps::ALLOWED_NAMES)?;
+        if !fits {
+            incomplete |= INCOMPLETE_NAMES;
+            self.mark_incomplete(index, &mut current, INCOMPLETE_NAMES)?;
+            self.remove_names(phase, |_| true)?;
+        }
         // What the new policy does not hold (in a set that fit) goes now.
         self.remove_paths(phase, |k| !policy.paths.contains(&(k.kind, k.path_hash)))?;
         self.remove_egress(phase, |k| {
             !policy.egress.iter().any(|(bits, key)| *bits == k.prefix_len() && *key == k.data())
         })?;
         self.remove_sockets(phase, |k| !policy.sockets.contains(k))?;
+        self.remove_names(phase, |k| !policy.names.contains(k))?;
         let next = PhasePolicy {
             mode: policy.mode,
             flags: policy.flags | incomplete,
@@ -199,6 +213,23 @@ impl KernelMaps {
             .collect();
         for key in keys {
             removed(self.allowed_egress.remove(&key), maps::ALLOWED_EGRESS)?;
+        }
+        Ok(())
+    }
+
+    fn remove_names(
+        &mut self,
+        phase: u8,
+        stale: impl Fn(&NameKey) -> bool,
+    ) -> Result<(), TrackError> {
+        let keys: Vec<NameKey> = self
+            .allowed_names
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.phase == phase && stale(k))
+            .collect();
+        for key in keys {
+            removed(self.allowed_names.remove(&key), maps::ALLOWED_NAMES)?;
         }
         Ok(())
     }

@@ -28,6 +28,7 @@ pub struct KernelMaps {
     pub(super) allowed_paths: HashMap<MapData, PathKey, u8>,
     pub(super) allowed_egress: LpmTrie<MapData, EgressKey, u8>,
     pub(super) allowed_sockets: HashMap<MapData, SocketKey, u8>,
+    pub(super) allowed_names: HashMap<MapData, agent_common::dns::NameKey, u8>,
     /// Slot -> instance doomed there, shared by every generation (`tracking::DOOMED_SLOTS`).
     pub(super) doomed_by: Array<MapData, u64>,
     /// Entries of `TASKS`.

@@ -35,6 +35,8 @@ pub struct Attribution {
     seen: [u64; (SYSCALL_IDS / 64) as usize],
     uring_seen: u64,
     parents: HashMap<u32, u32>,
+    /// Names its DNS queries and answers carried, for its connects.
+    names: super::dns::Names,
     pub events: u64,
 }
 
@@ -116,6 +118,7 @@ impl Attribution {
             seen: [0; (SYSCALL_IDS / 64) as usize],
             uring_seen: 0,
             parents: HashMap::new(),
+            names: super::dns::Names::default(),
             events: 1,
         }
     }
@@ -179,16 +182,42 @@ impl Attribution {
                 path2: (!path2.is_empty() || status2 != 0).then_some(path2),
                 state: path_state(status | status2),
             },
-            RecordBody::Connect { op, action: a, sock_type, protocol, addr, port } => {
+            RecordBody::Connect { op, action: a, sock_type, protocol, addr, port, name_hash } => {
                 EventKind::Connect {
                     op: if op == OP_CONNECT4 || op == OP_CONNECT6 { "connect" } else { "sendmsg" }
                         .into(),
                     protocol: protocol_name(protocol, sock_type),
                     address: addr,
                     port,
+                    name: self.names.of(name_hash),
                     action: action(a),
                 }
             }
+            RecordBody::Dns {
+                op,
+                action: a,
+                flags,
+                qtype,
+                rcode,
+                name,
+                server,
+                server_port,
+                answers,
+                ..
+            } => super::dns::event(
+                &mut self.names,
+                super::dns::DnsFields {
+                    op,
+                    flags,
+                    qtype,
+                    rcode,
+                    name,
+                    server,
+                    server_port,
+                    answers,
+                    action: action(a),
+                },
+            ),
             RecordBody::Unix { op, action: a, path, status } => EventKind::Unix {
                 op: if op == OP_UNIX_CONNECT { "connect" } else { "sendmsg" }.into(),
                 path,

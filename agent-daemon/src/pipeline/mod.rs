@@ -5,6 +5,7 @@
 mod admin;
 mod attribute;
 mod cluster;
+mod dns;
 mod judging;
 
 use std::{

@@ -131,6 +131,7 @@ fn what(kind: DeviationKind, subject: &str) -> String {
         DeviationKind::Unix => format!("connect to unix socket {subject}"),
         DeviationKind::Socket => format!("socket {subject}"),
         DeviationKind::IoUring => format!("io_uring {subject}"),
+        DeviationKind::Dns => format!("DNS query for {subject}"),
         DeviationKind::Envelope => format!("envelope: {subject}"),
         DeviationKind::LostRecords => "records lost".into(),
         DeviationKind::Untracked => "processes left untracked".into(),

@@ -16,6 +16,7 @@ fn kind(i: usize) -> EventKind {
             protocol: "tcp".into(),
             address: "10.0.0.9".parse().unwrap(),
             port: 443,
+            name: None,
             action: Action::None,
         },
         _ => open_file(&format!("/srv/data/file-{}.txt", i % 977)),

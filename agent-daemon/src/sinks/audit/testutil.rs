@@ -111,6 +111,21 @@ pub fn every_kind() -> Vec<EventKind> {
             protocol: "tcp".into(),
             address: "127.0.0.1".parse().unwrap(),
             port: 80,
+            name: None,
+            action: Action::None,
+        },
+        EventKind::Dns {
+            op: "answer".into(),
+            name: "api.example.com".into(),
+            qtype: "A".into(),
+            server: "127.0.0.53".parse().unwrap(),
+            port: 53,
+            rcode: Some("NOERROR".into()),
+            answers: vec![crate::events::DnsAnswer {
+                address: "10.0.0.1".parse().unwrap(),
+                ttl: 60,
+            }],
+            notes: vec![],
             action: Action::None,
         },
         EventKind::Unix {

@@ -14,6 +14,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod dns;
 pub mod kube;
 pub mod kube_client;
 pub mod kubelet;
@@ -486,7 +487,12 @@ pub struct Listener {
 
 impl Listener {
     pub fn start() -> Listener {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        Listener::at("127.0.0.1:0".parse().expect("an address"))
+    }
+
+    /// A listener on `addr` (port 0: any free port).
+    pub fn at(addr: std::net::SocketAddr) -> Listener {
+        let listener = std::net::TcpListener::bind(addr).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let accepted = Arc::new(AtomicU32::new(0));
         let count = accepted.clone();

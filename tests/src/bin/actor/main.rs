@@ -39,6 +39,15 @@
 //!   outcome (forks made, refused with EAGAIN, most alive at once) goes to FILE
 //! - `open-cycle:DIR:N:MS:FILE`   open N files of DIR in turn for MS ms; the count to FILE
 //! - `connect-cycle:N:MS:FILE`   UDP-connect to 127.0.0.1 ports 1..=N in turn for MS ms
+//!
+//! and the lookups of `dns.rs`:
+//! - `resolve:SERVER:NAME:TYPE`        ask resolver SERVER (IPv4, port 53) for NAME (A, AAAA)
+//! - `dial:SERVER:NAME:TYPE:PORT`      resolve, then connect to each address on PORT
+//! - `race:SERVER:NAME:FILE:PORT`      resolve from an unconnected socket whose port and
+//!   query id go to FILE, take every reply for a second, connect to all they gave
+//! - `dns-serve:ADDR:NAME:IP:MS`, `dns-loop:SERVER:NAME:N:FILE`, `echo-serve:ADDR:MS`,
+//!   `echo-loop:ADDR:N:FILE`   the loads of `cargo xtask bench dns`
+mod dns;
 mod evasion;
 mod load;
 
@@ -145,6 +154,13 @@ fn trick(step: &str) -> Option<Result<(), String>> {
         "fork-bomb" => load::fork_bomb(arg),
         "open-cycle" => load::open_cycle(arg),
         "connect-cycle" => load::connect_cycle(arg),
+        "resolve" => dns::resolve(arg),
+        "dial" => dns::dial(arg),
+        "race" => dns::race(arg),
+        "dns-serve" => dns::serve(arg),
+        "dns-loop" => dns::lookup_loop(arg),
+        "echo-serve" => dns::echo_serve(arg),
+        "echo-loop" => dns::echo_loop(arg),
         _ => return None,
     })
 }

@@ -1,0 +1,159 @@
+//! Lookups as a stub resolver makes them (a UDP query from the process's own socket to a
+//! resolver, the answer read back), and connects to what they answered.
+use std::{
+    net::{IpAddr, SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use paddock_tests::dns::lookup;
+
+/// `SERVER:NAME:TYPE`: ask resolver SERVER (an IPv4 address, port 53) for NAME, of TYPE
+/// `A` or `AAAA`. A refused or unanswered query is not an error (paddock may refuse it).
+pub fn resolve(arg: &str) -> Result<(), String> {
+    let (server, name, qtype) = parse(arg)?;
+    let _ = lookup(server, name, qtype);
+    Ok(())
+}
+
+/// `SERVER:NAME:TYPE:PORT`: resolve as above, then TCP-connect to every address answered,
+/// on PORT (a refusal is not an error).
+pub fn dial(arg: &str) -> Result<(), String> {
+    let (head, port) =
+        arg.rsplit_once(':').ok_or(format!("dial:{arg}: want SERVER:NAME:TYPE:PORT"))?;
+    let port: u16 = port.parse().map_err(|e| format!("dial:{arg}: {e}"))?;
+    let (server, name, qtype) = parse(head)?;
+    let addresses: Vec<IpAddr> = lookup(server, name, qtype).unwrap_or_default();
+    for address in addresses {
+        let _ = TcpStream::connect_timeout(&SocketAddr::new(address, port), Duration::from_secs(2));
+    }
+    Ok(())
+}
+
+fn parse(arg: &str) -> Result<(SocketAddr, &str, u16), String> {
+    let mut parts = arg.splitn(3, ':');
+    let (Some(server), Some(name), Some(qtype)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(format!("{arg}: want SERVER:NAME:TYPE"));
+    };
+    let server: IpAddr = server.parse().map_err(|e| format!("{arg}: {e}"))?;
+    let qtype = match qtype {
+        "A" => 1,
+        "AAAA" => 28,
+        other => return Err(format!("{arg}: type {other:?} is not A or AAAA")),
+    };
+    Ok((SocketAddr::new(server, 53), name, qtype))
+}
+
+/// `SERVER:NAME:FILE:PORT`: from one unconnected UDP socket (which takes datagrams from
+/// anyone), write "PORT ID" of the socket and query to FILE, ask SERVER for NAME (A), read
+/// every reply for a second, then TCP-connect on PORT to every address any reply gave.
+/// What a stub resolver racing a forger looks like.
+pub fn race(arg: &str) -> Result<(), String> {
+    let bad = |e: std::io::Error| format!("race:{arg}: {e}");
+    let mut parts = arg.splitn(4, ':');
+    let (Some(server), Some(name), Some(file), Some(port)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("race:{arg}: want SERVER:NAME:FILE:PORT"));
+    };
+    let server: IpAddr = server.parse().map_err(|e| format!("race:{arg}: {e}"))?;
+    let port: u16 = port.parse().map_err(|e| format!("race:{arg}: {e}"))?;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(bad)?;
+    let id = std::process::id() as u16;
+    let local = socket.local_addr().map_err(bad)?.port();
+    std::fs::write(file, format!("{local} {id}")).map_err(bad)?;
+    let query = paddock_tests::dns::query_message(name, 1, id).map_err(bad)?;
+    socket.send_to(&query, SocketAddr::new(server, 53)).map_err(bad)?;
+    socket.set_read_timeout(Some(Duration::from_millis(200))).map_err(bad)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let mut addresses = Vec::new();
+    let mut buf = [0u8; 1500];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            addresses.extend(paddock_tests::dns::addresses(&buf[..n]));
+        }
+    }
+    for address in addresses {
+        let _ = TcpStream::connect_timeout(&SocketAddr::new(address, port), Duration::from_secs(2));
+    }
+    Ok(())
+}
+
+/// `ADDR:NAME:IP:MS`: serve NAME -> IP (A, TTL 60) as a DNS server on ADDR (port 53) for MS
+/// ms (for the benchmark, run outside any investigation).
+pub fn serve(arg: &str) -> Result<(), String> {
+    let bad = |e: String| format!("dns-serve:{arg}: {e}");
+    let parts: Vec<&str> = arg.split(':').collect();
+    let [addr, name, ip, ms] = parts.as_slice() else {
+        return Err(bad("want ADDR:NAME:IP:MS".into()));
+    };
+    let addr: IpAddr = addr.parse().map_err(|e| bad(format!("{e}")))?;
+    let ip = ip.parse().map_err(|e| bad(format!("{e}")))?;
+    let ms: u64 = ms.parse().map_err(|e| bad(format!("{e}")))?;
+    let server = paddock_tests::dns::DnsServer::start(SocketAddr::new(addr, 53))
+        .map_err(|e| bad(e.to_string()))?;
+    server.set(name, 60, vec![paddock_tests::dns::Record::A(ip)]);
+    std::thread::sleep(Duration::from_millis(ms));
+    Ok(())
+}
+
+/// `SERVER:NAME:N:FILE`: N lookups of NAME (A) from one socket, one after the other; the
+/// mean nanoseconds per lookup to FILE.
+pub fn lookup_loop(arg: &str) -> Result<(), String> {
+    let bad = |e: String| format!("dns-loop:{arg}: {e}");
+    let parts: Vec<&str> = arg.split(':').collect();
+    let [server, name, n, file] = parts.as_slice() else {
+        return Err(bad("want SERVER:NAME:N:FILE".into()));
+    };
+    let server: IpAddr = server.parse().map_err(|e| bad(format!("{e}")))?;
+    let n: u32 = n.parse().map_err(|e| bad(format!("{e}")))?;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| bad(e.to_string()))?;
+    socket.connect(SocketAddr::new(server, 53)).map_err(|e| bad(e.to_string()))?;
+    socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| bad(e.to_string()))?;
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let query =
+            paddock_tests::dns::query_message(name, 1, i as u16).map_err(|e| bad(e.to_string()))?;
+        socket.send(&query).map_err(|e| bad(e.to_string()))?;
+        socket.recv(&mut buf).map_err(|e| bad(e.to_string()))?;
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(n.max(1));
+    std::fs::write(file, format!("{ns}")).map_err(|e| bad(e.to_string()))
+}
+
+/// `ADDR:N:FILE`: N round trips of a 64-byte datagram to a UDP echo on ADDR (host:port),
+/// one after the other; the mean nanoseconds per round trip to FILE.
+pub fn echo_loop(arg: &str) -> Result<(), String> {
+    let bad = |e: String| format!("echo-loop:{arg}: {e}");
+    let (rest, file) = arg.rsplit_once(':').ok_or(bad("want ADDR:N:FILE".into()))?;
+    let (addr, n) = rest.rsplit_once(':').ok_or(bad("want ADDR:N:FILE".into()))?;
+    let n: u32 = n.parse().map_err(|e| bad(format!("{e}")))?;
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| bad(e.to_string()))?;
+    socket.connect(addr).map_err(|e| bad(e.to_string()))?;
+    socket.set_read_timeout(Some(Duration::from_secs(2))).map_err(|e| bad(e.to_string()))?;
+    let mut buf = [0u8; 1500];
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        socket.send(&[7u8; 64]).map_err(|e| bad(e.to_string()))?;
+        socket.recv(&mut buf).map_err(|e| bad(e.to_string()))?;
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(n.max(1));
+    std::fs::write(file, format!("{ns}")).map_err(|e| bad(e.to_string()))
+}
+
+/// `ADDR:MS`: echo every datagram on ADDR (host:port) back to its sender for MS ms.
+pub fn echo_serve(arg: &str) -> Result<(), String> {
+    let bad = |e: String| format!("echo-serve:{arg}: {e}");
+    let (addr, ms) = arg.rsplit_once(':').ok_or(bad("want ADDR:MS".into()))?;
+    let ms: u64 = ms.parse().map_err(|e| bad(format!("{e}")))?;
+    let socket = std::net::UdpSocket::bind(addr).map_err(|e| bad(e.to_string()))?;
+    socket.set_read_timeout(Some(Duration::from_millis(50))).map_err(|e| bad(e.to_string()))?;
+    let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+    let mut buf = [0u8; 1500];
+    while std::time::Instant::now() < deadline {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..n], from);
+        }
+    }
+    Ok(())
+}

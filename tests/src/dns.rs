@@ -82,6 +82,14 @@ impl DnsServer {
         let state = Arc::<Mutex<State>>::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (shared, stopped) = (state.clone(), stop.clone());
+        // The same over TCP, on the same address and port (messages with their two-byte
+        // length, one connection after the other).
+        let tcp = std::net::TcpListener::bind(addr)?;
+        tcp.set_nonblocking(true)?;
+        let (tcp_state, tcp_stopped) = (state.clone(), stop.clone());
+        thread::Builder::new()
+            .name("dns-server-tcp".into())
+            .spawn(move || serve_tcp(&tcp, &tcp_state, &tcp_stopped))?;
         let thread = thread::Builder::new()
             .name("dns-server".into())
             .spawn(move || serve(&socket, &shared, &stopped))?;
@@ -134,6 +142,33 @@ fn serve(socket: &UdpSocket, state: &Mutex<State>, stop: &AtomicBool) {
         let reply = answer(&buf[..len], &mut state.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(reply) = reply {
             let _ = socket.send_to(&reply, peer);
+        }
+    }
+}
+
+/// Answer queries over TCP until `stop` is set.
+fn serve_tcp(listener: &std::net::TcpListener, state: &Mutex<State>, stop: &AtomicBool) {
+    use std::io::{Read as _, Write as _};
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((mut stream, _)) = listener.accept() else {
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut len = [0u8; 2];
+        while stream.read_exact(&mut len).is_ok() {
+            let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if stream.read_exact(&mut query).is_err() {
+                break;
+            }
+            let reply = answer(&query, &mut state.lock().unwrap_or_else(|e| e.into_inner()));
+            let Some(reply) = reply else { break };
+            let mut out = u16::try_from(reply.len()).unwrap_or(0).to_be_bytes().to_vec();
+            out.extend_from_slice(&reply);
+            if stream.write_all(&out).is_err() {
+                break;
+            }
         }
     }
 }

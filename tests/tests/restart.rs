@@ -323,7 +323,7 @@ fn replaced_with_no_window(replacement: Replacement) {
         Replacement::OtherVersion => {
             let root = pin_root(&daemon);
             for name in pinned(&daemon) {
-                let older = name.replacen("_v1_", "_v0_", 1);
+                let older = older_version(&name);
                 std::fs::rename(root.join(&name), root.join(&older)).unwrap();
             }
         }
@@ -518,4 +518,17 @@ fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
     assert_eq!(ended.len(), 1, "{}", dump(&events));
     assert!(ended[0]["lost_records"].as_u64().unwrap_or(0) >= lost, "{}", ended[0]);
     assert!(daemon.log().contains("records the kernel could not keep while no daemon read them"));
+}
+
+/// `name` of a pinned generation (`links_v<N>_...`, `maps_v<N>_...`) as the version before
+/// this one would have named it; other names as they are.
+fn older_version(name: &str) -> String {
+    let Some(at) = name.find("_v") else { return name.to_owned() };
+    let digits: String = name[at + 2..].chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u32>() {
+        Ok(v) if v > 0 && name[at + 2 + digits.len()..].starts_with('_') => {
+            format!("{}_v{}{}", &name[..at], v - 1, &name[at + 2 + digits.len()..])
+        }
+        _ => name.to_owned(),
+    }
 }

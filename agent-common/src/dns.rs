@@ -129,35 +129,27 @@ pub struct NameKey {
 /// FNV-1a of a name as both sides hash it: lowercase, no trailing dot. A pattern
 /// `*.example.com` is hashed the same way, so it equals a name's wildcard hash.
 pub const fn name_hash(name: &[u8]) -> u64 {
-    let mut hash = FNV_OFFSET;
-    let mut i = 0;
-    let mut n = name.len();
-    if n > 0 && name[n - 1] == b'.' {
-        n -= 1;
-    }
-    while i < n {
-        if name[i] == 0 {
-            break;
-        }
-        hash = fnv1a_step(hash, lower(name[i]));
-        i += 1;
-    }
-    hash
+    hash_from(FNV_OFFSET, name, 0)
 }
 
 /// The hash of `*` followed by `name` from its first dot: what a one-label wildcard
 /// pattern covering `name` hashes to. A name of one label has no such pattern (the hash
 /// of `*` alone, which no valid pattern has).
 pub const fn wildcard_hash(name: &[u8]) -> u64 {
+    let mut dot = 0;
+    while dot < name.len() && name[dot] != b'.' {
+        dot += 1;
+    }
+    hash_from(fnv1a_step(FNV_OFFSET, b'*'), name, dot)
+}
+
+/// `hash` continued over `name` from `start`, lowercase, up to a NUL or a trailing dot.
+const fn hash_from(mut hash: u64, name: &[u8], start: usize) -> u64 {
     let mut n = name.len();
     if n > 0 && name[n - 1] == b'.' {
         n -= 1;
     }
-    let mut hash = fnv1a_step(FNV_OFFSET, b'*');
-    let mut i = 0;
-    while i < n && name[i] != b'.' {
-        i += 1;
-    }
+    let mut i = start;
     while i < n {
         if name[i] == 0 {
             break;

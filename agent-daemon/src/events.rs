@@ -32,6 +32,16 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// The pod an investigation runs in: what a cluster-wide audit query names it by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    /// The Job that owns it, when a Job does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+}
+
 /// What the kernel did about an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -52,13 +62,21 @@ impl Action {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// The investigation is tracked from here on.
-    Started { source: String, cgroup: String },
+    Started {
+        source: String,
+        cgroup: String,
+        /// The pod it runs in, for a Kubernetes investigation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<PodRef>,
+    },
     /// A daemon adopted the investigation, running since an earlier daemon stopped: the
     /// kernel went on tracking and enforcing meanwhile. `doomed` when the kernel had
     /// refused or killed something of it in the meantime.
     Resumed {
         source: String,
         cgroup: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod: Option<PodRef>,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         doomed: bool,
     },
@@ -348,10 +366,14 @@ impl fmt::Display for Event {
             Action::Denied => " [DENIED]",
         };
         match &self.kind {
-            EventKind::Started { source, cgroup } => {
-                write!(f, "started ({source}) cgroup {cgroup}")
+            EventKind::Started { source, cgroup, pod } => {
+                write!(f, "started ({source}) cgroup {cgroup}")?;
+                match pod {
+                    Some(p) => write!(f, " pod {}/{}", p.namespace, p.name),
+                    None => Ok(()),
+                }
             }
-            EventKind::Resumed { source, cgroup, doomed } => {
+            EventKind::Resumed { source, cgroup, doomed, .. } => {
                 let doomed = if *doomed { "; the kernel doomed it meanwhile" } else { "" };
                 write!(
                     f,

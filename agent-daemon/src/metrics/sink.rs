@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn counts_by_phase_and_kind_without_investigation_ids() {
         let metrics = EventMetrics::new();
-        count(&metrics, &event(EventKind::Started { source: "local".into(), cgroup: "/x".into() }));
+        count(
+            &metrics,
+            &event(EventKind::Started { source: "local".into(), cgroup: "/x".into(), pod: None }),
+        );
         count(&metrics, &event(EventKind::Fork { child_pid: 8 }));
         count(&metrics, &event(EventKind::Fork { child_pid: 9 }));
         count(

@@ -297,6 +297,7 @@ mod tests {
             phase: crate::identity::Phase::Shadow,
             agent: "local".into(),
             source: "local",
+            pod: None,
             cgroup: "/paddock/inv-1".into(),
             dir: "/sys/fs/cgroup/paddock/inv-1".into(),
             started: Utc::now(),

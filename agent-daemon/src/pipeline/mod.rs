@@ -44,6 +44,8 @@ pub struct Investigation {
     /// The agent that runs it, for promotion evidence.
     pub agent: String,
     pub source: &'static str,
+    /// The pod it runs in, for a Kubernetes investigation.
+    pub pod: Option<crate::events::PodRef>,
     /// Its cgroup as the hierarchy names it.
     pub cgroup: String,
     /// Its cgroup directory.
@@ -188,10 +190,11 @@ impl Pipeline {
                 self.judge.begin_as(info.instance, info.phase, info.agent.clone());
                 let (slot, doomed) = (info.slot, info.doomed);
                 let (source, cgroup) = (info.source.to_owned(), info.cgroup.clone());
+                let pod = info.pod.clone();
                 let (kind, time) = if info.resumed {
-                    (EventKind::Resumed { source, cgroup, doomed }, Utc::now())
+                    (EventKind::Resumed { source, cgroup, pod, doomed }, Utc::now())
                 } else {
-                    (EventKind::Started { source, cgroup }, info.started)
+                    (EventKind::Started { source, cgroup, pod }, info.started)
                 };
                 let attribution = Attribution::new(info);
                 let event = attribution.lifecycle_event(time, kind);

@@ -555,6 +555,11 @@ fn investigation(
         phase: active.phase,
         agent: active.pod.as_ref().map_or_else(|| "local".to_owned(), |p| p.agent.clone()),
         source: active.source,
+        pod: active.pod.as_ref().map(|p| crate::events::PodRef {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            job: p.job.clone(),
+        }),
         cgroup,
         dir,
         started: active.started,

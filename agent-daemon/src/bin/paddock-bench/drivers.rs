@@ -162,6 +162,7 @@ fn investigation(slot: u16, instance: u32) -> Investigation {
         phase: Phase::ReadOnly,
         agent: "bench".into(),
         source: "bench",
+        pod: None,
         cgroup: format!("/bench/{instance}"),
         dir: PathBuf::from(format!("/nonexistent/bench/{instance}")),
         started: Utc::now(),

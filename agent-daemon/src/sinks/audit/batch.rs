@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
 use super::{AuditError, AuditRecord, AuditStore, filter::to_ns};
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, PodRef};
 
 /// What a batch came to: events committed, and records refused as malformed (not retried).
 #[cfg(test)]
@@ -29,7 +29,7 @@ pub(super) struct Row<'a> {
 }
 
 const INSERT_RUN: &str = "INSERT INTO investigations (instance, id, phase, source, cgroup, \
-     started_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+     started_ns, namespace, pod, job) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const FIND_RUNNING: &str = "SELECT run FROM investigations \
      WHERE instance = ?1 AND id = ?2 AND ended_ns IS NULL ORDER BY run DESC LIMIT 1";
 const INSERT_EVENT: &str = "INSERT INTO events (run, investigation, time_ns, kind, pid, ppid, \
@@ -108,19 +108,24 @@ fn insert(
     for row in rows {
         let event = row.event;
         let id = event.investigation.as_str();
-        let mut new_run = |source: Option<&str>, cgroup: Option<&str>| {
+        let mut new_run = |source: Option<&str>, cgroup: Option<&str>, pod: Option<&PodRef>| {
             insert_run.execute(params![
                 row.instance,
                 id,
                 event.phase.as_str(),
                 source,
                 cgroup,
-                row.time_ns
+                row.time_ns,
+                pod.map(|p| &p.namespace),
+                pod.map(|p| &p.name),
+                pod.and_then(|p| p.job.as_ref()),
             ])?;
             Ok::<_, AuditError>(tx.last_insert_rowid())
         };
         let run = match &event.kind {
-            EventKind::Started { source, cgroup } => new_run(Some(source), Some(cgroup))?,
+            EventKind::Started { source, cgroup, pod } => {
+                new_run(Some(source), Some(cgroup), pod.as_ref())?
+            }
             _ => match open_runs.get(&row.instance) {
                 Some(run) => *run,
                 // Not seen starting by this store: its running row, or a row of its own.
@@ -129,7 +134,12 @@ fn insert(
                     .optional()?
                 {
                     Some(run) => run,
-                    None => new_run(None, None)?,
+                    None => match &event.kind {
+                        EventKind::Resumed { source, cgroup, pod, .. } => {
+                            new_run(Some(source), Some(cgroup), pod.as_ref())?
+                        }
+                        _ => new_run(None, None, None)?,
+                    },
                 },
             },
         };

@@ -9,6 +9,7 @@
 //! - `retention`: the age and size limits;
 //! - `filter`, `query`: what can be asked, and the queries;
 //! - `params`: query parameters as people write them, checked into filters;
+//! - `read`: every event after a sequence number, in order, for exporters;
 //! - `tree`: the process tree of one run, from its fork, exec, exit and verdict events.
 pub mod batch;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod params;
 #[cfg(test)]
 mod params_props;
 pub mod query;
+pub mod read;
 pub mod retention;
 pub mod schema;
 pub mod tree;

@@ -10,7 +10,7 @@ use super::{
     filter::{check_kind, from_ns, to_ns},
 };
 use crate::{
-    events::Event,
+    events::{Event, PodRef},
     identity::{InvestigationId, Phase},
 };
 
@@ -29,6 +29,9 @@ pub struct InvestigationRow {
     pub phase: Phase,
     pub source: Option<String>,
     pub cgroup: Option<String>,
+    /// The pod it ran in, for a Kubernetes run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
     pub started: DateTime<Utc>,
     pub ended: Option<DateTime<Utc>>,
     pub outcome: Outcome,
@@ -45,7 +48,7 @@ pub struct EventPage {
 }
 
 const SELECT_RUNS: &str = "SELECT run, instance, id, phase, source, cgroup, started_ns, \
-     ended_ns, outcome, reason, events FROM investigations WHERE 1 = 1";
+     ended_ns, outcome, reason, events, namespace, pod, job FROM investigations WHERE 1 = 1";
 
 fn check_limit(limit: usize) -> Result<i64, AuditError> {
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -259,6 +262,9 @@ struct RawRun {
     outcome: Option<String>,
     reason: Option<String>,
     events: i64,
+    namespace: Option<String>,
+    pod: Option<String>,
+    job: Option<String>,
 }
 
 impl RawRun {
@@ -275,6 +281,9 @@ impl RawRun {
             outcome: r.get(8)?,
             reason: r.get(9)?,
             events: r.get(10)?,
+            namespace: r.get(11)?,
+            pod: r.get(12)?,
+            job: r.get(13)?,
         })
     }
 
@@ -316,6 +325,10 @@ impl RawRun {
             phase,
             source: self.source,
             cgroup: self.cgroup,
+            pod: match (self.namespace, self.pod) {
+                (Some(namespace), Some(name)) => Some(PodRef { namespace, name, job: self.job }),
+                _ => None,
+            },
             started: from_ns(self.started_ns),
             ended: self.ended_ns.map(from_ns),
             outcome,

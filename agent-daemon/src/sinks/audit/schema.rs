@@ -8,10 +8,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
 use super::{AuditConfig, AuditError, AuditStore, BUSY_TIMEOUT};
 
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
 
 /// Version 1. `events.seq` is AUTOINCREMENT so a seq is never reused, even after the
 /// newest rows are deleted: cursors stay valid. Each index on `events` ends, implicitly,
@@ -47,6 +47,17 @@ CREATE INDEX events_by_investigation ON events (investigation);
 CREATE INDEX events_by_investigation_kind ON events (investigation, kind);
 CREATE INDEX events_by_run ON events (run);
 CREATE INDEX events_by_time ON events (time_ns);
+";
+
+/// Version 2: the pod (namespace, name, Job) of a Kubernetes run, and the store's identity
+/// (`meta.store_id`, random, made once per file): an exporter tells this file's sequence
+/// numbers from those of a file that replaced it on the same node.
+const V2: &str = "
+ALTER TABLE investigations ADD COLUMN namespace TEXT;
+ALTER TABLE investigations ADD COLUMN pod TEXT;
+ALTER TABLE investigations ADD COLUMN job TEXT;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
 ";
 
 /// The write-ahead log is truncated back to this size after a checkpoint.
@@ -236,9 +247,34 @@ mod tests {
             AuditStore::open_read_only(&path).err().unwrap(),
         ] {
             let text = err.to_string();
-            assert!(matches!(err, AuditError::NewerSchema { found: 2, .. }), "{text}");
+            assert!(
+                matches!(err, AuditError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+                "{text}"
+            );
             assert!(text.contains(&path.display().to_string()), "{text}");
         }
+    }
+
+    #[test]
+    fn a_version_1_store_is_upgraded_in_place_keeping_its_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO investigations (instance, id, phase, started_ns) \
+             VALUES (1, 'inv-old', 'read-only', 5)",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let err = AuditStore::open_read_only(&path).err().unwrap();
+        assert!(matches!(err, AuditError::OlderSchema { found: 1, .. }), "{err}");
+        let store = AuditStore::open(&path, &AuditConfig::default()).unwrap();
+        assert_eq!(pragma::<i64>(&store, "user_version"), SCHEMA_VERSION);
+        assert_eq!(store.store_id().unwrap().len(), 32);
+        let run = store.run(1).unwrap();
+        assert_eq!((run.id.as_str(), run.pod.as_ref()), ("inv-old", None));
     }
 
     #[test]

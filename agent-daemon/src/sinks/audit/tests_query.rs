@@ -334,7 +334,12 @@ fn a_run_an_adopting_daemon_resumes_stays_open_and_goes_on() {
     let resuming = [(7, "kept".to_owned())];
     let config = crate::sinks::audit::AuditConfig::default();
     let mut store = AuditStore::open_resuming(&path, &config, &resuming).unwrap();
-    let resumed = EventKind::Resumed { source: "local".into(), cgroup: "/p".into(), doomed: false };
+    let resumed = EventKind::Resumed {
+        source: "local".into(),
+        cgroup: "/p".into(),
+        pod: None,
+        doomed: false,
+    };
     store
         .write_batch(&[
             record(7, event("kept", at(50), 0, "", resumed)),

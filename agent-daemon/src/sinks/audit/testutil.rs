@@ -37,7 +37,7 @@ pub fn record(instance: u32, mut event: Event) -> AuditRecord {
 }
 
 pub fn started() -> EventKind {
-    EventKind::Started { source: "local".into(), cgroup: "/paddock/inv".into() }
+    EventKind::Started { source: "local".into(), cgroup: "/paddock/inv".into(), pod: None }
 }
 
 pub fn ended(outcome: &str, emptied_at: DateTime<Utc>) -> EventKind {
@@ -94,7 +94,12 @@ pub fn verdict(outcome: &str, reason: &str, action_time: DateTime<Utc>) -> Event
 pub fn every_kind() -> Vec<EventKind> {
     vec![
         started(),
-        EventKind::Resumed { source: "local".into(), cgroup: "/paddock/inv".into(), doomed: true },
+        EventKind::Resumed {
+            source: "local".into(),
+            cgroup: "/paddock/inv".into(),
+            pod: None,
+            doomed: true,
+        },
         EventKind::Syscall { nr: 0, name: "read".into(), action: Action::None },
         EventKind::Fork { child_pid: 43 },
         exec("/bin/ls", &["ls"]),

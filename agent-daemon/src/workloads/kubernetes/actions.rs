@@ -427,7 +427,8 @@ mod tests {
             "a local run"
         );
         let mut started = verdict("flagged");
-        started.kind = EventKind::Started { source: "kubernetes".into(), cgroup: "/x".into() };
+        started.kind =
+            EventKind::Started { source: "kubernetes".into(), cgroup: "/x".into(), pod: None };
         assert!(commands(&started, &directory(true), true).is_empty());
     }
 

@@ -50,7 +50,8 @@ pub fn verdict(outcome: &str) -> Arc<Event> {
 /// A lifecycle event, which makes no alert.
 pub fn started() -> Arc<Event> {
     let mut event = (*verdict("killed")).clone();
-    event.kind = EventKind::Started { source: "local".into(), cgroup: "/paddock/inv-7".into() };
+    event.kind =
+        EventKind::Started { source: "local".into(), cgroup: "/paddock/inv-7".into(), pod: None };
     Arc::new(event)
 }
 

@@ -1,5 +1,8 @@
 //! One batch of records in one transaction. A `started` event opens a run (a row of
 //! `investigations`), `ended` closes it, and each run's event count goes up once per batch.
+//! The events of each run in the batch become one chunk (`chunk`): one B-tree insert for
+//! up to `batch_max_events` events, where one row per event took five (the table and
+//! four indexes).
 //!
 //! Runs are keyed by the daemon's instance number while they are open. Instance numbers
 //! start again at 1 when the daemon restarts, so they cannot identify a run in a file that
@@ -8,7 +11,7 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension as _, Transaction, params};
 
-use super::{AuditError, AuditRecord, AuditStore, filter::to_ns};
+use super::{AuditError, AuditRecord, AuditStore, chunk::Builder, filter::to_ns};
 use crate::events::{Event, EventKind, PodRef};
 
 /// What a batch came to: events committed, and records refused as malformed (not retried).
@@ -32,8 +35,10 @@ const INSERT_RUN: &str = "INSERT INTO investigations (instance, id, phase, sourc
      started_ns, namespace, pod, job) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const FIND_RUNNING: &str = "SELECT run FROM investigations \
      WHERE instance = ?1 AND id = ?2 AND ended_ns IS NULL ORDER BY run DESC LIMIT 1";
-const INSERT_EVENT: &str = "INSERT INTO events (run, investigation, time_ns, kind, pid, ppid, \
-     body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const INSERT_CHUNK: &str = "INSERT INTO chunks (last_seq, first_seq, run, investigation, \
+     count, kinds, min_time_ns, max_time_ns, dir, body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const SET_NEXT_SEQ: &str = "UPDATE meta SET value = ?1 WHERE key = 'next_seq'";
 const END_RUN: &str = "UPDATE investigations SET ended_ns = ?2, outcome = ?3, reason = ?4 \
      WHERE run = ?1";
 const COUNT_EVENTS: &str = "UPDATE investigations SET events = events + ?2 WHERE run = ?1";
@@ -87,24 +92,29 @@ impl AuditStore {
             return Ok(0);
         }
         let mut open_runs = self.open_runs.clone();
+        let mut next_seq = self.next_seq;
         let tx = self.conn.transaction()?;
-        insert(&tx, rows, &mut open_runs)?;
+        insert(&tx, rows, &mut open_runs, &mut next_seq)?;
         tx.commit()?;
         self.open_runs = open_runs;
+        self.next_seq = next_seq;
         Ok(rows.len())
     }
 }
 
+/// The events of `rows`, grouped by run (each run's in the order they came, the runs in the
+/// order of their first event), each group one chunk with the next sequence numbers.
 fn insert(
     tx: &Transaction<'_>,
     rows: &[Row<'_>],
     open_runs: &mut HashMap<u32, i64>,
+    next_seq: &mut i64,
 ) -> Result<(), AuditError> {
     let mut insert_run = tx.prepare_cached(INSERT_RUN)?;
     let mut find_running = tx.prepare_cached(FIND_RUNNING)?;
-    let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
     let mut end_run = tx.prepare_cached(END_RUN)?;
-    let mut counts: HashMap<i64, i64> = HashMap::new();
+    let mut groups: Vec<(i64, &str, Builder)> = Vec::new();
+    let mut group_of: HashMap<i64, usize> = HashMap::new();
     for row in rows {
         let event = row.event;
         let id = event.investigation.as_str();
@@ -144,25 +154,39 @@ fn insert(
             },
         };
         open_runs.insert(row.instance, run);
-        insert_event.execute(params![
-            run,
-            id,
-            row.time_ns,
-            row.kind,
-            event.pid,
-            event.ppid,
-            row.body
-        ])?;
+        let group = *group_of.entry(run).or_insert_with(|| {
+            groups.push((run, id, Builder::default()));
+            groups.len() - 1
+        });
+        groups[group].2.push(row.kind, row.time_ns, event.pid, event.ppid, row.body.as_bytes());
         if let EventKind::Ended { outcome, reason, emptied_at, .. } = &event.kind {
             let ended_ns = to_ns(*emptied_at).unwrap_or(row.time_ns);
             end_run.execute(params![run, ended_ns, outcome, reason])?;
             open_runs.remove(&row.instance);
         }
-        *counts.entry(run).or_default() += 1;
     }
+    let mut insert_chunk = tx.prepare_cached(INSERT_CHUNK)?;
     let mut count_events = tx.prepare_cached(COUNT_EVENTS)?;
-    for (run, n) in counts {
-        count_events.execute(params![run, n])?;
+    for (run, id, builder) in groups {
+        let chunk = builder.finish();
+        let count = i64::try_from(chunk.count).unwrap_or(i64::MAX);
+        let first = *next_seq;
+        let last = first + count - 1;
+        insert_chunk.execute(params![
+            last,
+            first,
+            run,
+            id,
+            count,
+            chunk.kinds,
+            chunk.min_time_ns,
+            chunk.max_time_ns,
+            chunk.dir,
+            chunk.body
+        ])?;
+        count_events.execute(params![run, count])?;
+        *next_seq = last + 1;
     }
+    tx.prepare_cached(SET_NEXT_SEQ)?.execute([*next_seq])?;
     Ok(())
 }

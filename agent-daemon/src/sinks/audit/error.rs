@@ -46,6 +46,8 @@ pub enum AuditError {
     Encode(serde_json::Error),
     #[error("audit store: event {seq} has a body that is not a valid event: {source}")]
     BadBody { seq: i64, source: serde_json::Error },
+    #[error("audit store: chunk {chunk} (its last event) is damaged: {problem}")]
+    BadChunk { chunk: i64, problem: String },
     #[error("audit store: run {run}: column {column} holds {value:?}: {problem}")]
     BadRow { run: i64, column: &'static str, value: String, problem: String },
 }

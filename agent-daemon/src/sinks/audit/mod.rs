@@ -5,6 +5,9 @@
 //! - `config`: the `[audit]` settings;
 //! - `schema`: opening the file, its pragmas and its versioned schema;
 //! - `batch`: one batch of records in one transaction;
+//! - `chunk`: how the events of one run and batch are packed into one row, and read back;
+//! - `scan`: walking chunks in sequence order, decoding only the events a query wants;
+//! - `migrate`: moving a version 2 store's rows into chunks;
 //! - `writer`: the task that batches records off a channel, with retries and statistics;
 //! - `retention`: the age and size limits;
 //! - `filter`, `query`: what can be asked, and the queries;
@@ -12,15 +15,18 @@
 //! - `read`: every event after a sequence number, in order, for exporters;
 //! - `tree`: the process tree of one run, from its fork, exec, exit and verdict events.
 pub mod batch;
+mod chunk;
 pub mod config;
 pub mod error;
 pub mod filter;
+mod migrate;
 pub mod params;
 #[cfg(test)]
 mod params_props;
 pub mod query;
 pub mod read;
 pub mod retention;
+mod scan;
 pub mod schema;
 pub mod tree;
 pub mod writer;
@@ -59,6 +65,8 @@ pub struct AuditStore {
     config: AuditConfig,
     /// Writer state: the run (row of `investigations`) each live daemon instance writes to.
     open_runs: HashMap<u32, i64>,
+    /// Writer state: the sequence number the next event gets (`meta.next_seq`).
+    next_seq: i64,
 }
 
 /// How long a statement waits for a lock another connection holds before failing.

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use super::{
     AuditError, AuditStore, Cursor, EventFilter, InvestigationFilter, Outcome,
+    chunk::{Entry, kind_bit, kind_index},
     filter::{check_kind, from_ns, to_ns},
+    scan::Walk,
 };
 use crate::{
     events::{Event, PodRef},
@@ -92,22 +94,27 @@ impl AuditStore {
                 problem: e.to_string(),
             })?;
         let verdict = || -> Result<Option<String>, AuditError> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT seq, body FROM events WHERE run = ?1 AND kind = 'verdict' ORDER BY time_ns",
+            let walk = Walk {
+                conditions: "run = ? AND kinds & ? != 0".into(),
+                args: vec![Value::Integer(run), Value::Integer(kind_bit("verdict"))],
+                after: None,
+            };
+            let verdict = kind_index("verdict");
+            let mut killed = None;
+            self.walk(
+                walk,
+                |e| e.kind == verdict,
+                |found| match found.event.kind {
+                    crate::events::EventKind::Verdict { outcome, reason, .. }
+                        if outcome == "killed" =>
+                    {
+                        killed = Some(reason);
+                        false
+                    }
+                    _ => true,
+                },
             )?;
-            let bodies =
-                stmt.query_map([run], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-            for row in bodies {
-                let (seq, body) = row?;
-                let event: Event = serde_json::from_str(&body)
-                    .map_err(|source| AuditError::BadBody { seq, source })?;
-                if let crate::events::EventKind::Verdict { outcome, reason, .. } = event.kind
-                    && outcome == "killed"
-                {
-                    return Ok(Some(reason));
-                }
-            }
-            Ok(None)
+            Ok(killed)
         };
         let killed = match outcome {
             Outcome::Killed => reason.or(verdict()?),
@@ -184,69 +191,68 @@ impl AuditStore {
         if !self.known(investigation)? {
             return Err(AuditError::UnknownInvestigation(investigation.clone()));
         }
-        let mut sql = String::from("SELECT seq, body FROM events WHERE investigation = ?");
+        let mut conditions = String::from("investigation = ?");
         let mut args = vec![Value::Text(investigation.as_str().to_owned())];
         if let Some(run) = filter.run {
             if self.run(run)?.id != *investigation {
                 return Err(AuditError::UnknownRun(run));
             }
-            sql.push_str(" AND run = ?");
+            conditions.push_str(" AND run = ?");
             args.push(Value::Integer(run));
         }
+        let kind = kind.map(kind_index);
         if let Some(kind) = kind {
-            sql.push_str(" AND kind = ?");
-            args.push(Value::Text(kind.to_owned()));
+            conditions.push_str(" AND kinds & ? != 0");
+            args.push(Value::Integer(1 << kind));
         }
-        if let Some(since) = filter.since {
-            sql.push_str(" AND time_ns >= ?");
-            args.push(Value::Integer(to_ns(since)?));
+        let since = filter.since.map(to_ns).transpose()?;
+        let until = filter.until.map(to_ns).transpose()?;
+        if let Some(since) = since {
+            conditions.push_str(" AND max_time_ns >= ?");
+            args.push(Value::Integer(since));
         }
-        if let Some(until) = filter.until {
-            sql.push_str(" AND time_ns < ?");
-            args.push(Value::Integer(to_ns(until)?));
+        if let Some(until) = until {
+            conditions.push_str(" AND min_time_ns < ?");
+            args.push(Value::Integer(until));
         }
-        if let Some(Cursor(seq)) = cursor {
-            sql.push_str(" AND seq > ?");
-            args.push(Value::Integer(seq));
-        }
+        let walk = Walk { conditions, args, after: cursor.map(|Cursor(seq)| seq) };
+        let want = |e: &Entry| {
+            kind.is_none_or(|k| e.kind == k)
+                && since.is_none_or(|s| e.time_ns >= s)
+                && until.is_none_or(|u| e.time_ns < u)
+        };
         // One more than asked: whether there is a next page.
-        sql.push_str(" ORDER BY seq LIMIT ?");
-        args.push(Value::Integer(limit + 1));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        let mut found = Vec::new();
+        self.walk(walk, want, |f| {
+            found.push(f);
+            found.len() <= limit as usize
         })?;
-        let mut events = Vec::new();
-        let mut last = None;
-        for row in rows {
-            let (seq, body) = row?;
-            if events.len() as i64 == limit {
-                return Ok(EventPage { events, next: last.map(Cursor) });
-            }
-            events.push(parse_body(seq, &body)?);
-            last = Some(seq);
-        }
-        Ok(EventPage { events, next: None })
+        let next = (found.len() > limit as usize).then(|| Cursor(found[limit as usize - 1].seq));
+        found.truncate(limit as usize);
+        Ok(EventPage { events: found.into_iter().map(|f| f.event).collect(), next })
     }
 
     /// `(seq, event)` of `run`'s process events (fork, exec, exit, verdict), in order.
     pub(super) fn process_events(&self, run: i64) -> Result<Vec<(i64, Event)>, AuditError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, body FROM events WHERE run = ?1 \
-             AND kind IN ('fork', 'exec', 'exit', 'verdict') ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([run], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let kinds: Vec<u8> = ["fork", "exec", "exit", "verdict"].map(kind_index).into();
+        let mask =
+            ["fork", "exec", "exit", "verdict"].into_iter().map(kind_bit).fold(0, |a, b| a | b);
+        let walk = Walk {
+            conditions: "run = ? AND kinds & ? != 0".into(),
+            args: vec![Value::Integer(run), Value::Integer(mask)],
+            after: None,
+        };
         let mut out = Vec::new();
-        for row in rows {
-            let (seq, body) = row?;
-            out.push((seq, parse_body(seq, &body)?));
-        }
+        self.walk(
+            walk,
+            |e| kinds.contains(&e.kind),
+            |f| {
+                out.push((f.seq, f.event));
+                true
+            },
+        )?;
         Ok(out)
     }
-}
-
-fn parse_body(seq: i64, body: &str) -> Result<Event, AuditError> {
-    serde_json::from_str(body).map_err(|source| AuditError::BadBody { seq, source })
 }
 
 /// A row of `investigations` as stored, before its text is checked.

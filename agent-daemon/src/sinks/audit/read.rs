@@ -2,9 +2,7 @@
 //! sequence number, with the run it belongs to. Sequence numbers are the store's: they only
 //! grow, are never reused in one file (`meta.store_id` tells one file from the next), and
 //! retention removes them from the oldest end only.
-use rusqlite::OptionalExtension as _;
-
-use super::{AuditError, AuditStore, query::InvestigationRow};
+use super::{AuditError, AuditStore, query::InvestigationRow, scan::Walk};
 use crate::events::Event;
 
 /// One stored event and where it sits in the store.
@@ -26,29 +24,30 @@ impl AuditStore {
 
     /// Up to `limit` events with a sequence number above `after`, oldest first.
     pub fn read_after(&self, after: i64, limit: usize) -> Result<Vec<StoredEvent>, AuditError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, run, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt.query_map(rusqlite::params![after, limit], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
-        })?;
         let mut out = Vec::new();
-        for row in rows {
-            let (seq, run, body) = row?;
-            let event = serde_json::from_str(&body)
-                .map_err(|source| AuditError::BadBody { seq, source })?;
-            out.push(StoredEvent { seq, run, event });
+        if limit == 0 {
+            return Ok(out);
         }
+        let walk = Walk { conditions: String::new(), args: Vec::new(), after: Some(after) };
+        self.walk(
+            walk,
+            |_| true,
+            |f| {
+                out.push(StoredEvent { seq: f.seq, run: f.run, event: f.event });
+                out.len() < limit
+            },
+        )?;
         Ok(out)
     }
 
     /// The lowest and highest sequence numbers still stored; `None` when no event is.
     pub fn seq_range(&self) -> Result<Option<(i64, i64)>, AuditError> {
-        let range: (Option<i64>, Option<i64>) =
-            self.conn.query_row("SELECT min(seq), max(seq) FROM events", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+        let range: (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT (SELECT first_seq FROM chunks ORDER BY last_seq LIMIT 1), max(last_seq) \
+             FROM chunks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         Ok(match range {
             (Some(low), Some(high)) => Some((low, high)),
             _ => None,
@@ -68,11 +67,7 @@ impl AuditStore {
     /// The highest sequence number the file has ever given, even when retention has since
     /// deleted that event; 0 for a file that never stored one.
     pub fn last_seq_given(&self) -> Result<i64, AuditError> {
-        let seq: Option<i64> = self
-            .conn
-            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |r| r.get(0))
-            .optional()?;
-        Ok(seq.unwrap_or(0))
+        Ok(super::schema::next_seq(&self.conn)? - 1)
     }
 }
 
@@ -99,13 +94,16 @@ mod tests {
         store.write_batch(&records).unwrap();
         let all = store.read_after(0, 100).unwrap();
         assert_eq!(all.len(), 4);
-        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
-        assert_eq!(all[2].event, *records[2]);
-        assert_eq!(all[0].run, all[2].run);
-        assert_ne!(all[0].run, all[1].run);
+        assert!(all.windows(2).all(|w| w[0].seq + 1 == w[1].seq), "consecutive");
+        // In a batch, each run's events in the order they came, runs by their first event.
+        let order: Vec<&Event> = all.iter().map(|s| &s.event).collect();
+        assert_eq!(order, [&*records[0], &*records[2], &*records[1], &*records[3]]);
+        assert_eq!(all[0].run, all[1].run);
+        assert_ne!(all[1].run, all[2].run);
         let after = store.read_after(all[1].seq, 1).unwrap();
         assert_eq!(after.len(), 1);
         assert_eq!(after[0].seq, all[2].seq);
+        assert!(store.read_after(all[3].seq, 10).unwrap().is_empty());
         assert_eq!(store.seq_range().unwrap(), Some((all[0].seq, all[3].seq)));
         assert_eq!(store.last_seq_given().unwrap(), all[3].seq);
         let runs = store.runs(&[all[0].run, all[1].run, 999]).unwrap();

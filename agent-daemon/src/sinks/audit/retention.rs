@@ -124,7 +124,9 @@ impl AuditStore {
         let tx = self.conn.unchecked_transaction()?;
         let (mut deleted_runs, mut deleted_events) = (0, 0);
         {
-            let mut events = tx.prepare_cached("DELETE FROM events WHERE run = ?1")?;
+            let mut count =
+                tx.prepare_cached("SELECT coalesce(sum(count), 0) FROM chunks WHERE run = ?1")?;
+            let mut events = tx.prepare_cached("DELETE FROM chunks WHERE run = ?1")?;
             let mut run_row = tx.prepare_cached(
                 "DELETE FROM investigations WHERE run = ?1 AND ended_ns IS NOT NULL",
             )?;
@@ -132,7 +134,9 @@ impl AuditStore {
                 // A running run's row stays, and so do its events.
                 if run_row.execute([run])? > 0 {
                     deleted_runs += 1;
-                    deleted_events += events.execute([run])? as u64;
+                    let n: i64 = count.query_row([run], |r| r.get(0))?;
+                    events.execute([run])?;
+                    deleted_events += u64::try_from(n).unwrap_or(0);
                 }
             }
         }
@@ -150,7 +154,7 @@ mod tests {
 
     fn count(store: &AuditStore, table: &str) -> i64 {
         let sql = match table {
-            "events" => "SELECT count(*) FROM events",
+            "events" => "SELECT coalesce(sum(count), 0) FROM chunks",
             _ => "SELECT count(*) FROM investigations",
         };
         store.conn.query_row(sql, [], |r| r.get(0)).unwrap()
@@ -195,14 +199,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = AuditConfig { max_age_days: 0, max_bytes: 1 << 20, ..AuditConfig::default() };
         let mut store = AuditStore::open(&dir.path().join("audit.db"), &config).unwrap();
-        // Ten ended runs of ~2000 events (about 300 KiB each), then a running one.
+        // Ten ended runs of ~8000 events (about 270 KiB each, in chunks), then a running one.
         for i in 0..10 {
             let id = format!("run-{i}");
-            store.write_batch(&run(&id, i + 1, i64::from(i) * 10_000, 2000, Some("ok"))).unwrap();
+            store.write_batch(&run(&id, i + 1, i64::from(i) * 10_000, 8000, Some("ok"))).unwrap();
         }
         store.write_batch(&run("live", 99, 200_000, 1000, None)).unwrap();
         let before = store.used_bytes().unwrap();
-        assert!(before > 3 << 20, "{before}");
+        assert!(before > 2 << 20, "{before}");
         let file_before = store.file_bytes();
         let report = store.enforce_retention_at(to_ns(at(300_000)).unwrap()).unwrap();
         assert!(report.runs_deleted >= 1 && report.bytes_after <= 1 << 20, "{report:?}");
@@ -219,10 +223,10 @@ mod tests {
         // Only the running one left and still over: reported, never deleted.
         let config = AuditConfig { max_age_days: 0, max_bytes: 1 << 20, ..AuditConfig::default() };
         let mut store = AuditStore::open(&dir.path().join("live.db"), &config).unwrap();
-        store.write_batch(&run("live", 1, 0, 10_000, None)).unwrap();
-        let report = store.enforce_retention_at(to_ns(at(20_000)).unwrap()).unwrap();
+        store.write_batch(&run("live", 1, 0, 40_000, None)).unwrap();
+        let report = store.enforce_retention_at(to_ns(at(50_000)).unwrap()).unwrap();
         assert!(report.over_limit && report.runs_deleted == 0, "{report:?}");
-        assert_eq!(count(&store, "events"), 10_001);
+        assert_eq!(count(&store, "events"), 40_001);
         assert_eq!(store.integrity_check().unwrap(), "ok");
     }
 }

@@ -8,15 +8,16 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _};
 use super::{AuditConfig, AuditError, AuditStore, BUSY_TIMEOUT};
 
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
-/// `MIGRATIONS[n]` takes the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2];
+/// `MIGRATIONS[n]` takes the schema from version `n` to `n + 1` (version 3 also moves the
+/// events into chunks: `migrate`).
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [V1, V2, V3];
 
 /// Version 1. `events.seq` is AUTOINCREMENT so a seq is never reused, even after the
 /// newest rows are deleted: cursors stay valid. Each index on `events` ends, implicitly,
 /// with `seq` (the rowid), so `(investigation)` serves "one investigation, by seq".
-const V1: &str = "
+pub(super) const V1: &str = "
 CREATE TABLE investigations (
     run        INTEGER PRIMARY KEY AUTOINCREMENT,
     instance   INTEGER NOT NULL,
@@ -52,12 +53,36 @@ CREATE INDEX events_by_time ON events (time_ns);
 /// Version 2: the pod (namespace, name, Job) of a Kubernetes run, and the store's identity
 /// (`meta.store_id`, random, made once per file): an exporter tells this file's sequence
 /// numbers from those of a file that replaced it on the same node.
-const V2: &str = "
+pub(super) const V2: &str = "
 ALTER TABLE investigations ADD COLUMN namespace TEXT;
 ALTER TABLE investigations ADD COLUMN pod TEXT;
 ALTER TABLE investigations ADD COLUMN job TEXT;
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta (key, value) VALUES ('store_id', lower(hex(randomblob(16))));
+";
+
+/// Version 3: events in chunks (`chunk`), one row per run and batch, instead of one row
+/// per event indexed four ways. `last_seq` is the rowid: chunks never overlap, so chunks
+/// in `last_seq` order are events in `seq` order, and each index ends, implicitly, with
+/// it. `meta.next_seq` is the next sequence number to give (never reused, like the
+/// AUTOINCREMENT it replaces). The `events` table goes once its rows have moved.
+const V3: &str = "
+CREATE TABLE chunks (
+    last_seq      INTEGER PRIMARY KEY,
+    first_seq     INTEGER NOT NULL,
+    run           INTEGER NOT NULL,
+    investigation TEXT NOT NULL,
+    count         INTEGER NOT NULL,
+    kinds         INTEGER NOT NULL,
+    min_time_ns   INTEGER NOT NULL,
+    max_time_ns   INTEGER NOT NULL,
+    dir           BLOB NOT NULL,
+    body          BLOB NOT NULL
+);
+CREATE INDEX chunks_by_investigation ON chunks (investigation);
+CREATE INDEX chunks_by_run ON chunks (run);
+INSERT INTO meta (key, value) VALUES ('next_seq', 1 + coalesce(
+    (SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0));
 ";
 
 /// The write-ahead log is truncated back to this size after a checkpoint.
@@ -123,18 +148,23 @@ impl AuditStore {
         conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT).map_err(at)?;
         if version < SCHEMA_VERSION {
             let tx = conn.transaction().map_err(at)?;
-            for migration in &MIGRATIONS[version as usize..] {
+            for (to, migration) in (1..).zip(&MIGRATIONS).skip(version as usize) {
                 tx.execute_batch(migration).map_err(at)?;
+                if to == 3 {
+                    super::migrate::events_to_chunks(&tx, path)?;
+                }
             }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(at)?;
             tx.commit().map_err(at)?;
         }
         close_interrupted(&conn, resuming).map_err(at)?;
+        let next_seq = next_seq(&conn).map_err(at)?;
         Ok(AuditStore {
             conn,
             path: path.to_path_buf(),
             config: config.clone(),
             open_runs: HashMap::new(),
+            next_seq,
         })
     }
 
@@ -158,8 +188,16 @@ impl AuditStore {
             path: path.to_path_buf(),
             config: AuditConfig::default(),
             open_runs: HashMap::new(),
+            next_seq: 0,
         })
     }
+}
+
+/// The next sequence number to give: `meta.next_seq`.
+pub(super) fn next_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_seq'", [], |r| {
+        r.get(0)
+    })
 }
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
@@ -198,8 +236,8 @@ fn close_interrupted(conn: &Connection, resuming: &[(u32, String)]) -> rusqlite:
     let closed = conn.execute(
         "UPDATE investigations SET outcome = 'interrupted', \
              reason = 'the daemon stopped before the run ended', \
-             ended_ns = COALESCE((SELECT MAX(time_ns) FROM events \
-                                  WHERE events.run = investigations.run), started_ns) \
+             ended_ns = COALESCE((SELECT MAX(max_time_ns) FROM chunks \
+                                  WHERE chunks.run = investigations.run), started_ns) \
          WHERE ended_ns IS NULL AND run NOT IN (SELECT value FROM json_each(?1))",
         [keep],
     )?;

@@ -36,11 +36,12 @@ fn child() {
             // committed.
             store.conn.pragma_update(None, "cache_size", 10).unwrap();
             let tx = store.conn.unchecked_transaction().unwrap();
-            let body = "x".repeat(4000);
+            let body = vec![b'x'; 4000];
             for seq in 0..2000 {
                 tx.execute(
-                    "INSERT INTO events (run, investigation, time_ns, kind, pid, ppid, body) \
-                     VALUES (1, 'inv-1', ?1, 'open', 1, 1, ?2)",
+                    "INSERT INTO chunks (last_seq, first_seq, run, investigation, count, kinds, \
+                     min_time_ns, max_time_ns, dir, body) \
+                     VALUES (1000000 + ?1, 1000000 + ?1, 1, 'inv-1', 1, 0, 0, 0, X'', ?2)",
                     rusqlite::params![seq, body],
                 )
                 .unwrap();
@@ -72,7 +73,10 @@ fn spawn(path: &Path, mode: &str) -> std::process::Child {
 }
 
 fn counts(store: &AuditStore) -> (i64, i64) {
-    let count = store.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let count = store
+        .conn
+        .query_row("SELECT coalesce(sum(count), 0) FROM chunks", [], |r| r.get(0))
+        .unwrap();
     let sum = store.conn.query_row("SELECT sum(events) FROM investigations", [], |r| r.get(0));
     (count, sum.unwrap())
 }

@@ -201,7 +201,10 @@ fn runs_are_listed_newest_first_and_filtered() {
 fn bad_requests_are_errors_that_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = store(dir.path());
-    store.write_batch(&run("inv-1", 1, 0, 3, Some("ok"))).unwrap();
+    // Two batches: two chunks, seq 1 to 2 and 3 to 5.
+    let records = run("inv-1", 1, 0, 3, Some("ok"));
+    store.write_batch(&records[..2]).unwrap();
+    store.write_batch(&records[2..]).unwrap();
     let all = EventFilter::default();
     let err = "zzz".parse::<Cursor>().unwrap_err();
     assert!(err.to_string().contains("bad cursor \"zzz\""), "{err}");
@@ -218,9 +221,31 @@ fn bad_requests_are_errors_that_say_what_is_wrong() {
     }
     let err = store.run(12345).unwrap_err();
     assert!(matches!(err, AuditError::UnknownRun(12345)), "{err}");
-    // A damaged body is an error naming the event, not a panic.
-    store.conn.execute("UPDATE events SET body = '{\"kind\": ' WHERE seq = 2", []).unwrap();
+    // A damaged chunk is an error naming it, not a panic.
+    let valid: Vec<u8> = store
+        .conn
+        .query_row("SELECT body FROM chunks WHERE last_seq = 2", [], |r| r.get(0))
+        .unwrap();
+    let mut damaged = valid.clone();
+    let at = damaged.len() / 2;
+    damaged.truncate(at);
+    store.conn.execute("UPDATE chunks SET body = ?1 WHERE last_seq = 2", [&damaged]).unwrap();
     let err = store.events(&id("inv-1"), &all, None, 10).unwrap_err();
+    assert!(matches!(err, AuditError::BadChunk { chunk: 2, .. }), "{err}");
+    assert!(err.to_string().contains("chunk 2"), "{err}");
+    // An event whose JSON is not an event is an error naming the event.
+    let mut chunk = super::chunk::Builder::default();
+    chunk.push("started", 0, 0, 0, br#"{"kind": "started"}"#);
+    chunk.push("open", 1, 100, 1, br#"{"kind": "#);
+    let chunk = chunk.finish();
+    store
+        .conn
+        .execute(
+            "UPDATE chunks SET dir = ?1, body = ?2 WHERE last_seq = 2",
+            rusqlite::params![chunk.dir, chunk.body],
+        )
+        .unwrap();
+    let err = store.events(&id("inv-1"), &all, Some(Cursor(1)), 10).unwrap_err();
     assert!(matches!(err, AuditError::BadBody { seq: 2, .. }), "{err}");
     assert!(err.to_string().contains("event 2"), "{err}");
     // Past the damaged one, pages still read.
@@ -263,8 +288,14 @@ fn hostile_input_is_only_ever_data() {
     };
     let rows = store.list_investigations(&filter).unwrap();
     assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["inv-2"]);
-    let count: i64 = store.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let count: i64 =
+        store.conn.query_row("SELECT sum(count) FROM chunks", [], |r| r.get(0)).unwrap();
     assert_eq!(count, 4 + 4);
+    let tables: i64 = store
+        .conn
+        .query_row("SELECT count(*) FROM sqlite_schema WHERE name = 'chunks'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 1);
     assert_eq!(store.integrity_check().unwrap(), "ok");
 }
 
@@ -277,16 +308,20 @@ fn event_queries_use_the_indexes_in_seq_order() {
         let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
         rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
     };
-    let base = "SELECT seq, body FROM events WHERE investigation = 'a'";
-    let tail = "AND seq > 5 ORDER BY seq LIMIT 101";
+    let base = "SELECT last_seq, first_seq, run, count, dir FROM chunks WHERE investigation = 'a'";
+    let tail = "AND last_seq > 5 ORDER BY last_seq";
     let p = plan(&format!("{base} {tail}"));
-    assert!(p.contains("events_by_investigation (investigation=? AND rowid>?)"), "{p}");
-    let p = plan(&format!("{base} AND kind = 'exec' AND time_ns >= 1 AND time_ns < 9 {tail}"));
-    assert!(
-        p.contains("events_by_investigation_kind (investigation=? AND kind=? AND rowid>?)"),
-        "{p}"
-    );
-    for p in [p, plan(&format!("{base} AND time_ns >= 1 {tail}"))] {
+    assert!(p.contains("chunks_by_investigation (investigation=? AND rowid>?)"), "{p}");
+    let p = plan(&format!(
+        "{base} AND kinds & 16 != 0 AND max_time_ns >= 1 AND min_time_ns < 9 {tail}"
+    ));
+    assert!(p.contains("chunks_by_investigation (investigation=? AND rowid>?)"), "{p}");
+    let p2 =
+        plan("SELECT last_seq FROM chunks WHERE run = 3 AND kinds & 16 != 0 ORDER BY last_seq");
+    assert!(p2.contains("chunks_by_run (run=?)"), "{p2}");
+    for p in
+        [p, p2, plan("SELECT last_seq FROM chunks WHERE 1 = 1 AND last_seq > 7 ORDER BY last_seq")]
+    {
         assert!(!p.contains("TEMP B-TREE"), "no sort: {p}");
     }
 }

@@ -128,7 +128,8 @@ fn a_failing_batch_is_tried_again_then_counted_as_failed() {
     let runs = store.list_investigations(&InvestigationFilter::default()).unwrap();
     let summary: Vec<(String, u64)> = runs.iter().map(|r| (r.id.to_string(), r.events)).collect();
     assert_eq!(summary, [("inv-1".to_string(), 4 + 2)]);
-    let count: i64 = store.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let count: i64 =
+        store.conn.query_row("SELECT sum(count) FROM chunks", [], |r| r.get(0)).unwrap();
     let sum: i64 =
         store.conn.query_row("SELECT sum(events) FROM investigations", [], |r| r.get(0)).unwrap();
     assert_eq!(count, sum, "the per-run counts match the events stored");

@@ -5,7 +5,7 @@ use std::{
     collections::BTreeMap,
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::{TcpListener, TcpStream},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -69,10 +69,19 @@ impl Drop for Server {
     }
 }
 
+/// The scrape (and rule evaluation) interval of the tests' Prometheus, in seconds.
+pub const SCRAPE_INTERVAL_S: u64 = 1;
+
+/// The job name the tests' Prometheus scrapes the daemon as: the README's, which the
+/// alerting rules expect.
+pub const JOB: &str = "paddock";
+
 /// A Prometheus scraping `target` (`host:port`) every second.
 pub struct Prometheus {
     server: Server,
     pub url: String,
+    /// What it scrapes (`host:port`): the `instance` label of the daemon's series.
+    pub target: String,
 }
 
 /// One sample of an instant query: its labels and value.
@@ -84,13 +93,22 @@ pub struct Sample {
 
 impl Prometheus {
     pub fn start(target: &str) -> Prometheus {
+        Prometheus::start_with_rules(target, &[])
+    }
+
+    /// A Prometheus that also evaluates the alerting rules of `rule_files` (every second).
+    pub fn start_with_rules(target: &str, rule_files: &[PathBuf]) -> Prometheus {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
+        let rules: String =
+            rule_files.iter().map(|f| format!("  - {:?}\n", f.display().to_string())).collect();
+        let rules = if rules.is_empty() { String::new() } else { format!("rule_files:\n{rules}") };
         std::fs::write(
             &config,
             format!(
-                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-                 scrape_configs:\n  - job_name: paddock\n    \
+                "global: {{scrape_interval: {SCRAPE_INTERVAL_S}s, evaluation_interval: {SCRAPE_INTERVAL_S}s}}\n\
+                 {rules}\
+                 scrape_configs:\n  - job_name: {JOB}\n    \
                  static_configs: [{{targets: ['{target}']}}]\n"
             ),
         )
@@ -104,7 +122,7 @@ impl Prometheus {
         let mut server = Server::spawn("prometheus", &args, dir);
         let url = format!("http://127.0.0.1:{port}");
         server.wait_ready(&format!("{url}/-/ready"));
-        Prometheus { server, url }
+        Prometheus { server, url, target: target.to_owned() }
     }
 
     /// An instant query's vector.
@@ -152,6 +170,253 @@ impl Prometheus {
             .expect("targets");
         targets["data"]["activeTargets"].to_string()
     }
+}
+
+impl Prometheus {
+    /// `GET /api/v1/<path>`'s `data`.
+    fn api(&self, path: &str) -> Value {
+        let response: Value = reqwest::blocking::get(format!("{}/api/v1/{path}", self.url))
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("/api/v1/{path}: {e}"));
+        assert_eq!(response["status"], "success", "/api/v1/{path}: {response}");
+        response["data"].clone()
+    }
+
+    /// Every rule it loaded (`/api/v1/rules`), once each has been evaluated (its health is
+    /// `unknown` until then; rules are evaluated every second), or as they are after 20 s.
+    pub fn evaluated_rules(&self) -> Vec<LoadedRule> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rules: Vec<LoadedRule> = self.api("rules")["groups"]
+                .as_array()
+                .expect("groups")
+                .iter()
+                .flat_map(|g| {
+                    g["rules"].as_array().expect("rules").iter().map(move |r| LoadedRule {
+                        group: g["name"].as_str().unwrap_or_default().into(),
+                        name: r["name"].as_str().unwrap_or_default().into(),
+                        health: r["health"].as_str().unwrap_or_default().into(),
+                        last_error: r["lastError"].as_str().unwrap_or_default().into(),
+                    })
+                })
+                .collect();
+            let evaluated = !rules.is_empty() && rules.iter().all(|r| r.health != "unknown");
+            if evaluated || Instant::now() > deadline {
+                return rules;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The alerts of its rules that are pending or firing (`/api/v1/alerts`).
+    pub fn alerts(&self) -> Vec<Value> {
+        self.api("alerts")["alerts"].as_array().expect("alerts").clone()
+    }
+
+    /// What Grafana would put for a dashboard's variables when showing this Prometheus's
+    /// daemon: its job and target, and `$__rate_interval` as Grafana computes it for this
+    /// scrape interval (four of them).
+    pub fn dashboard_variables(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("job".to_owned(), JOB.to_owned()),
+            ("instance".to_owned(), self.target.clone()),
+            ("__rate_interval".to_owned(), format!("{}s", 4 * SCRAPE_INTERVAL_S)),
+            ("__interval".to_owned(), format!("{SCRAPE_INTERVAL_S}s")),
+            ("__range".to_owned(), "1h".to_owned()),
+        ])
+    }
+
+    /// Poll every query until each has answered as it should (at least one series, each
+    /// with the label it asks for, when it asks for one), for at most 20 s; the queries that
+    /// never did, each with its last answer.
+    pub fn unanswered(&self, queries: &[DashboardQuery]) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut waiting: Vec<&DashboardQuery> = queries.iter().collect();
+        loop {
+            let mut last = Vec::new();
+            waiting.retain(|q| {
+                let result = self.query(&q.promql);
+                let answered = !result.is_empty()
+                    && q.label.as_ref().is_none_or(|label| {
+                        result.iter().all(|s| s.labels.get(label).is_some_and(|v| !v.is_empty()))
+                    });
+                if !answered {
+                    last.push(format!("{q}\n    answered: {result:?}"));
+                }
+                !answered
+            });
+            if waiting.is_empty() || Instant::now() > deadline {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// A file of `deploy/monitoring/` (the alerting rules, the dashboard).
+pub fn monitoring_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .join("deploy/monitoring")
+        .join(name)
+}
+
+/// A rule as Prometheus reports it.
+#[derive(Debug, Clone)]
+pub struct LoadedRule {
+    pub group: String,
+    pub name: String,
+    /// `ok`, `err`, or `unknown` (not evaluated yet).
+    pub health: String,
+    pub last_error: String,
+}
+
+/// The alert names of each group of a rules file.
+pub fn alerts_in_rules_file(path: &Path) -> BTreeMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file: Value =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let as_array = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    as_array(&file["groups"])
+        .iter()
+        .map(|g| {
+            let alerts = as_array(&g["rules"])
+                .iter()
+                .map(|r| r["alert"].as_str().unwrap_or("(not an alert)").to_owned())
+                .collect();
+            (g["name"].as_str().unwrap_or_default().to_owned(), alerts)
+        })
+        .collect()
+}
+
+/// A dashboard's JSON.
+pub fn load_dashboard(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// One PromQL query of a Grafana dashboard: a panel's target, or a query variable's
+/// `label_values(SELECTOR, LABEL)` (asked as `SELECTOR`, whose series must carry `LABEL`).
+#[derive(Debug, Clone)]
+pub struct DashboardQuery {
+    /// `panel "TITLE"` or `variable "NAME"`.
+    pub source: String,
+    /// As written in the dashboard.
+    pub written: String,
+    /// As sent, its variables substituted.
+    pub promql: String,
+    pub label: Option<String>,
+}
+
+impl std::fmt::Display for DashboardQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.source, self.written)?;
+        if self.promql != self.written {
+            write!(f, "\n    sent as: {}", self.promql)?;
+        }
+        if let Some(label) = &self.label {
+            write!(f, "\n    (its series must carry the label {label})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every query of a dashboard: each target's `expr` of each panel (rows' panels too), and each
+/// query variable's, with the variables substituted from `values`. A variable not in
+/// `values`, or a variable query other than `label_values(SELECTOR, LABEL)`, is an error
+/// naming the panel or variable.
+pub fn dashboard_queries(
+    dashboard: &Value,
+    values: &BTreeMap<String, String>,
+) -> Result<Vec<DashboardQuery>, String> {
+    fn panels<'a>(list: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in list.as_array().into_iter().flatten() {
+            out.push(panel);
+            panels(&panel["panels"], out);
+        }
+    }
+    let mut all = Vec::new();
+    panels(&dashboard["panels"], &mut all);
+    let mut queries = Vec::new();
+    for panel in all {
+        let source = format!("panel {:?}", panel["title"].as_str().unwrap_or("(no title)"));
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = target["expr"].as_str() else {
+                return Err(format!("{source}: a target without a PromQL expr: {target}"));
+            };
+            let promql = substitute(expr, values).map_err(|e| format!("{source}: {expr}: {e}"))?;
+            queries.push(DashboardQuery {
+                source: source.clone(),
+                written: expr.into(),
+                promql,
+                label: None,
+            });
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+        if variable["type"] != "query" {
+            continue;
+        }
+        let source = format!("variable {:?}", variable["name"].as_str().unwrap_or("(no name)"));
+        let query = match &variable["query"] {
+            Value::String(q) => q.as_str(),
+            q => q["query"].as_str().unwrap_or_default(),
+        };
+        let (selector, label) = query
+            .trim()
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+            .and_then(|q| q.rsplit_once(','))
+            .ok_or_else(|| format!("{source}: not label_values(SELECTOR, LABEL): {query}"))?;
+        let promql =
+            substitute(selector.trim(), values).map_err(|e| format!("{source}: {query}: {e}"))?;
+        queries.push(DashboardQuery {
+            source,
+            written: query.into(),
+            promql,
+            label: Some(label.trim().into()),
+        });
+    }
+    Ok(queries)
+}
+
+/// `text` with Grafana's variables (`$name`, `${name}`, `${name:format}`) replaced by
+/// `values`; a `$` not followed by a name (a regex's end anchor) is left as it is.
+pub fn substitute(text: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, used) = match after.strip_prefix('{') {
+            Some(braced) => {
+                let end = braced.find('}').ok_or("a ${ without its }")?;
+                let inner = &braced[..end];
+                (inner.split(':').next().unwrap_or(inner), end + 2)
+            }
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        if name.is_empty() {
+            out.push('$');
+        } else {
+            let value = values.get(name).ok_or_else(|| {
+                format!(
+                    "the variable ${name} has no value in the test (it knows {:?})",
+                    values.keys()
+                )
+            })?;
+            out.push_str(value);
+        }
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// An Alertmanager with one do-nothing receiver: the tests read alerts back from its API.
@@ -300,4 +565,26 @@ pub fn expected_signature(secret: &str, body: &[u8], scratch: &Path) -> String {
     assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     format!("sha256={}", text.split_whitespace().next().expect("a digest"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grafana_variables_are_substituted_in_each_form() {
+        let values = BTreeMap::from([
+            ("instance".to_owned(), "127.0.0.1:9".to_owned()),
+            ("__rate_interval".to_owned(), "4s".to_owned()),
+        ]);
+        assert_eq!(
+            substitute(r#"rate(x{instance=~"$instance"}[$__rate_interval])"#, &values).unwrap(),
+            r#"rate(x{instance=~"127.0.0.1:9"}[4s])"#
+        );
+        assert_eq!(
+            substitute(r#"x{instance=~"${instance:regex}",a=~"b$"}"#, &values).unwrap(),
+            r#"x{instance=~"127.0.0.1:9",a=~"b$"}"#
+        );
+        assert!(substitute("x{node=~\"$node\"}", &values).unwrap_err().contains("$node"));
+    }
 }

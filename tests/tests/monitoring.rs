@@ -1,15 +1,21 @@
 //! paddock as its operators see it: a real Prometheus scrapes it through a scripted story
-//! (learn, flag, kill) and answers with the right counts; a real Alertmanager and a signed
+//! (learn, flag, kill) and answers with the right counts, every query of the Grafana
+//! dashboard (`deploy/monitoring/`) with a series, and loads the alerting rules, which
+//! evaluate without error and raise nothing; a real Alertmanager and a signed
 //! webhook receive the alerts; a dead receiver costs no event and no audit record, and
 //! delivery resumes when it is back. Real kernel, real daemon, real servers; needs root.
 use std::{
     collections::BTreeMap,
+    path::Path,
     time::{Duration, Instant},
 };
 
 use paddock_tests::{
     Daemon, Settings,
-    monitoring::{Alertmanager, Prometheus, Webhook, expected_signature},
+    monitoring::{
+        Alertmanager, Prometheus, Webhook, alerts_in_rules_file, dashboard_queries,
+        expected_signature, load_dashboard, monitoring_file,
+    },
     root_or_skip,
     scenario::{self, Scenario},
 };
@@ -40,9 +46,14 @@ fn prometheus_scrapes_the_counts_of_a_learn_flag_kill_story() {
     if !root_or_skip("prometheus_scrapes_the_counts_of_a_learn_flag_kill_story") {
         return;
     }
-    let daemon = Daemon::start();
+    // An alert receiver, so that the dashboard's delivery panel has series.
+    let daemon = Daemon::start_with(Settings {
+        extra: "\n[[alerts.receivers]]\nkind = \"stdout\"\nname = \"log\"\n".into(),
+        ..Default::default()
+    });
     let target = daemon.http_base().trim_start_matches("http://").to_owned();
-    let prometheus = Prometheus::start(&target);
+    let rules = monitoring_file("paddock-rules.yaml");
+    let prometheus = Prometheus::start_with_rules(&target, std::slice::from_ref(&rules));
     prometheus.wait_for("up{job=\"paddock\"}", |r| value(r) == Some(1.0));
 
     let story = scenario::play(&daemon, "limited-write", "prom");
@@ -96,6 +107,53 @@ fn prometheus_scrapes_the_counts_of_a_learn_flag_kill_story() {
     }
     let names = prometheus.query("count by (__name__) ({__name__=~\"paddock_.*\"})");
     assert!(names.len() >= 20, "{names:?}\n{}", prometheus.target_health());
+
+    dashboard_queries_answer(&prometheus);
+    alerting_rules_load_and_stay_silent(&prometheus, &rules);
+}
+
+/// Every query of the dashboard (each panel's, each variable's), with the values Grafana would
+/// give its variables for this daemon, answers with at least one series.
+fn dashboard_queries_answer(prometheus: &Prometheus) {
+    let file = monitoring_file("paddock-dashboard.json");
+    let queries = dashboard_queries(&load_dashboard(&file), &prometheus.dashboard_variables())
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert!(queries.len() > 10, "{}: only {queries:#?}", file.display());
+    let unanswered = prometheus.unanswered(&queries);
+    assert!(
+        unanswered.is_empty(),
+        "{}: {} of {} queries answer with no series:\n{}",
+        file.display(),
+        unanswered.len(),
+        queries.len(),
+        unanswered.join("\n")
+    );
+}
+
+/// Prometheus loaded every group and rule of the rules file, evaluated each without error,
+/// and none is pending or firing after a healthy story.
+fn alerting_rules_load_and_stay_silent(prometheus: &Prometheus, rules: &Path) {
+    let expected = alerts_in_rules_file(rules);
+    assert!(!expected.is_empty(), "no rule groups in {}", rules.display());
+    let loaded = prometheus.evaluated_rules();
+    let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for rule in &loaded {
+        by_group.entry(rule.group.clone()).or_default().push(rule.name.clone());
+    }
+    assert_eq!(by_group, expected, "the rules Prometheus loaded from {}", rules.display());
+    for rule in &loaded {
+        assert!(
+            rule.health == "ok" && rule.last_error.is_empty(),
+            "{}: group {}, rule {}: health {:?}, last error {:?}",
+            rules.display(),
+            rule.group,
+            rule.name,
+            rule.health,
+            rule.last_error
+        );
+    }
+    let alerts = prometheus.alerts();
+    assert!(alerts.is_empty(), "a healthy story raised {alerts:#?}");
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod daemon;
 mod demo;
 mod k8s;
 mod lint;
+mod rules;
 mod servers;
 mod setup;
 mod test;
@@ -37,6 +38,8 @@ enum Command {
     Demo,
     /// rustfmt --check and clippy (warnings are errors) on every host crate.
     Lint,
+    /// promtool check and unit-test the alerting rules in deploy/monitoring/.
+    Rules,
     /// The tests' Kubernetes control plane, for developers: `start` leaves it running,
     /// `env` prints what to export to use it, `stop` ends it.
     K8s {
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
         Command::Test { filter } => test::run(filter.as_deref()),
         Command::Demo => demo::run(),
         Command::Lint => lint::run(),
+        Command::Rules => rules::run(),
         Command::K8s { action } => k8s::run(action),
         Command::Bench { which } => bench::run(which),
     }

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: unit tests (no root), then the integration tests in `tests/`, one at
+//! `cargo xtask test`: the lint gate, the alerting rules' checks and unit tests
+//! (`promtool`), unit tests (no root), then the integration tests in `tests/`, one at
 //! a time, as root against the real kernel. Everything is built once, in release: the
 //! binaries an operator runs, and the event volumes of some tests need their speed.
 //!
@@ -21,6 +22,8 @@ pub fn run_tests(filter: Option<&str>) -> anyhow::Result<()> {
     crate::setup::run_setup_steps()?;
     build(true)?;
     crate::lint::run()?;
+    // The alerting rules in deploy/monitoring/, with promtool (a few seconds, no root).
+    crate::rules::run()?;
     let unit = [
         "test",
         "--release",

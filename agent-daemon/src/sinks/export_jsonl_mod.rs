@@ -13,6 +13,9 @@ pub mod jsonl_config;
 #[path = "export/jsonl_crash_tests.rs"]
 mod jsonl_crash_tests;
 #[cfg(test)]
+#[path = "export/jsonl_perf.rs"]
+mod jsonl_perf;
+#[cfg(test)]
 #[path = "export/jsonl_tests.rs"]
 mod jsonl_tests;
 #[path = "export/otel.rs"]

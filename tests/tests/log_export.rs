@@ -158,4 +158,9 @@ fn the_store_exports_every_event_once_with_opentelemetry_names() {
     let one = export(&["--format", "otel", "--id", &story.flagged]);
     assert_eq!(one.len(), stored[story.flagged.as_str()].len());
     assert!(one.iter().all(|o| o["paddock.investigation.id"] == story.flagged.as_str()));
+
+    // A JSON-lines export to standard output shares it with nothing: the daemon logs (at
+    // debug level here) to standard error only.
+    assert!(!daemon.log().is_empty(), "the daemon logged nothing at all");
+    assert_eq!(daemon.stdout(), "", "the daemon wrote to its standard output");
 }

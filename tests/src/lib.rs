@@ -177,11 +177,16 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("log file");
+        let stdout_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.stdout_path())
+            .expect("stdout file");
         let child = Command::new(paddock_bin())
             .args(["daemon", "--config"])
             .arg(&self.config)
             .env("PADDOCK_LOG", "info,paddock=debug")
-            .stdout(Stdio::null())
+            .stdout(stdout_file)
             .stderr(log_file)
             .spawn()
             .expect("spawn paddock daemon");
@@ -256,6 +261,15 @@ impl Daemon {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc/PID/status")
+    }
+
+    fn stdout_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.stdout")
+    }
+
+    /// What the daemon wrote to its standard output (its logs go to standard error).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.stdout_path()).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {

@@ -1,4 +1,4 @@
-//! `paddock audit list | show | tree | check`: forensic queries on the audit store, read
+//! `paddock audit list | show | tree | check | export`: forensic queries on the audit store, read
 //! straight from its file (read-only), so they work with the daemon down too.
 //!
 //! The file is `--db`, else the one the running daemon writes (asked over its socket), else
@@ -84,6 +84,9 @@ pub enum AuditCommand {
     },
     /// Check the store file's integrity (SQLite `integrity_check`).
     Check,
+    /// Every event after a sequence number, oldest first, as JSON lines: paddock's own
+    /// (`--format jsonl`, with `seq` and `run`) or named after OpenTelemetry (`--format otel`).
+    Export(super::audit_export::ExportArgs),
 }
 
 /// The store file, as the module documentation says.
@@ -188,6 +191,7 @@ pub fn main(args: AuditArgs, socket: &Path) -> anyhow::Result<i32> {
                 Format::Jsonl => println!("{}", serde_json::to_string(&tree)?),
             }
         }
+        AuditCommand::Export(export) => return super::audit_export::main(&store, export),
         AuditCommand::Check => {
             let result = store.integrity_check()?;
             println!("{}: {result}", store.path().display());

@@ -1,5 +1,6 @@
 //! The `paddock` command line.
 mod audit;
+mod audit_export;
 mod baseline;
 mod client;
 mod events;
@@ -44,7 +45,7 @@ pub enum Command {
     /// Per-phase baselines: list, show, diff, export, import, reset.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
-    /// Forensic queries on the audit store: list, show, tree, check.
+    /// Forensic queries on the audit store: list, show, tree, check, export.
     Audit(audit::AuditArgs),
 }
 

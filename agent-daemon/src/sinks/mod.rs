@@ -1,3 +1,6 @@
-//! Where events go beyond the hub: the audit store, and alert receivers.
+//! Where events go beyond the hub: the audit store, alert receivers, and exports of the
+//! store to other systems.
 pub mod alerts;
 pub mod audit;
+#[path = "export_jsonl_mod.rs"]
+pub mod export;

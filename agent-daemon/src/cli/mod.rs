@@ -1,5 +1,6 @@
 //! The `paddock` command line.
 mod audit;
+mod audit_out;
 mod baseline;
 mod client;
 mod events;

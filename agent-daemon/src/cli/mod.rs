@@ -1,6 +1,7 @@
 //! The `paddock` command line.
 mod audit;
 mod audit_export;
+mod audit_out;
 mod baseline;
 mod client;
 mod events;

@@ -2,5 +2,6 @@
 //! store to other systems.
 pub mod alerts;
 pub mod audit;
+pub mod cluster_audit;
 #[path = "export_jsonl_mod.rs"]
 pub mod export;

@@ -24,6 +24,15 @@ pub struct AuditConfig {
     /// beyond it events are dropped and counted (`paddock_sink_dropped_events_total{sink="audit"}`).
     /// About 0.4 KiB of memory each.
     pub queue: usize,
+    /// Where `paddock audit list | show | tree` read when given no `--source` or `--db`: a
+    /// `postgres://USER@HOST:PORT/DATABASE` URL of the cluster's store (no password in it);
+    /// `None` reads this node's own store. The daemon itself never reads it.
+    pub source: Option<String>,
+    /// The CA certificates (PEM) the source's server certificate must chain to; the
+    /// system's roots when unset.
+    pub source_ca_file: Option<PathBuf>,
+    /// A file whose first line is the source's password; else `$PGPASSWORD`, else none.
+    pub source_password_file: Option<PathBuf>,
 }
 
 pub const GIB: u64 = 1 << 30;
@@ -46,6 +55,9 @@ impl Default for AuditConfig {
             // A second and more of the writer's sustained rate (see BENCHMARKS.md), about
             // 25 MiB when full: within the daemon's 64 MiB budget.
             queue: 64 * 1024,
+            source: None,
+            source_ca_file: None,
+            source_password_file: None,
         }
     }
 }
@@ -55,12 +67,49 @@ impl Default for AuditConfig {
 pub struct AuditConfigError {
     pub field: &'static str,
     pub value: String,
-    pub rule: &'static str,
+    pub rule: String,
 }
 
 impl AuditConfig {
     pub fn validate(&self) -> Result<(), AuditConfigError> {
-        let invalid = |field, value: String, rule| Err(AuditConfigError { field, value, rule });
+        let invalid = |field, value: String, rule: &str| {
+            Err(AuditConfigError { field, value, rule: rule.to_owned() })
+        };
+        if let Some(url) = &self.source {
+            use crate::sinks::cluster_audit::settings::{UrlProblem, parse_url, redact};
+            match parse_url(url) {
+                Ok(_) => {}
+                Err(UrlProblem::Password) => {
+                    return invalid(
+                        "source",
+                        format!("{:?}", redact(url)),
+                        "must not hold a password: put it in a file named by \
+                         audit.source_password_file",
+                    );
+                }
+                Err(UrlProblem::Bad(problem)) => {
+                    return Err(AuditConfigError {
+                        field: "source",
+                        value: format!("{url:?}"),
+                        rule: problem,
+                    });
+                }
+            }
+        }
+        for (field, path) in [
+            ("source_ca_file", &self.source_ca_file),
+            ("source_password_file", &self.source_password_file),
+        ] {
+            if let Some(path) = path
+                && !path.is_absolute()
+            {
+                return invalid(
+                    field,
+                    format!("{:?}", path.display().to_string()),
+                    "must be absolute",
+                );
+            }
+        }
         if let Some(path) = &self.path
             && !path.is_absolute()
         {
@@ -153,6 +202,32 @@ mod tests {
         let err = parse("queue = 0\n").unwrap_err();
         assert!(err.starts_with("audit.queue = 0: must be 1024 to 1048576"), "{err}");
         assert_eq!(parse("queue = 4096\n").unwrap().queue, 4096);
+    }
+
+    #[test]
+    fn the_query_source_is_a_postgres_url_without_a_password() {
+        let config = parse(
+            "source = \"postgres://auditor@db:5432/paddock?sslmode=verify-full\"\n\
+                   source_ca_file = \"/etc/paddock/db-ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.source.as_deref(),
+            Some("postgres://auditor@db:5432/paddock?sslmode=verify-full")
+        );
+        let err = parse("source = \"postgres://auditor:hunter2@db/paddock\"\n").unwrap_err();
+        assert!(
+            err.starts_with(
+                "audit.source = \"postgres://auditor:***@db/paddock\": must not hold a password"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse("source = \"/var/lib/paddock/audit.db\"\n").unwrap_err();
+        assert!(err.contains("not a postgres:// URL"), "{err}");
+        let err =
+            parse("source = \"postgres://a@h/d\"\nsource_password_file = \"pw\"\n").unwrap_err();
+        assert!(err.starts_with("audit.source_password_file = \"pw\": must be absolute"), "{err}");
     }
 
     #[test]

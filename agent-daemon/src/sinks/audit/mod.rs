@@ -13,6 +13,7 @@
 //! - `filter`, `query`: what can be asked, and the queries;
 //! - `params`: query parameters as people write them, checked into filters;
 //! - `read`: every event after a sequence number, in order, for exporters;
+//! - `source`: what `paddock audit` asks of a store, this one or the cluster's;
 //! - `tree`: the process tree of one run, from its fork, exec, exit and verdict events.
 pub mod batch;
 mod chunk;
@@ -28,6 +29,7 @@ pub mod read;
 pub mod retention;
 mod scan;
 pub mod schema;
+pub mod source;
 pub mod tree;
 pub mod writer;
 

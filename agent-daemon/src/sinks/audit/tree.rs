@@ -197,16 +197,25 @@ impl AuditStore {
     }
 
     fn tree_of(&self, row: InvestigationRow) -> Result<ProcessTree, AuditError> {
+        let events = self.process_events(row.run)?;
+        Ok(ProcessTree::build(row, events.iter().map(|(_, event)| event)))
+    }
+}
+
+impl ProcessTree {
+    /// The tree of run `row` from its process events (fork, exec, exit, verdict; others
+    /// are ignored), in the order they were stored.
+    pub fn build<'a>(row: InvestigationRow, events: impl IntoIterator<Item = &'a Event>) -> Self {
         let mut builder = Builder::default();
-        for (_, event) in self.process_events(row.run)? {
-            builder.add(&event);
+        for event in events {
+            builder.add(event);
         }
-        Ok(ProcessTree {
+        ProcessTree {
             investigation: row.id,
             run: row.run,
             outcome: row.outcome,
             processes: builder.finish(),
-        })
+        }
     }
 }
 

@@ -7,9 +7,10 @@ use crate::util::{self, output};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages the tests use: the servers they talk to (etcd for the Kubernetes API
-/// server, Prometheus, Alertmanager), openssl for the test certificates, curl for readiness.
+/// server, Prometheus, Alertmanager, PostgreSQL for export), openssl for the test
+/// certificates, curl for readiness.
 const APT_PACKAGES: &[&str] =
-    &["etcd-server", "openssl", "curl", "prometheus", "prometheus-alertmanager"];
+    &["etcd-server", "openssl", "curl", "prometheus", "prometheus-alertmanager", "postgresql"];
 
 /// What building paddock needs: the nightly `rust-src` and `bpf-linker` (the demo needs no
 /// more).

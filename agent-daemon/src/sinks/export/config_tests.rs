@@ -50,7 +50,7 @@ fn sslmode_decides_tls() {
 fn bad_settings_name_the_table_and_field() {
     let cases = [
         (GOOD.replace("paddock@db", "paddock:secret@db"), "export[0].url = ", "password"),
-        (GOOD.replace("?sslmode", "?password=x&sslmode"), "export[0].url = ", "password"),
+        (GOOD.replace("?sslmode", "?password=secret&sslmode"), "export[0].url = ", "password"),
         (GOOD.replace("postgres://", "mysql://"), "export[0].url = ", "postgres://"),
         (GOOD.replace("paddock@", ""), "export[0].url = ", "role"),
         (GOOD.replace(":5432/paddock", ":5432"), "export[0].url = ", "database"),

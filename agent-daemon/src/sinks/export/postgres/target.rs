@@ -36,12 +36,47 @@ pub struct TargetError {
 
 const SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
+/// `url` with any password in it replaced by `***`, for messages.
+fn redacted(url: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match SCHEMES.iter().find_map(|s| base.strip_prefix(s).map(|rest| (s, rest))) {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((user, host)) if user.contains(':') => {
+                    let name = user.split(':').next().unwrap_or("");
+                    format!("{scheme}{name}:***@{host}{path}")
+                }
+                _ => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    match query {
+        None => base,
+        Some(query) => {
+            let pairs: Vec<String> =
+                query
+                    .split('&')
+                    .map(|p| {
+                        if p.starts_with("password=") {
+                            "password=***".into()
+                        } else {
+                            p.to_owned()
+                        }
+                    })
+                    .collect();
+            format!("{base}?{}", pairs.join("&"))
+        }
+    }
+}
+
 impl PgTarget {
     pub fn parse(export: &PostgresExport) -> Result<PgTarget, TargetError> {
         let url = export.url.as_str();
         let bad = |rule: &str| TargetError {
             field: "url",
-            value: format!("{url:?}"),
+            value: format!("{:?}", redacted(url)),
             rule: rule.to_owned(),
         };
         let Some(rest) = SCHEMES.iter().find_map(|s| url.strip_prefix(s)) else {

@@ -38,6 +38,8 @@ pub struct Config {
     pub baseline: crate::baseline::Caps,
     /// Settings per trust phase (`[phases.<phase>]`).
     pub phases: crate::phases::PhasesConfig,
+    /// Where the audit trail is forwarded (`[[export]]`), each event exactly once.
+    pub export: Vec<crate::sinks::export::ExportConfig>,
 }
 
 /// Per-investigation bounds, so that one investigation cannot blind paddock to the others
@@ -203,6 +205,15 @@ impl Config {
         })
     }
 
+    /// The node name exports write: `kubernetes.node_name`, else [`Config::node_name`].
+    pub fn export_node(&self) -> Option<String> {
+        self.kubernetes
+            .node_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| self.node_name())
+    }
+
     /// Where the audit store lives: `audit.path`, or `<state_dir>/audit.db`.
     pub fn audit_path(&self) -> PathBuf {
         self.audit.path.clone().unwrap_or_else(|| self.daemon.state_dir.join("audit.db"))
@@ -290,6 +301,16 @@ impl Config {
         }
         if let Err(e) = self.audit.validate() {
             return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
+        }
+        if let Err(e) = crate::sinks::export::config::validate(&self.export) {
+            return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
+        }
+        if !self.export.is_empty() && !self.audit.enabled {
+            return Err(invalid(
+                "export",
+                format!("{} table(s)", self.export.len()),
+                "exports the audit store: set audit.enabled = true, or remove [[export]]",
+            ));
         }
         let node_env = std::env::var("NODE_NAME").ok();
         if let Err(source) = self.kubernetes.check(node_env) {

@@ -26,7 +26,10 @@ use crate::{
     },
     metrics::{self, EventMetrics, Sources, StatsCollector},
     pipeline::{Pipeline, PipelineStats},
-    sinks::audit::{self, AuditStore, writer::AuditStats},
+    sinks::{
+        audit::{self, AuditStore, writer::AuditStats},
+        export::{ExportMetrics, Exports},
+    },
     workloads::{Tracker, kubernetes, local::LocalSource, saved::SavedRuns},
 };
 
@@ -36,6 +39,20 @@ use crate::{
 pub const RECORDS_QUEUE: usize = 8 * 1024;
 /// Events waiting for the metrics sink, which only counts them.
 pub const METRICS_QUEUE: usize = 16 * 1024;
+
+/// How long a stopping daemon lets exports catch up with the store.
+pub const EXPORT_DRAIN: Duration = Duration::from_secs(10);
+
+/// The `[[export]]` tasks, reading the audit store at `audit`.
+fn start_exports(
+    config: &Config,
+    audit: Option<&Path>,
+    metrics: &ExportMetrics,
+) -> anyhow::Result<Option<Exports>> {
+    let Some(audit) = audit.filter(|_| !config.export.is_empty()) else { return Ok(None) };
+    let node = config.export_node().unwrap_or_else(|| "unknown".into());
+    Ok(Some(Exports::start(&config.export, audit, &node, metrics)?))
+}
 
 /// Hold `<socket>.lock` for the daemon's lifetime: one daemon per socket.
 fn lock(socket: &Path) -> anyhow::Result<File> {
@@ -276,6 +293,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!("audit store disabled (audit.enabled = false): no forensic trail is kept");
         (None, None, None)
     };
+    let export_metrics = ExportMetrics::default();
+    let exports = start_exports(&config, audit_path.as_deref(), &export_metrics)?;
     let summaries = Arc::default();
     let event_metrics = EventMetrics::new();
     tokio::spawn(metrics::run_sink(event_metrics.clone(), hub.add_sink("metrics", METRICS_QUEUE)));
@@ -406,6 +425,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         refusals: Some(state.refusals.clone()),
     });
     let mut registry = metrics::registry(&event_metrics, collector);
+    export_metrics.register(&mut registry);
     registry.register_collector(Box::new(match &phases {
         Some(phases) => metrics::evidence::EvidenceCollector::Cluster(phases.clone()),
         None => metrics::evidence::EvidenceCollector::Node(summaries.clone()),
@@ -462,6 +482,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         && tokio::time::timeout(Duration::from_secs(10), task).await.is_err()
     {
         tracing::warn!("audit store writer still busy at exit");
+    }
+    // Then exports send what was stored, within a bound.
+    if let Some(exports) = exports {
+        exports.stop(EXPORT_DRAIN).await;
     }
     if keep {
         tracing::info!(

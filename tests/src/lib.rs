@@ -19,6 +19,7 @@ pub mod kube;
 pub mod kube_client;
 pub mod kubelet;
 pub mod monitoring;
+pub mod pg_trail;
 pub mod postgres;
 pub mod proxy;
 pub mod scenario;

@@ -3,5 +3,4 @@
 pub mod alerts;
 pub mod audit;
 pub mod cluster_audit;
-#[path = "export_jsonl_mod.rs"]
 pub mod export;

@@ -2,6 +2,7 @@
 //! same machine in the same run, and prints ratios.
 mod dns;
 mod enforce;
+mod export;
 mod kstats;
 mod overhead;
 mod pipeline;
@@ -46,6 +47,16 @@ pub enum Which {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
     },
+    /// Export to PostgreSQL: a store of realistic events exported whole to a throwaway
+    /// PostgreSQL by 1, then N concurrent exporters (nodes); events/s.
+    Export {
+        /// Events in the store each exporter sends.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Concurrent exporters of each run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
+        exporters: Vec<u32>,
+    },
 }
 
 pub fn run(which: Which) -> anyhow::Result<()> {
@@ -57,6 +68,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Enforce { runs } => enforce::run(runs),
         Which::Dns { lookups, rounds } => dns::run(lookups, rounds),
         Which::Pipeline { seconds, events } => pipeline::run(seconds, events),
+        Which::Export { events, exporters } => export::run_bench(events, &exporters),
     }
 }
 

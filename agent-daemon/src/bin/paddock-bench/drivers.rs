@@ -382,15 +382,12 @@ pub struct QueryArgs {
     pub events: u64,
 }
 
-/// Fill a store with `events` events of one investigation (through the real writer), then
-/// time one-page queries on it.
-pub fn audit_query(args: QueryArgs) -> anyhow::Result<i32> {
-    let dir = tempfile::Builder::new().prefix("paddock-bench-").tempdir()?;
-    let path = dir.path().join("audit.db");
+/// Fill the store at `path` with `events` events of `investigations` investigations taking
+/// turns, as decoded from kernel records and stored by the real writer.
+pub fn fill_store(path: &std::path::Path, events: u64, investigations: u32) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let started = Instant::now();
     runtime.block_on(async {
-        let store = AuditStore::open(&path, &AuditConfig { max_bytes: 0, ..Default::default() })?;
+        let store = AuditStore::open(path, &AuditConfig { max_bytes: 0, ..Default::default() })?;
         let (tx, rx) = mpsc::channel(64 * 1024);
         let stats = Arc::new(AuditStats::default());
         let writer = tokio::spawn(agent_daemon::sinks::audit::writer::run_writer(
@@ -399,18 +396,39 @@ pub fn audit_query(args: QueryArgs) -> anyhow::Result<i32> {
             stats.clone(),
             CancellationToken::new(),
         ));
-        let mut attribution = agent_daemon::pipeline::Attributor::new(investigation(1, 1));
-        let mut records = templates(1, 1).into_iter().cycle();
-        for _ in 0..args.events {
-            let record = decode(&records.next().expect("cycle"))?;
-            if let Some(event) = attribution.event(record) {
-                tx.send(Arc::new(event)).await?;
+        let mut sources: Vec<_> = (1..=investigations.max(1))
+            .map(|i| {
+                let slot = u16::try_from(i).unwrap_or(u16::MAX);
+                let attribution = agent_daemon::pipeline::Attributor::new(investigation(slot, i));
+                (attribution, templates(slot, i).into_iter().cycle())
+            })
+            .collect();
+        let mut sent = 0;
+        'fill: loop {
+            for (attribution, records) in &mut sources {
+                let record = decode(&records.next().expect("cycle"))?;
+                if let Some(event) = attribution.event(record) {
+                    tx.send(Arc::new(event)).await?;
+                }
+                sent += 1;
+                if sent >= events {
+                    break 'fill;
+                }
             }
         }
         drop(tx);
         writer.await?;
         anyhow::Ok(())
-    })?;
+    })
+}
+
+/// Fill a store with `events` events of one investigation (through the real writer), then
+/// time one-page queries on it.
+pub fn audit_query(args: QueryArgs) -> anyhow::Result<i32> {
+    let dir = tempfile::Builder::new().prefix("paddock-bench-").tempdir()?;
+    let path = dir.path().join("audit.db");
+    let started = Instant::now();
+    fill_store(&path, args.events, 1)?;
     let filled = started.elapsed();
     let store = AuditStore::open_read_only(&path)?;
     let id = "bench-1".parse()?;

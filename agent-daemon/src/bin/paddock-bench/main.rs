@@ -2,6 +2,7 @@
 //! `paddock` binary. It uses the daemon's own library, so what it measures is the
 //! product's code.
 mod drivers;
+mod export;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,8 @@ enum Command {
     Pipeline(drivers::PipelineArgs),
     /// Time one-page audit queries on an investigation of a million events.
     AuditQuery(drivers::QueryArgs),
+    /// Export a store of a million events to PostgreSQL, with one or more exporters.
+    Export(export::ExportArgs),
 }
 
 fn empty_hook() -> anyhow::Result<i32> {
@@ -42,6 +45,7 @@ fn main() {
         Command::EmptyHook => empty_hook(),
         Command::Pipeline(args) => drivers::pipeline(args),
         Command::AuditQuery(args) => drivers::audit_query(args),
+        Command::Export(args) => export::export(args),
     };
     std::process::exit(match result {
         Ok(code) => code,

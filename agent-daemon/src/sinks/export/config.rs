@@ -1,0 +1,153 @@
+//! The `[[export]]` tables: where the audit trail is forwarded, one table per destination.
+//! Each table is tagged by `kind`; every kind has a `name` (the `export` label of the
+//! metrics) and the batch size, and its own settings besides.
+use std::{collections::HashSet, path::PathBuf};
+
+use serde::Deserialize;
+
+use super::postgres::target::{PgTarget, TargetError};
+
+/// One destination, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExportConfig {
+    /// A PostgreSQL database: runs, events and the export cursor in schema `paddock`.
+    Postgres(PostgresExport),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresExport {
+    pub name: String,
+    /// `postgres://user@host:port/db?sslmode=disable|require|verify-full`, without a
+    /// password (see `password_file`).
+    pub url: String,
+    /// PEM certificates of the CA that signed the server's certificate, for
+    /// `sslmode=verify-full`.
+    pub ca_file: Option<PathBuf>,
+    /// The role's password, read from this file at each connection (one trailing newline is
+    /// ignored).
+    pub password_file: Option<PathBuf>,
+    /// Events per transaction.
+    #[serde(default = "default_batch_events")]
+    pub batch_events: usize,
+    /// Daily partitions of events older than this many days are dropped; 0 keeps them.
+    #[serde(default)]
+    pub retention_days: u32,
+    /// The `node` column of every row; the daemon's node name when unset
+    /// (`kubernetes.node_name`, `NODE_NAME`, else the host name).
+    pub node: Option<String>,
+}
+
+pub const DEFAULT_BATCH_EVENTS: usize = 5000;
+pub const MAX_BATCH_EVENTS: usize = 100_000;
+pub const MAX_RETENTION_DAYS: u32 = 100 * 365;
+
+fn default_batch_events() -> usize {
+    DEFAULT_BATCH_EVENTS
+}
+
+impl ExportConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            ExportConfig::Postgres(p) => &p.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExportConfig::Postgres(_) => "postgres",
+        }
+    }
+
+    pub fn batch_events(&self) -> usize {
+        match self {
+            ExportConfig::Postgres(p) => p.batch_events,
+        }
+    }
+
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            ExportConfig::Postgres(p) => p.node.as_deref(),
+        }
+    }
+}
+
+/// A bad `[[export]]` setting: `export[N].field = value: rule`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("export[{index}].{field} = {value}: {rule}")]
+pub struct ExportConfigError {
+    pub index: usize,
+    pub field: &'static str,
+    pub value: String,
+    pub rule: String,
+}
+
+/// Whether `name` may be a metric label and a log key: 1 to 64 of `[a-z0-9_-]`.
+fn good_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Check every table: values, unique names.
+pub fn validate(exports: &[ExportConfig]) -> Result<(), ExportConfigError> {
+    let mut names = HashSet::new();
+    for (index, export) in exports.iter().enumerate() {
+        let invalid = |field, value: String, rule: &str| {
+            Err(ExportConfigError { index, field, value, rule: rule.to_owned() })
+        };
+        let name = export.name();
+        if !good_name(name) {
+            return invalid("name", format!("{name:?}"), "must be 1 to 64 of a-z, 0-9, '_', '-'");
+        }
+        if !names.insert(name) {
+            return invalid("name", format!("{name:?}"), "is used by an earlier [[export]]");
+        }
+        let batch = export.batch_events();
+        if !(1..=MAX_BATCH_EVENTS).contains(&batch) {
+            return invalid("batch_events", batch.to_string(), "must be 1 to 100000");
+        }
+        if let Some(node) = export.node()
+            && (node.trim().is_empty() || node.len() > 253)
+        {
+            return invalid("node", format!("{node:?}"), "must be a name of 1 to 253 characters");
+        }
+        match export {
+            ExportConfig::Postgres(p) => validate_postgres(index, p)?,
+        }
+    }
+    Ok(())
+}
+
+fn validate_postgres(index: usize, p: &PostgresExport) -> Result<(), ExportConfigError> {
+    let invalid =
+        |field, value: String, rule: String| Err(ExportConfigError { index, field, value, rule });
+    if p.retention_days > MAX_RETENTION_DAYS {
+        return invalid(
+            "retention_days",
+            p.retention_days.to_string(),
+            "must be at most 36500; 0 keeps events forever".into(),
+        );
+    }
+    for (field, path) in [("ca_file", &p.ca_file), ("password_file", &p.password_file)] {
+        if let Some(path) = path
+            && !path.is_absolute()
+        {
+            return invalid(
+                field,
+                format!("{:?}", path.display().to_string()),
+                "must be absolute".into(),
+            );
+        }
+    }
+    match PgTarget::parse(p) {
+        Ok(_) => Ok(()),
+        Err(TargetError { field, value, rule }) => invalid(field, value, rule),
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -61,13 +61,25 @@ pub fn acked(pg: &Postgres, node: &str) -> i64 {
     .unwrap_or(-1)
 }
 
-/// Wait until `node` has acknowledged everything the local store gave.
+/// Wait until `node` has acknowledged everything the local store gave, and the store has
+/// stopped growing (the same last sequence number a second later): late events of ended
+/// runs would otherwise land between this and a comparison.
 pub fn wait_caught_up(pg: &Postgres, daemon: &Daemon, node: &str, within: Duration) {
     let deadline = Instant::now() + within;
+    let mut settled: Option<(i64, Instant)> = None;
     loop {
         let (done, last) = (acked(pg, node), last_seq_given(&audit_path(daemon)));
         if done == last && last > 0 {
-            return;
+            match settled {
+                Some((seen, since)) if seen == last => {
+                    if since.elapsed() >= Duration::from_secs(1) {
+                        return;
+                    }
+                }
+                _ => settled = Some((last, Instant::now())),
+            }
+        } else {
+            settled = None;
         }
         assert!(
             Instant::now() < deadline,

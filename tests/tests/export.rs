@@ -40,15 +40,13 @@ fn the_database_holds_exactly_the_local_trail_and_its_runs() {
     }
     let pg = Postgres::start();
     // Two exports of one store as two nodes: they share the database, apart by node.
-    let daemon = daemon_exporting(
+    let mut daemon = daemon_exporting(
         &(export_toml("pg-a", &plain(&pg), "node-a", "batch_events = 7")
             + &export_toml("pg-b", &plain(&pg), "node-b", "")),
     );
     let story = scenario::play(&daemon, "read-only", "export");
     wait_caught_up(&pg, &daemon, "node-a", CATCH_UP);
     wait_caught_up(&pg, &daemon, "node-b", CATCH_UP);
-    assert_same_trail(&pg, &daemon, "node-a");
-    assert_same_trail(&pg, &daemon, "node-b");
     // The story's runs are there with their outcomes, and the investigation index answers.
     let outcome = |id: &str| {
         pg.psql(&format!(
@@ -72,6 +70,10 @@ fn the_database_holds_exactly_the_local_trail_and_its_runs() {
     assert_eq!(metric(&daemon, "paddock_export_lag_events{export=\"pg-a\"}"), Some(0.0));
     assert_eq!(metric(&daemon, "paddock_export_lag_seconds{export=\"pg-a\"}"), Some(0.0));
     assert_eq!(metric(&daemon, "paddock_export_up{export=\"pg-a\"}"), Some(1.0));
+    // A clean stop exports what was stored before it: nothing can come after.
+    assert!(daemon.stop().is_some_and(|s| s.success()), "{}", daemon.log());
+    assert_same_trail(&pg, &daemon, "node-a");
+    assert_same_trail(&pg, &daemon, "node-b");
     // Daily partitions, the schema's version.
     let partitions =
         pg.psql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'paddock.events'::regclass");
@@ -85,7 +87,8 @@ fn a_stopped_server_loses_and_duplicates_nothing() {
         return;
     }
     let pg = Postgres::start();
-    let daemon = daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", "batch_events = 500"));
+    let mut daemon =
+        daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", "batch_events = 500"));
     let stream = Stream::start(&daemon.socket, "down");
     wait_until(CATCH_UP, "a first batch", &daemon, || acked(&pg, "node-a") > 0);
     pg.stop();
@@ -107,6 +110,7 @@ fn a_stopped_server_loses_and_duplicates_nothing() {
         metric(&daemon, "paddock_export_lag_events{export=\"pg\"}") == Some(0.0)
     });
     assert_eq!(metric(&daemon, "paddock_export_up{export=\"pg\"}"), Some(1.0));
+    assert!(daemon.stop().is_some_and(|s| s.success()), "{}", daemon.log());
     assert_same_trail(&pg, &daemon, "node-a");
     // Said once per change of error, not once per retry.
     let log = daemon.log();
@@ -136,6 +140,7 @@ fn a_daemon_killed_while_exporting_sends_each_event_once() {
     std::thread::sleep(Duration::from_secs(1));
     stream.stop();
     wait_caught_up(&pg, &daemon, "node-a", CATCH_UP);
+    assert!(daemon.stop().is_some_and(|s| s.success()), "{}", daemon.log());
     assert_same_trail(&pg, &daemon, "node-a");
 }
 
@@ -227,14 +232,15 @@ fn tls_verifies_the_server_against_the_ca_file() {
     drop(daemon);
     assert_eq!(acked(&pg, "node-a"), -1, "nothing was written");
 
-    let daemon =
+    let mut daemon =
         daemon_exporting(&export_toml("pg", &url, "node-a", &format!("ca_file = {:?}", tls.ca)));
     still_stores_locally(&daemon);
     wait_caught_up(&pg, &daemon, "node-a", CATCH_UP);
-    assert_same_trail(&pg, &daemon, "node-a");
     let ssl = pg.psql(
         "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
          WHERE s.ssl AND a.usename = 'paddock'",
     );
     assert_eq!(ssl, "1", "the export's connection is encrypted");
+    assert!(daemon.stop().is_some_and(|s| s.success()), "{}", daemon.log());
+    assert_same_trail(&pg, &daemon, "node-a");
 }

@@ -35,9 +35,6 @@ const INSERT_RUN: &str = "INSERT INTO investigations (instance, id, phase, sourc
      started_ns, namespace, pod, job) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const FIND_RUNNING: &str = "SELECT run FROM investigations \
      WHERE instance = ?1 AND id = ?2 AND ended_ns IS NULL ORDER BY run DESC LIMIT 1";
-const INSERT_CHUNK: &str = "INSERT INTO chunks (last_seq, first_seq, run, investigation, \
-     count, kinds, min_time_ns, max_time_ns, dir, body) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 const SET_NEXT_SEQ: &str = "UPDATE meta SET value = ?1 WHERE key = 'next_seq'";
 const END_RUN: &str = "UPDATE investigations SET ended_ns = ?2, outcome = ?3, reason = ?4 \
      WHERE run = ?1";
@@ -165,26 +162,12 @@ fn insert(
             open_runs.remove(&row.instance);
         }
     }
-    let mut insert_chunk = tx.prepare_cached(INSERT_CHUNK)?;
     let mut count_events = tx.prepare_cached(COUNT_EVENTS)?;
     for (run, id, builder) in groups {
         let chunk = builder.finish();
-        let count = i64::try_from(chunk.count).unwrap_or(i64::MAX);
         let first = *next_seq;
-        let last = first + count - 1;
-        insert_chunk.execute(params![
-            last,
-            first,
-            run,
-            id,
-            count,
-            chunk.kinds,
-            chunk.min_time_ns,
-            chunk.max_time_ns,
-            chunk.dir,
-            chunk.body
-        ])?;
-        count_events.execute(params![run, count])?;
+        let last = chunk.insert(tx, first, run, id)?;
+        count_events.execute(params![run, last - first + 1])?;
         *next_seq = last + 1;
     }
     tx.prepare_cached(SET_NEXT_SEQ)?.execute([*next_seq])?;

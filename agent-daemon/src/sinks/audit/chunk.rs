@@ -93,6 +93,36 @@ impl Builder {
     }
 }
 
+const INSERT: &str = "INSERT INTO chunks (last_seq, first_seq, run, investigation, count, \
+     kinds, min_time_ns, max_time_ns, dir, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+impl Encoded {
+    /// Store the chunk as events `first` onward of `run`; its last sequence number.
+    pub fn insert(
+        self,
+        conn: &rusqlite::Connection,
+        first: i64,
+        run: i64,
+        investigation: &str,
+    ) -> rusqlite::Result<i64> {
+        let count = i64::try_from(self.count).unwrap_or(i64::MAX);
+        let last = first + count - 1;
+        conn.prepare_cached(INSERT)?.execute(rusqlite::params![
+            last,
+            first,
+            run,
+            investigation,
+            count,
+            self.kinds,
+            self.min_time_ns,
+            self.max_time_ns,
+            self.dir,
+            self.body
+        ])?;
+        Ok(last)
+    }
+}
+
 /// A chunk's directory, read back and checked against its `count`.
 pub fn read_dir(chunk: i64, dir: &[u8], count: i64) -> Result<Vec<Entry>, AuditError> {
     let bad = |problem: String| AuditError::BadChunk { chunk, problem };

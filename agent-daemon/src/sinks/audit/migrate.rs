@@ -6,7 +6,7 @@
 //! one written in chunks from the start.
 use std::path::Path;
 
-use rusqlite::{Transaction, params};
+use rusqlite::Transaction;
 
 use super::{AuditError, chunk::Builder};
 
@@ -37,24 +37,8 @@ pub(super) fn events_to_chunks(tx: &Transaction<'_>, path: &Path) -> Result<(), 
              ORDER BY seq",
         )?;
         let mut rows = read.query([])?;
-        let mut insert = tx.prepare(
-            "INSERT INTO chunks (last_seq, first_seq, run, investigation, count, kinds, \
-             min_time_ns, max_time_ns, dir, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        let mut flush = |s: Stretch| -> rusqlite::Result<()> {
-            let chunk = s.builder.finish();
-            insert.execute(params![
-                s.last,
-                s.first,
-                s.run,
-                s.investigation,
-                i64::try_from(chunk.count).unwrap_or(i64::MAX),
-                chunk.kinds,
-                chunk.min_time_ns,
-                chunk.max_time_ns,
-                chunk.dir,
-                chunk.body
-            ])?;
+        let flush = |s: Stretch| -> rusqlite::Result<()> {
+            s.builder.finish().insert(tx, s.first, s.run, &s.investigation)?;
             Ok(())
         };
         let mut open: Option<Stretch> = None;

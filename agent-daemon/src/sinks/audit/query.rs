@@ -52,7 +52,8 @@ pub struct EventPage {
 const SELECT_RUNS: &str = "SELECT run, instance, id, phase, source, cgroup, started_ns, \
      ended_ns, outcome, reason, events, namespace, pod, job FROM investigations WHERE 1 = 1";
 
-fn check_limit(limit: usize) -> Result<i64, AuditError> {
+/// `limit` if it is 1 to [`MAX_PAGE`], else `BadLimit`; for every source of audit queries.
+pub(crate) fn check_limit(limit: usize) -> Result<i64, AuditError> {
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AuditError::BadLimit { given: limit, max: MAX_PAGE });
     }

@@ -27,7 +27,6 @@ use crate::{
     sinks::audit::{
         InvestigationFilter,
         filter::check_kind,
-        query::MAX_PAGE,
         source::{
             AuditSource, SourceError, SourceEvent, SourceEventFilter, SourcePage, SourceRun,
             SourceTree,
@@ -88,11 +87,7 @@ impl ClusterSource {
 }
 
 fn check_limit(limit: usize) -> Result<usize, SourceError> {
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(
-            crate::sinks::audit::AuditError::BadLimit { given: limit, max: MAX_PAGE }.into()
-        );
-    }
+    crate::sinks::audit::query::check_limit(limit)?;
     Ok(limit)
 }
 

@@ -19,12 +19,14 @@ use crate::{
     config::{Config, OnStop},
     enforce::{self, Enforcer},
     hub::Hub,
-    judge::Judge,
+    judge::{self, Judge},
     kernel::{
-        Kernel, LoadOptions, mounts,
+        self, Kernel, LoadOptions,
+        metrics::KernelGauges,
+        mounts,
         reader::{Reader, ReaderStats},
     },
-    metrics::{self, EventMetrics, Sources, StatsCollector},
+    metrics::{self, EventMetrics},
     pipeline::{Pipeline, PipelineStats},
     sinks::{
         audit::{self, AuditStore, writer::AuditStats},
@@ -413,18 +415,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(socket = %socket.display(), probes = state.probes.len(), "paddock daemon ready");
 
     let control = tokio::spawn(control::serve(listener, state.clone(), shutdown.clone()));
-    let collector = StatsCollector::new(Sources {
-        kernel: Some(state.kernel.clone()),
-        reader: Some(state.reader_stats.clone()),
-        pipeline: Some(state.pipeline_stats.clone()),
-        hub: Some(state.hub.clone()),
-        phases: Some(summaries.clone()),
-        alerts: alert_stats,
-        audit: audit_stats,
-        kubernetes: kube_stats,
-        refusals: Some(state.refusals.clone()),
-    });
-    let mut registry = metrics::registry(&event_metrics, collector);
+    // Each component registers its own families; the kernel's are read on an interval,
+    // so a scrape never takes the kernel's lock.
+    let mut registry = metrics::registry();
+    event_metrics.register(&mut registry);
+    let kernel_gauges = Arc::new(KernelGauges::default());
+    kernel_gauges.refresh(&state.kernel.lock().unwrap_or_else(|e| e.into_inner()));
+    kernel_gauges.register(&mut registry);
+    state.reader_stats.register(&mut registry);
+    state.pipeline_stats.register(&mut registry);
+    state.hub.register(&mut registry);
+    state.refusals.register(&mut registry);
+    judge::metrics::register(summaries.clone(), &mut registry);
+    crate::sinks::alerts::register_receivers(alert_stats, &mut registry);
+    if let Some(audit) = &audit_stats {
+        audit.register(&mut registry);
+    }
+    if let Some(kube) = &kube_stats {
+        kube.register(&mut registry);
+    }
     export_metrics.register(&mut registry);
     registry.register_collector(Box::new(match &phases {
         Some(phases) => metrics::evidence::EvidenceCollector::Cluster(phases.clone()),
@@ -445,6 +454,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(address = %http_address, "serving /metrics, /healthz, /readyz and /v1");
     tokio::spawn(report_losses(state.clone(), shutdown.clone()));
     tokio::spawn(sample(state.tracker.clone(), shutdown.clone()));
+    tokio::spawn(kernel::metrics::sample(state.kernel.clone(), kernel_gauges, shutdown.clone()));
 
     let mut term = tokio::signal::unix::signal(SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(SignalKind::interrupt())?;

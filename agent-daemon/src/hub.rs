@@ -9,9 +9,10 @@ use std::{
     },
 };
 
+use prometheus_client::{metrics::MetricType, registry::Registry};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::events::Event;
+use crate::{events::Event, scrape};
 
 struct Sink {
     name: &'static str,
@@ -90,6 +91,23 @@ impl Hub {
             .iter()
             .map(|s| (s.name, s.dropped.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    /// The hub's families: each sink's drops.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let hub = self.clone();
+        scrape::register(registry, "hub", move |e| {
+            let mut family = scrape::family(
+                e,
+                "sink_dropped_events",
+                "Events a sink's queue could not take, by sink",
+                MetricType::Counter,
+            )?;
+            for (sink, dropped) in hub.sink_drops() {
+                scrape::add_counter(&mut family, &[("sink", sink)], dropped)?;
+            }
+            Ok(())
+        });
     }
 }
 

@@ -20,6 +20,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod phases;
 pub mod pipeline;
+pub mod scrape;
 pub mod sinks;
 pub mod syscalls;
 #[cfg(test)]

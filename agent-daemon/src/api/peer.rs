@@ -6,10 +6,18 @@
 //! process of any investigation may never change paddock: it is refused every admin
 //! request, `run` (no investigation starts another), and the events of any investigation
 //! but its own. Admin requests need root or the socket's group.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use prometheus_client::{metrics::MetricType, registry::Registry};
 
 use super::protocol::Request;
-use crate::workloads::{Active, Tracker};
+use crate::{
+    scrape,
+    workloads::{Active, Tracker},
+};
 
 /// The peer of one control connection.
 #[derive(Debug, Clone)]
@@ -127,6 +135,24 @@ impl Refusals {
             ("events", self.events.load(Ordering::Relaxed)),
             ("other", self.other.load(Ordering::Relaxed)),
         ]
+    }
+
+    /// The control socket's family: refusals by request.
+    pub fn register(self: &Arc<Self>, registry: &mut Registry) {
+        let refusals = self.clone();
+        scrape::register(registry, "control", move |e| {
+            let mut family = scrape::family(
+                e,
+                "control_refusals",
+                "Control socket requests refused, by request (a process of an investigation \
+                 asking to change paddock, or a caller that is neither root nor in the group)",
+                MetricType::Counter,
+            )?;
+            for (request, n) in refusals.snapshot() {
+                scrape::add_counter(&mut family, &[("request", request)], n)?;
+            }
+            Ok(())
+        });
     }
 }
 

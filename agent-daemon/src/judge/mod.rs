@@ -6,6 +6,7 @@ mod admin;
 mod capped;
 mod case;
 mod cluster;
+pub mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
 

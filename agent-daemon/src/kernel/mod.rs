@@ -12,6 +12,7 @@ mod decode_records;
 mod fullness;
 mod generation;
 mod load;
+pub mod metrics;
 pub mod mounts;
 #[cfg(test)]
 mod mounts_props;

@@ -2,13 +2,14 @@
 //! (their values are unbounded; they belong in events and alerts).
 //!
 //! Counters about events are kept by a hub sink (`sink`), so the pipeline knows nothing of
-//! them; values that live elsewhere (the kernel's maps, the reader's and sinks' stats, the
-//! baselines) are read at scrape time by a collector (`collect`).
-mod collect;
+//! them. Every other component registers its own families beside the counters it keeps
+//! (`register` on the kernel's gauges, the reader's, pipeline's, hub's, audit writer's,
+//! export's, receivers' and Kubernetes source's stats, the control socket's refusals, the
+//! phases' summaries), through `crate::scrape`; `evidence` reads the phases' promotion
+//! evidence. The daemon makes the registry ([`registry`]) and hands it to each.
 pub mod evidence;
 mod sink;
 
-pub use collect::{Sources, StatsCollector};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -92,44 +93,49 @@ impl EventMetrics {
     }
 }
 
-/// The registry served at `/metrics`, with every family registered under `paddock_`.
-pub fn registry(events: &EventMetrics, collector: StatsCollector) -> Registry {
-    let mut registry = Registry::with_prefix("paddock");
-    registry.register("events", "Events seen, by trust phase and kind", events.events.clone());
-    registry.register(
+/// The registry served at `/metrics`: every family is registered under `paddock_`.
+pub fn registry() -> Registry {
+    Registry::with_prefix("paddock")
+}
+
+impl EventMetrics {
+    /// The event sink's families.
+    pub fn register(&self, registry: &mut Registry) {
+        let events = self;
+        registry.register("events", "Events seen, by trust phase and kind", events.events.clone());
+        registry.register(
         "verdicts",
         "Deviations from a phase's baseline, by phase, deviation kind and outcome (flagged or killed)",
         events.verdicts.clone(),
     );
-    registry.register(
-        "kills",
-        "Investigations killed, by phase and reason (the deviation kind)",
-        events.kills.clone(),
-    );
-    registry.register(
-        "investigations_active",
-        "Investigations running now, by phase",
-        events.active.clone(),
-    );
-    registry.register(
-        "investigations_finished",
-        "Investigations that ended, by phase and outcome (ok, flagged, killed)",
-        events.finished.clone(),
-    );
-    registry.register(
+        registry.register(
+            "kills",
+            "Investigations killed, by phase and reason (the deviation kind)",
+            events.kills.clone(),
+        );
+        registry.register(
+            "investigations_active",
+            "Investigations running now, by phase",
+            events.active.clone(),
+        );
+        registry.register(
+            "investigations_finished",
+            "Investigations that ended, by phase and outcome (ok, flagged, killed)",
+            events.finished.clone(),
+        );
+        registry.register(
         "investigation_unseen",
         "What the kernel could not show of ended investigations, by phase and what: \
          lost_records (ring buffer full), throttled_records (over the per-investigation rate), \
          untracked (processes or cgroups over the quota), escapes (processes that left their cgroups)",
         events.unseen.clone(),
     );
-    registry.register(
-        "event_processing_seconds",
-        "From the kernel's timestamp of an event to its handling by the metrics sink",
-        events.latency.clone(),
-    );
-    registry.register_collector(Box::new(collector));
-    registry
+        registry.register(
+            "event_processing_seconds",
+            "From the kernel's timestamp of an event to its handling by the metrics sink",
+            events.latency.clone(),
+        );
+    }
 }
 
 /// The registry in the classic Prometheus text format (which `promtool` also reads).

@@ -71,7 +71,7 @@ mod tests {
     use crate::{
         baseline::{DeviationKind, Mode},
         identity::Phase,
-        metrics::{StatsCollector, encode, registry},
+        metrics::{encode, registry},
     };
 
     fn event(kind: EventKind) -> Event {
@@ -110,7 +110,9 @@ mod tests {
                 action_time: Utc::now(),
             }),
         );
-        let text = encode(&registry(&metrics, StatsCollector::empty())).unwrap();
+        let mut registry = registry();
+        metrics.register(&mut registry);
+        let text = encode(&registry).unwrap();
         assert!(
             text.contains(r#"paddock_events_total{phase="read-only",kind="fork"} 2"#),
             "{text}"

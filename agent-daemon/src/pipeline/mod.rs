@@ -7,6 +7,7 @@ mod attribute;
 mod cluster;
 mod dns;
 mod judging;
+mod metrics;
 
 use std::{
     collections::{BTreeMap, HashMap},

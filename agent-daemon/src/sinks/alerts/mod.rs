@@ -15,4 +15,4 @@ mod tests;
 
 pub use config::AlertsConfig;
 pub use router::AlertRouter;
-pub use stats::ReceiverStats;
+pub use stats::{ReceiverStats, register as register_receivers};

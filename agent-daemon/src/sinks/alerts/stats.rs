@@ -1,5 +1,12 @@
 //! What each receiver did with its alerts, counted as it happens.
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use prometheus_client::{metrics::MetricType, registry::Registry};
+
+use crate::scrape;
 
 #[derive(Debug)]
 pub struct ReceiverStats {
@@ -52,4 +59,34 @@ impl ReceiverStats {
     pub(crate) fn add_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// The receivers' families (alert receivers and the Kubernetes actions together: one
+/// family each), read from their counters at each scrape; absent when there are none.
+pub fn register(receivers: Vec<Arc<ReceiverStats>>, registry: &mut Registry) {
+    if receivers.is_empty() {
+        return;
+    }
+    scrape::register(registry, "receivers", move |e| {
+        for (name, help, read) in [
+            (
+                "alert_deliveries",
+                "Alerts delivered, by receiver",
+                ReceiverStats::delivered as fn(&ReceiverStats) -> u64,
+            ),
+            (
+                "alert_failures",
+                "Alerts given up on (retries exhausted, refused, or queue full), by receiver",
+                ReceiverStats::failed,
+            ),
+            ("alert_retries", "Delivery attempts retried, by receiver", ReceiverStats::retries),
+        ] {
+            let mut family = scrape::family(e, name, help, MetricType::Counter)?;
+            for r in &receivers {
+                let labels = [("receiver", r.name.as_str()), ("kind", r.kind)];
+                scrape::add_counter(&mut family, &labels, read(r))?;
+            }
+        }
+        Ok(())
+    });
 }

@@ -20,6 +20,7 @@ mod chunk;
 pub mod config;
 pub mod error;
 pub mod filter;
+mod metrics;
 mod migrate;
 pub mod params;
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod actions;
 pub mod client;
 pub mod config;
 pub mod directory;
+mod metrics;
 pub mod notice;
 pub mod paths;
 pub mod pods;

@@ -25,7 +25,26 @@ pub mod proxy;
 pub mod scenario;
 pub use self::kube::{KubeEnv, kube_env};
 
-/// True when the tests can run (root); otherwise prints why they are skipped.
+/// Return from the test (it passes) unless it runs as root, saying it was skipped: the
+/// first line of every test that needs root, so that `cargo test` stays useful without it.
+#[macro_export]
+macro_rules! skip_unless_root {
+    () => {
+        if !$crate::root_or_say_skipped() {
+            return;
+        }
+    };
+}
+
+/// True as root; otherwise prints that the running test is skipped and why. libtest runs
+/// each test on a thread named after it (`observe::untracked_processes_never_appear`).
+pub fn root_or_say_skipped() -> bool {
+    let thread = std::thread::current();
+    root_or_skip(thread.name().unwrap_or("this test"))
+}
+
+/// True when the tests can run (root); otherwise prints why `test` is skipped. Tests use
+/// [`skip_unless_root!`]; a few files still name themselves here.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: no arguments.
     if unsafe { libc::geteuid() } == 0 {

@@ -3,7 +3,7 @@
 //! loses nothing it had stored. Real kernel, real daemon; needs root.
 use std::time::{Duration, Instant};
 
-use paddock_tests::{Daemon, Settings, actor_bin, root_or_skip, scenario};
+use paddock_tests::{Daemon, Settings, actor_bin, scenario, skip_unless_root};
 use serde_json::Value;
 
 const TOKEN: &str = "forensics-token";
@@ -31,9 +31,7 @@ fn json(text: &str) -> Value {
 
 #[test]
 fn the_trail_holds_every_event_in_order_and_answers_queries() {
-    if !root_or_skip("the_trail_holds_every_event_in_order_and_answers_queries") {
-        return;
-    }
+    skip_unless_root!();
     let daemon =
         Daemon::start_with(Settings { http_token: Some(TOKEN.into()), ..Default::default() });
     let story = scenario::play(&daemon, "read-only", "trail");
@@ -145,9 +143,7 @@ fn the_trail_holds_every_event_in_order_and_answers_queries() {
 
 #[test]
 fn a_daemon_killed_mid_stream_loses_nothing_it_had_stored() {
-    if !root_or_skip("a_daemon_killed_mid_stream_loses_nothing_it_had_stored") {
-        return;
-    }
+    skip_unless_root!();
     let mut daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let script = format!(

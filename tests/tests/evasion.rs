@@ -9,24 +9,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use paddock_tests::{Daemon, Settings, actor_bin, dump, of_kind, process_gone, root_or_skip};
+use paddock_tests::{Daemon, Settings, actor_bin, dump, of_kind, process_gone, skip_unless_root};
 use serde_json::Value;
 
-#[path = "evasion/cgroups.rs"]
 mod cgroups;
-#[path = "evasion/execs.rs"]
 mod execs;
-#[path = "evasion/lost.rs"]
 mod lost;
-#[path = "evasion/paths.rs"]
 mod paths;
-#[path = "evasion/sockets.rs"]
 mod sockets;
-#[path = "evasion/syscalls.rs"]
 mod syscalls;
-#[path = "evasion/threads.rs"]
 mod threads;
-#[path = "evasion/uring.rs"]
 mod uring;
 
 const WAIT: Duration = Duration::from_secs(20);

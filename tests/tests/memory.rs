@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use paddock_tests::{Daemon, Settings, actor_bin, root_or_skip};
+use paddock_tests::{Daemon, Settings, actor_bin, skip_unless_root};
 
 const BUDGET_KIB: u64 = 64 * 1024;
 const OFFERED_PER_SECOND: f64 = 200_000.0;
@@ -69,9 +69,7 @@ fn finish(mut child: Child, within: Duration) {
 
 #[test]
 fn the_daemon_stays_under_64_mib_under_a_flood_and_a_fork_bomb_while_another_is_judged() {
-    if !root_or_skip("the_daemon_stays_under_64_mib_under_a_flood_and_a_fork_bomb") {
-        return;
-    }
+    skip_unless_root!();
     // The daemon's own default history (the harness keeps 200,000 events for other tests).
     let daemon = Daemon::start_with(Settings { recent_events: Some(4096), ..Default::default() });
     let out = daemon.run_actor("learn", "read-only", &["exec:/bin/true"]);

@@ -2,7 +2,7 @@
 //! what others do never does. Real kernel, real daemon; needs root.
 use std::time::Duration;
 
-use paddock_tests::{Daemon, Listener, actor_bin, dump, of_kind, root_or_skip, udp_port};
+use paddock_tests::{Daemon, Listener, actor_bin, dump, of_kind, skip_unless_root, udp_port};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -16,9 +16,7 @@ fn attributed(events: &[Value], id: &str, phase: &str) {
 
 #[test]
 fn exec_write_connect_and_udp_each_appear_once_with_their_fields() {
-    if !root_or_skip("exec_write_connect_and_udp_each_appear_once_with_their_fields") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let listener = Listener::start();
     let (_udp, udp) = udp_port();
@@ -84,9 +82,7 @@ fn exec_write_connect_and_udp_each_appear_once_with_their_fields() {
 
 #[test]
 fn a_daemonised_grandchild_stays_attributed_and_keeps_the_investigation_alive() {
-    if !root_or_skip("a_daemonised_grandchild_stays_attributed_and_keeps_the_investigation_alive") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let late = work.path().join("late.txt");
@@ -129,9 +125,7 @@ fn a_daemonised_grandchild_stays_attributed_and_keeps_the_investigation_alive() 
 
 #[test]
 fn untracked_processes_never_appear() {
-    if !root_or_skip("untracked_processes_never_appear") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let listener = Listener::start();
     let work = tempfile::tempdir().unwrap();
@@ -169,9 +163,7 @@ fn untracked_processes_never_appear() {
 
 #[test]
 fn two_investigations_at_once_are_never_mixed_up() {
-    if !root_or_skip("two_investigations_at_once_are_never_mixed_up") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let a_listener = Listener::start();
     let b_listener = Listener::start();
@@ -219,9 +211,7 @@ fn two_investigations_at_once_are_never_mixed_up() {
 
 #[test]
 fn a_syscall_made_1000_times_is_one_event_and_counted_1000_times() {
-    if !root_or_skip("a_syscall_made_1000_times_is_one_event_and_counted_1000_times") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let out = daemon.run_actor("inv-counts", "read-only", &["getppid:1000"]);
     assert!(out.status.success());
@@ -243,10 +233,7 @@ fn a_syscall_made_1000_times_is_one_event_and_counted_1000_times() {
 
 #[test]
 fn a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working() {
-    if !root_or_skip("a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working")
-    {
-        return;
-    }
+    skip_unless_root!();
     // One page of ring buffer holds a dozen open records; four writers each making 5,000
     // new files (each a new path: repeated opens of one path are reported once), on two
     // CPUs, leave the reader too little time to keep up. No rate limit: this is about the
@@ -309,9 +296,7 @@ fn a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working()
 
 #[test]
 fn a_path_not_yet_paged_in_is_still_reported() {
-    if !root_or_skip("a_path_not_yet_paged_in_is_still_reported") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("cold-target.txt");
@@ -333,9 +318,7 @@ fn a_path_not_yet_paged_in_is_still_reported() {
 
 #[test]
 fn a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on() {
-    if !root_or_skip("a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let (before, after) = (work.path().join("before.txt"), work.path().join("after.txt"));

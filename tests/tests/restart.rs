@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use paddock_tests::{Daemon, Listener, Settings, actor_bin, dump, of_kind, root_or_skip};
+use paddock_tests::{Daemon, Listener, Settings, actor_bin, dump, of_kind, skip_unless_root};
 use serde_json::Value;
 
 const PHASE: &str = "limited-write";
@@ -160,11 +160,7 @@ fn pinned(daemon: &Daemon) -> Vec<String> {
 
 #[test]
 fn a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills() {
-    if !root_or_skip(
-        "a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills",
-    ) {
-        return;
-    }
+    skip_unless_root!();
     let work = tempfile::tempdir().unwrap();
     let (allowed, forbidden) = (Listener::start(), Listener::start());
     let mut daemon = enforcing(Settings::default(), work.path(), &allowed);
@@ -394,33 +390,25 @@ fn replaced_with_no_window(replacement: Replacement) {
 
 #[test]
 fn a_clean_stop_and_start_leave_no_window() {
-    if !root_or_skip("a_clean_stop_and_start_leave_no_window") {
-        return;
-    }
+    skip_unless_root!();
     replaced_with_no_window(Replacement::Restart);
 }
 
 #[test]
 fn a_new_map_layout_is_attached_before_the_old_one_goes() {
-    if !root_or_skip("a_new_map_layout_is_attached_before_the_old_one_goes") {
-        return;
-    }
+    skip_unless_root!();
     replaced_with_no_window(Replacement::NewLayout);
 }
 
 #[test]
 fn another_layout_version_is_replaced_with_overlap() {
-    if !root_or_skip("another_layout_version_is_replaced_with_overlap") {
-        return;
-    }
+    skip_unless_root!();
     replaced_with_no_window(Replacement::OtherVersion);
 }
 
 #[test]
 fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
-    if !root_or_skip("detach_on_stop_and_cleanup_remove_what_is_pinned") {
-        return;
-    }
+    skip_unless_root!();
     // Kept (the default): pinned after a stop until --cleanup, which is refused while a
     // daemon runs.
     let mut daemon = Daemon::start();
@@ -464,9 +452,7 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
 /// said in the log. Every open is one or the other.
 #[test]
 fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
-    if !root_or_skip("records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost") {
-        return;
-    }
+    skip_unless_root!();
     const OPENS: u64 = 5000;
     let settings = Settings {
         ring_buffer_bytes: Some(64 * 1024),

@@ -212,17 +212,30 @@ impl Daemon {
             .spawn()
             .expect("spawn paddock daemon");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+        let log = self.log.clone();
+        // Some(status) when it exited, None when it answers.
+        let exited = eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+                {
+                    return Ok(Some(status));
+                }
+                let ready = self.paddock(&["status"]).output().is_ok_and(|o| o.status.success());
+                if ready { Ok(None) } else { Err(()) }
+            },
+            |()| {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                format!("daemon not ready after 30 s:\n{log}")
+            },
+        );
+        match exited {
+            Some(status) => {
                 self.child = None;
-                return Started::Exited { status, log: self.log() };
+                Started::Exited { status, log: self.log() }
             }
-            if self.paddock(&["status"]).output().is_ok_and(|o| o.status.success()) {
-                return Started::Ready(self);
-            }
-            assert!(Instant::now() < deadline, "daemon not ready after 30 s:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
+            None => Started::Ready(self),
         }
     }
 
@@ -565,6 +578,16 @@ pub fn process_gone(pid: u32) -> bool {
         Err(_) => true,
         Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
+}
+
+/// Poll `holds` every `every` until it is true; after `within`, panic with `what()`.
+pub fn wait_until(
+    within: Duration,
+    every: Duration,
+    mut holds: impl FnMut() -> bool,
+    what: impl FnOnce() -> String,
+) {
+    eventually(within, every, || if holds() { Ok(()) } else { Err(()) }, |()| what())
 }
 
 /// Call `attempt` every `every` until it gives a value; after `within`, panic with

@@ -2,7 +2,9 @@
 //! already recorded is lost. Needs root (it starts real daemons).
 use std::{process::Command, time::Duration};
 
-use paddock_tests::{Daemon, Settings, Started, of_kind, paddock_bin, skip_unless_root};
+use paddock_tests::{
+    Daemon, Settings, Started, of_kind, paddock_bin, skip_unless_root, wait_until,
+};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -180,11 +182,12 @@ fn an_id_runs_again_right_after_it_ends_but_not_while_it_runs() {
         ])
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while daemon.status()["investigations"].as_array().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || !daemon.status()["investigations"].as_array().unwrap().is_empty(),
+        || "the first investigation never started".into(),
+    );
     let started = std::time::Instant::now();
     let out = daemon.run("inv-busy", "shadow", &["/bin/true"], &[]);
     assert_eq!(out.status.code(), Some(125));

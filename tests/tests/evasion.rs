@@ -6,10 +6,12 @@
 //! `flag` the verdict must name the trick. Real kernel, real daemon; needs root.
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use paddock_tests::{Daemon, Settings, actor_bin, dump, of_kind, process_gone, skip_unless_root};
+use paddock_tests::{
+    Daemon, Settings, actor_bin, dump, of_kind, process_gone, skip_unless_root, wait_until,
+};
 use serde_json::Value;
 
 mod cgroups;
@@ -90,15 +92,12 @@ impl Stray {
                     dump(&self.events)
                 );
                 assert_eq!(self.ended()["outcome"], "killed", "{}", dump(&self.events));
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while !process_gone(self.sleeper) {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the background child {} lives on",
-                        self.sleeper
-                    );
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                wait_until(
+                    Duration::from_secs(5),
+                    Duration::from_millis(10),
+                    || process_gone(self.sleeper),
+                    || format!("the background child {} lives on", self.sleeper),
+                );
             }
             Mode::Flag => {
                 assert!(

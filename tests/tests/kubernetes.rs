@@ -8,8 +8,8 @@ use std::{
 };
 
 use paddock_tests::{
-    Daemon, Settings, actor_bin, dump, kube_client::Cluster, kubelet, of_kind, process_gone,
-    skip_unless_root, unique,
+    Daemon, Settings, actor_bin, dump, eventually, kube_client::Cluster, kubelet, of_kind,
+    process_gone, skip_unless_root, unique, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -117,20 +117,22 @@ fn flagged_pod(
 
 /// Wait until Job `name` is gone or being deleted.
 fn wait_job_deleted(cluster: &Cluster, ns: &str, name: &str, daemon: &Daemon) {
-    let deadline = Instant::now() + WAIT;
-    while cluster.job(ns, name).is_some_and(|j| j.metadata.deletion_timestamp.is_none()) {
-        assert!(Instant::now() < deadline, "Job not deleted:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        WAIT,
+        Duration::from_millis(200),
+        || cluster.job(ns, name).is_none_or(|j| j.metadata.deletion_timestamp.is_some()),
+        || format!("Job not deleted:\n{}", daemon.log()),
+    );
 }
 
 /// `/readyz` answers 200 once the pod list has synced.
 fn wait_ready(daemon: &Daemon) {
-    let deadline = Instant::now() + WAIT;
-    while http_status(daemon, "/readyz") != 200 {
-        assert!(Instant::now() < deadline, "not ready within {WAIT:?}:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        WAIT,
+        Duration::from_millis(100),
+        || http_status(daemon, "/readyz") == 200,
+        || format!("not ready within {WAIT:?}:\n{}", daemon.log()),
+    );
 }
 
 /// Make a Job and its running pod on `node`; returns (job, pod uid, container cgroup).
@@ -158,14 +160,13 @@ fn actor_in(dir: &std::path::Path, steps: &[&str]) -> Child {
 
 /// Wait for `child` to exit, at most `within`.
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "process {} still running after {within:?}", child.id());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pid = child.id();
+    eventually(
+        within,
+        Duration::from_millis(20),
+        || child.try_wait().unwrap().ok_or(()),
+        |()| format!("process {pid} still running after {within:?}"),
+    )
 }
 
 /// The pods the daemon tracks, as `paddock status --json` lists them.
@@ -443,11 +444,12 @@ fn not_ready_until_the_pod_list_has_synced() {
         ..Settings::default()
     });
     stays_unready(&daemon, 3);
-    let deadline = Instant::now() + WAIT;
-    while !daemon.log().contains("pod watch failed") {
-        assert!(Instant::now() < deadline, "the failing watch is not logged:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        WAIT,
+        Duration::from_millis(100),
+        || daemon.log().contains("pod watch failed"),
+        || format!("the failing watch is not logged:\n{}", daemon.log()),
+    );
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! what others do never does. Real kernel, real daemon; needs root.
 use std::time::Duration;
 
-use paddock_tests::{Daemon, Listener, actor_bin, dump, of_kind, skip_unless_root, udp_port};
+use paddock_tests::{
+    Daemon, Listener, actor_bin, dump, eventually, of_kind, skip_unless_root, udp_port, wait_until,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -278,15 +280,12 @@ fn a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working()
             .sum::<u64>()
     );
     // Reported in the daemon's log, not only in status.
-    let deadline = std::time::Instant::now() + WAIT;
-    while !daemon.log().contains("records lost") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no loss reported in the log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        WAIT,
+        Duration::from_millis(100),
+        || daemon.log().contains("records lost"),
+        || format!("no loss reported in the log:\n{}", daemon.log()),
+    );
     // And the daemon still works.
     let out = daemon.run_actor("inv-after-flood", "autonomous", &["exec:/bin/true"]);
     assert!(out.status.success());
@@ -336,22 +335,20 @@ fn a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on() {
         .spawn()
         .unwrap();
     // The investigation's cgroup, once the daemon has made it.
-    let deadline = std::time::Instant::now() + WAIT;
-    let cgroup = loop {
-        let status = daemon.status();
-        // Listed as soon as it is reserved, with its cgroup once that is made: a path
-        // that is not yet a directory would have the pid written to a file of that name.
-        if let Some(i) =
-            status["investigations"].as_array().unwrap().iter().find(|i| i["id"] == "inv-host")
-        {
-            let dir = std::path::PathBuf::from(i["cgroup"].as_str().unwrap());
-            if dir.is_absolute() && dir.join("cgroup.procs").exists() {
-                break dir;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "no investigation: {status}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let cgroup = eventually(
+        WAIT,
+        Duration::from_millis(20),
+        || {
+            let status = daemon.status();
+            // Listed as soon as it is reserved, with its cgroup once that is made: a path
+            // that is not yet a directory would have the pid written to a file of that name.
+            let investigations = status["investigations"].as_array().unwrap();
+            let found = investigations.iter().find(|i| i["id"] == "inv-host");
+            let dir = found.map(|i| std::path::PathBuf::from(i["cgroup"].as_str().unwrap()));
+            dir.filter(|d| d.is_absolute() && d.join("cgroup.procs").exists()).ok_or(status)
+        },
+        |status| format!("no investigation: {status}"),
+    );
     let mut mover = std::process::Command::new(actor_bin())
         .args([
             format!("write:{}", before.display()),

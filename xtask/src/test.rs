@@ -97,3 +97,13 @@ pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     println!("xtask test: all passed");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_file_whose_module_path_contains_another_is_skipped_with_it() {
+        assert_eq!(super::namesakes("export::").unwrap(), ["log_export::"]);
+        assert!(super::namesakes("observe::").unwrap().is_empty());
+        assert!(super::namesakes("evasion::uring::").unwrap().is_empty());
+    }
+}

@@ -13,16 +13,18 @@ fn missing_cgroups(daemon: &Daemon) -> Option<i64> {
 }
 
 fn wait_missing(daemon: &Daemon, value: i64) {
-    let deadline = Instant::now() + WAIT;
-    while missing_cgroups(daemon) != Some(value) {
-        assert!(
-            Instant::now() < deadline,
-            "paddock_kubernetes_missing_container_cgroups is {:?}, not {value}:\n{}",
-            missing_cgroups(daemon),
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        WAIT,
+        Duration::from_millis(100),
+        || missing_cgroups(daemon) == Some(value),
+        || {
+            format!(
+                "paddock_kubernetes_missing_container_cgroups is {:?}, not {value}:\n{}",
+                missing_cgroups(daemon),
+                daemon.log()
+            )
+        },
+    );
 }
 
 /// How soon after the pod shows in the API the test's "kubelet" makes the container's
@@ -119,15 +121,14 @@ fn the_first_exec_of_a_fresh_container_is_seen() {
         pods.push((id, pod, uid));
     }
     // Registered: the daemon lists them (their cgroups expected, not there yet).
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let registered = || {
         let tracked = tracked_pods(&daemon);
-        if pods.iter().all(|(id, _, _)| tracked.iter().any(|p| p["id"] == id.as_str())) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "pods not registered: {tracked:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        let all = pods.iter().all(|(id, _, _)| tracked.iter().any(|p| p["id"] == id.as_str()));
+        if all { Ok(()) } else { Err(tracked) }
+    };
+    eventually(WAIT, Duration::from_millis(50), registered, |tracked| {
+        format!("pods not registered: {tracked:?}")
+    });
     for (_, _, uid) in &pods {
         assert!(!world.kubepods.pod_dir(uid).exists());
     }

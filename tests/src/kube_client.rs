@@ -1,6 +1,6 @@
 //! A blocking admin client of the test API server (see `kube`), with what the Kubernetes tests do to it: namespaces, Jobs,
 //! pods and their status (the tests play the kubelet), Events.
-use std::{path::PathBuf, time::Duration, time::Instant};
+use std::{path::PathBuf, time::Duration};
 
 use k8s_openapi::api::{
     batch::v1::Job,
@@ -200,14 +200,12 @@ impl Cluster {
         }
         let paddock = self.rt.block_on(crate::kube_env().client(crate::kube::PADDOCK_TOKEN));
         let pods: Api<Pod> = Api::all(paddock);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while let Err(e) = self.rt.block_on(pods.list(&ListParams::default().limit(1))) {
-            assert!(
-                Instant::now() < deadline,
-                "the paddock ClusterRoleBinding never took effect: {e}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || self.rt.block_on(pods.list(&ListParams::default().limit(1))),
+            |e| format!("the paddock ClusterRoleBinding never took effect: {e}"),
+        );
         RbacGuard { cluster: self }
     }
 
@@ -261,12 +259,12 @@ impl Cluster {
                 .block_on(crate::kube::apply(&self.client, &doc, false))
                 .unwrap_or_else(|e| panic!("05-crd-trust-phases.yaml: {e}"));
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while let Err(e) = self.rt.block_on(self.phases_api().list(&ListParams::default().limit(1)))
-        {
-            assert!(Instant::now() < deadline, "the TrustPhase CRD is not served: {e}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || self.rt.block_on(self.phases_api().list(&ListParams::default().limit(1))),
+            |e| format!("the TrustPhase CRD is not served: {e}"),
+        );
     }
 
     /// The four phase objects named `<prefix><phase>`, in learn mode with empty baselines

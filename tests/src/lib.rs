@@ -25,7 +25,26 @@ pub mod proxy;
 pub mod scenario;
 pub use self::kube::{KubeEnv, kube_env};
 
-/// True when the tests can run (root); otherwise prints why they are skipped.
+/// Return from the test (it passes) unless it runs as root, saying it was skipped: the
+/// first line of every test that needs root, so that `cargo test` stays useful without it.
+#[macro_export]
+macro_rules! skip_unless_root {
+    () => {
+        if !$crate::root_or_say_skipped() {
+            return;
+        }
+    };
+}
+
+/// True as root; otherwise prints that the running test is skipped and why. libtest runs
+/// each test on a thread named after it (`observe::untracked_processes_never_appear`).
+pub fn root_or_say_skipped() -> bool {
+    let thread = std::thread::current();
+    root_or_skip(thread.name().unwrap_or("this test"))
+}
+
+/// True when the tests can run (root); otherwise prints why `test` is skipped. Tests use
+/// [`skip_unless_root!`]; a few files still name themselves here.
 pub fn root_or_skip(test: &str) -> bool {
     // SAFETY: no arguments.
     if unsafe { libc::geteuid() } == 0 {
@@ -193,17 +212,30 @@ impl Daemon {
             .spawn()
             .expect("spawn paddock daemon");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+        let log = self.log.clone();
+        // Some(status) when it exited, None when it answers.
+        let exited = eventually(
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+                {
+                    return Ok(Some(status));
+                }
+                let ready = self.paddock(&["status"]).output().is_ok_and(|o| o.status.success());
+                if ready { Ok(None) } else { Err(()) }
+            },
+            |()| {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                format!("daemon not ready after 30 s:\n{log}")
+            },
+        );
+        match exited {
+            Some(status) => {
                 self.child = None;
-                return Started::Exited { status, log: self.log() };
+                Started::Exited { status, log: self.log() }
             }
-            if self.paddock(&["status"]).output().is_ok_and(|o| o.status.success()) {
-                return Started::Ready(self);
-            }
-            assert!(Instant::now() < deadline, "daemon not ready after 30 s:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
+            None => Started::Ready(self),
         }
     }
 
@@ -546,6 +578,16 @@ pub fn process_gone(pid: u32) -> bool {
         Err(_) => true,
         Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
+}
+
+/// Poll `holds` every `every` until it is true; after `within`, panic with `what()`.
+pub fn wait_until(
+    within: Duration,
+    every: Duration,
+    mut holds: impl FnMut() -> bool,
+    what: impl FnOnce() -> String,
+) {
+    eventually(within, every, || if holds() { Ok(()) } else { Err(()) }, |()| what())
 }
 
 /// Call `attempt` every `every` until it gives a value; after `within`, panic with

@@ -3,26 +3,24 @@
 //! loses nothing it had stored. Real kernel, real daemon; needs root.
 use std::time::{Duration, Instant};
 
-use paddock_tests::{Daemon, Settings, actor_bin, root_or_skip, scenario};
+use paddock_tests::{Daemon, Settings, actor_bin, eventually, scenario, skip_unless_root};
 use serde_json::Value;
 
 const TOKEN: &str = "forensics-token";
 
 /// `paddock audit show ID --format jsonl`, once it holds the run's `ended` event.
 fn stored_events(daemon: &Daemon, id: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let whole = || {
         // Until its first batch is committed the store does not know the id (an error).
         let out = daemon.paddock(&["audit", "show", id, "--format", "jsonl"]).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let events: Vec<Value> =
             text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
-        if events.last().is_some_and(|e| e["kind"] == "ended") {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "{id} not stored whole after 10 s: {text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        if events.last().is_some_and(|e| e["kind"] == "ended") { Ok(events) } else { Err(text) }
+    };
+    eventually(Duration::from_secs(10), Duration::from_millis(100), whole, |text| {
+        format!("{id} not stored whole after 10 s: {text}")
+    })
 }
 
 fn json(text: &str) -> Value {
@@ -31,9 +29,7 @@ fn json(text: &str) -> Value {
 
 #[test]
 fn the_trail_holds_every_event_in_order_and_answers_queries() {
-    if !root_or_skip("the_trail_holds_every_event_in_order_and_answers_queries") {
-        return;
-    }
+    skip_unless_root!();
     let daemon =
         Daemon::start_with(Settings { http_token: Some(TOKEN.into()), ..Default::default() });
     let story = scenario::play(&daemon, "read-only", "trail");
@@ -145,9 +141,7 @@ fn the_trail_holds_every_event_in_order_and_answers_queries() {
 
 #[test]
 fn a_daemon_killed_mid_stream_loses_nothing_it_had_stored() {
-    if !root_or_skip("a_daemon_killed_mid_stream_loses_nothing_it_had_stored") {
-        return;
-    }
+    skip_unless_root!();
     let mut daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let script = format!(
@@ -170,17 +164,18 @@ fn a_daemon_killed_mid_stream_loses_nothing_it_had_stored() {
         .spawn()
         .unwrap();
     // Let it stream until thousands of events are stored and more keep coming.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (acknowledged, cgroup) = loop {
+    let thousands_stored = || {
         let status = daemon.status();
         let stored = status["audit"]["stored"].as_u64().unwrap_or(0);
-        if stored > 5000 {
-            let cgroup = status["investigations"][0]["cgroup"].as_str().unwrap().to_owned();
-            break (stored, cgroup);
+        if stored <= 5000 {
+            return Err(stored);
         }
-        assert!(Instant::now() < deadline, "only {stored} events stored after 30 s");
-        std::thread::sleep(Duration::from_millis(100));
+        Ok((stored, status["investigations"][0]["cgroup"].as_str().unwrap().to_owned()))
     };
+    let (acknowledged, cgroup) =
+        eventually(Duration::from_secs(30), Duration::from_millis(100), thousands_stored, |n| {
+            format!("only {n} events stored after 30 s")
+        });
     let before: Vec<Value> =
         daemon.ok(&["audit", "show", "stream", "--format", "jsonl"]).lines().map(json).collect();
     daemon.kill9();

@@ -2,7 +2,9 @@
 //! already recorded is lost. Needs root (it starts real daemons).
 use std::{process::Command, time::Duration};
 
-use paddock_tests::{Daemon, Settings, Started, of_kind, paddock_bin, root_or_skip};
+use paddock_tests::{
+    Daemon, Settings, Started, of_kind, paddock_bin, skip_unless_root, wait_until,
+};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -10,9 +12,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn an_unknown_phase_lists_the_four_valid_ones() {
-    if !root_or_skip("an_unknown_phase_lists_the_four_valid_ones") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let out = daemon.run("inv-1", "admin", &["/bin/true"], &[]);
     assert_eq!(out.status.code(), Some(125));
@@ -25,9 +25,7 @@ fn an_unknown_phase_lists_the_four_valid_ones() {
 
 #[test]
 fn an_investigation_id_that_is_not_a_label_value_is_refused() {
-    if !root_or_skip("an_investigation_id_that_is_not_a_label_value_is_refused") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     for (id, says) in [
         ("inv/1", "character 4"),
@@ -74,9 +72,7 @@ fn run_and_status_without_a_daemon_say_so() {
 
 #[test]
 fn the_exit_status_of_the_command_is_passed_through() {
-    if !root_or_skip("the_exit_status_of_the_command_is_passed_through") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let out = daemon.run("inv-exit", "shadow", &["/bin/sh", "-c", "exit 42"], &[]);
     assert_eq!(out.status.code(), Some(42));
@@ -91,9 +87,7 @@ fn the_exit_status_of_the_command_is_passed_through() {
 
 #[test]
 fn a_kernel_without_btf_is_a_clear_error() {
-    if !root_or_skip("a_kernel_without_btf_is_a_clear_error") {
-        return;
-    }
+    skip_unless_root!();
     let settings =
         Settings { btf_path: Some("/nonexistent/btf/vmlinux".into()), ..Default::default() };
     let Started::Exited { status, log } = Daemon::try_start(settings) else {
@@ -106,9 +100,7 @@ fn a_kernel_without_btf_is_a_clear_error() {
 
 #[test]
 fn a_host_without_cgroup_v2_is_a_clear_error() {
-    if !root_or_skip("a_host_without_cgroup_v2_is_a_clear_error") {
-        return;
-    }
+    skip_unless_root!();
     let dir = tempfile::tempdir().unwrap();
     let mountinfo = dir.path().join("mountinfo");
     let v1_only = std::fs::read_to_string("/proc/self/mountinfo")
@@ -129,10 +121,7 @@ fn a_host_without_cgroup_v2_is_a_clear_error() {
 
 #[test]
 fn a_second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_its_events() {
-    if !root_or_skip("a_second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_its_events")
-    {
-        return;
-    }
+    skip_unless_root!();
     let first = Daemon::start();
     let out = first.run("inv-before", "shadow", &["/bin/true"], &[]);
     assert!(out.status.success());
@@ -174,9 +163,7 @@ fn a_bad_configuration_file_names_the_file_and_the_field() {
 
 #[test]
 fn an_id_runs_again_right_after_it_ends_but_not_while_it_runs() {
-    if !root_or_skip("an_id_runs_again_right_after_it_ends_but_not_while_it_runs") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     for _ in 0..5 {
         let out = daemon.run("inv-again-and-again", "shadow", &["/bin/true"], &[]);
@@ -195,11 +182,12 @@ fn an_id_runs_again_right_after_it_ends_but_not_while_it_runs() {
         ])
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while daemon.status()["investigations"].as_array().unwrap().is_empty() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || !daemon.status()["investigations"].as_array().unwrap().is_empty(),
+        || "the first investigation never started".into(),
+    );
     let started = std::time::Instant::now();
     let out = daemon.run("inv-busy", "shadow", &["/bin/true"], &[]);
     assert_eq!(out.status.code(), Some(125));

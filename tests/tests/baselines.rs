@@ -3,7 +3,7 @@
 use std::{path::Path, time::Duration};
 
 use paddock_tests::{
-    Daemon, Listener, actor_bin, dump, entries, of_kind, process_gone, root_or_skip,
+    Daemon, Listener, actor_bin, dump, entries, of_kind, process_gone, skip_unless_root,
 };
 use serde_json::Value;
 
@@ -50,9 +50,7 @@ fn teach(daemon: &Daemon, phase: &str, port: u16) {
 
 #[test]
 fn learning_keeps_exactly_what_the_runs_did_generalised() {
-    if !root_or_skip("learning_keeps_exactly_what_the_runs_did_generalised") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let listener = Listener::start();
     teach(&daemon, "read-only", listener.port);
@@ -94,9 +92,7 @@ fn learning_keeps_exactly_what_the_runs_did_generalised() {
 
 #[test]
 fn flag_mode_gives_exactly_one_verdict_per_new_thing_and_none_for_the_usual() {
-    if !root_or_skip("flag_mode_gives_exactly_one_verdict_per_new_thing_and_none_for_the_usual") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let (listener, other) = (Listener::start(), Listener::start());
     teach(&daemon, "limited-write", listener.port);
@@ -189,11 +185,7 @@ fn flag_mode_gives_exactly_one_verdict_per_new_thing_and_none_for_the_usual() {
 
 #[test]
 fn enforce_kills_an_exec_outside_the_baseline_before_it_runs_and_the_whole_tree_with_it() {
-    if !root_or_skip(
-        "enforce_kills_an_exec_outside_the_baseline_before_it_runs_and_the_whole_tree_with_it",
-    ) {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let dir = work();
     let (pid_file, late, marker) =
@@ -255,9 +247,7 @@ fn enforce_kills_an_exec_outside_the_baseline_before_it_runs_and_the_whole_tree_
 
 #[test]
 fn enforce_refuses_egress_outside_the_baseline_and_kills() {
-    if !root_or_skip("enforce_refuses_egress_outside_the_baseline_and_kills") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let (allowed, forbidden) = (Listener::start(), Listener::start());
     teach(&daemon, "autonomous", allowed.port);
@@ -291,9 +281,7 @@ fn enforce_refuses_egress_outside_the_baseline_and_kills() {
 
 #[test]
 fn enforce_kills_a_syscall_outside_the_baseline() {
-    if !root_or_skip("enforce_kills_a_syscall_outside_the_baseline") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let listener = Listener::start();
     teach(&daemon, "read-only", listener.port);
@@ -316,9 +304,7 @@ fn enforce_kills_a_syscall_outside_the_baseline() {
 
 #[test]
 fn other_phases_and_untracked_processes_doing_the_same_are_untouched() {
-    if !root_or_skip("other_phases_and_untracked_processes_doing_the_same_are_untouched") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let (allowed, forbidden) = (Listener::start(), Listener::start());
     teach(&daemon, "read-only", allowed.port);
@@ -364,9 +350,7 @@ fn other_phases_and_untracked_processes_doing_the_same_are_untouched() {
 
 #[test]
 fn bad_baseline_files_are_refused_and_the_previous_one_stays_in_force() {
-    if !root_or_skip("bad_baseline_files_are_refused_and_the_previous_one_stays_in_force") {
-        return;
-    }
+    skip_unless_root!();
     let mut daemon = Daemon::start();
     let listener = Listener::start();
     teach(&daemon, "autonomous", listener.port);
@@ -461,9 +445,7 @@ fn bad_baseline_files_are_refused_and_the_previous_one_stays_in_force() {
 
 #[test]
 fn unknown_phases_and_modes_are_refused_with_the_valid_ones() {
-    if !root_or_skip("unknown_phases_and_modes_are_refused_with_the_valid_ones") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let out = daemon.paddock(&["phase", "mode", "read-only", "block"]).output().unwrap();
     assert!(!out.status.success());
@@ -483,9 +465,7 @@ fn unknown_phases_and_modes_are_refused_with_the_valid_ones() {
 /// figures (and the metrics') are what the runs did.
 #[test]
 fn without_a_cluster_the_phase_report_counts_this_nodes_runs() {
-    if !root_or_skip("without_a_cluster_the_phase_report_counts_this_nodes_runs") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let dir = work();
     let listener = Listener::start();

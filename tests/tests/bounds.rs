@@ -4,7 +4,7 @@
 //! tracked. Real kernel, real daemon; needs root.
 use std::time::Duration;
 
-use paddock_tests::{Daemon, Settings, actor_bin, dump, of_kind, root_or_skip, udp_port};
+use paddock_tests::{Daemon, Settings, actor_bin, dump, of_kind, skip_unless_root, udp_port};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -29,9 +29,7 @@ fn metric(metrics: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn a_learning_phase_at_its_cap_says_so_learns_no_more_and_keeps_a_bigger_file_whole() {
-    if !root_or_skip("a_learning_phase_at_its_cap_says_so_learns_no_more") {
-        return;
-    }
+    skip_unless_root!();
     let settings = Settings { extra: "[baseline]\nexecs = 2\n".into(), ..Default::default() };
     let daemon = Daemon::start_with(settings);
     // The actor itself and /bin/true fill the set; /bin/false and /bin/echo are refused.
@@ -93,9 +91,7 @@ fn a_learning_phase_at_its_cap_says_so_learns_no_more_and_keeps_a_bigger_file_wh
 
 #[test]
 fn a_policy_too_big_for_the_kernel_map_is_judged_by_the_daemon_and_never_stops_a_start() {
-    if !root_or_skip("a_policy_too_big_for_the_kernel_map_is_judged_by_the_daemon") {
-        return;
-    }
+    skip_unless_root!();
     let settings = Settings { kernel: "policy_egress = 1\n".into(), ..Default::default() };
     let daemon = Daemon::start_with(settings);
     let ((_a, port_a), (_b, port_b), (_c, port_c)) = (udp_port(), udp_port(), udp_port());
@@ -168,9 +164,7 @@ fn bomb_report(path: &std::path::Path) -> std::collections::BTreeMap<String, u64
 
 #[test]
 fn a_fork_bomb_stops_at_its_phases_pids_max_and_another_investigation_is_still_tracked() {
-    if !root_or_skip("a_fork_bomb_stops_at_its_phases_pids_max") {
-        return;
-    }
+    skip_unless_root!();
     let settings =
         Settings { extra: "[phases.shadow]\npids_max = 64\n".into(), ..Default::default() };
     let daemon = Daemon::start_with(settings);

@@ -5,7 +5,9 @@
 //! real daemon; needs root.
 use std::{os::unix::fs::MetadataExt as _, os::unix::process::CommandExt as _, time::Duration};
 
-use paddock_tests::{Daemon, Settings, Started, dump, of_kind, paddock_bin, root_or_skip, unique};
+use paddock_tests::{
+    Daemon, Settings, Started, dump, of_kind, paddock_bin, skip_unless_root, unique,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -44,9 +46,7 @@ fn mode_of(daemon: &Daemon, phase: &str) -> String {
 
 #[test]
 fn a_process_of_an_investigation_cannot_switch_its_phase_to_learn() {
-    if !root_or_skip("a_process_of_an_investigation_cannot_switch_its_phase_to_learn") {
-        return;
-    }
+    skip_unless_root!();
     for mode in ["flag", "enforce"] {
         let daemon = Daemon::start();
         teach(&daemon, "read-only");
@@ -86,9 +86,7 @@ fn a_process_of_an_investigation_cannot_switch_its_phase_to_learn() {
 
 #[test]
 fn no_investigation_starts_another_or_reads_anothers_events() {
-    if !root_or_skip("no_investigation_starts_another_or_reads_anothers_events") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     // Something to read: another investigation's events.
     assert!(daemon.run("other", "shadow", &["/bin/true"], &[]).status.success());
@@ -145,9 +143,7 @@ fn as_nobody(daemon: &Daemon, groups: &[u32], args: &[&str]) -> std::process::Ou
 
 #[test]
 fn the_control_socket_is_roots_and_its_groups() {
-    if !root_or_skip("the_control_socket_is_roots_and_its_groups") {
-        return;
-    }
+    skip_unless_root!();
     let group = format!("pdk{}{}", std::process::id() % 100_000, unique());
     assert!(std::process::Command::new("groupadd").arg(&group).status().unwrap().success());
     let gid = std::fs::read_to_string("/etc/group")
@@ -182,9 +178,7 @@ fn the_control_socket_is_roots_and_its_groups() {
 
 #[test]
 fn run_can_drop_the_commands_privileges() {
-    if !root_or_skip("run_can_drop_the_commands_privileges") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let out = daemon
         .paddock(&[
@@ -249,9 +243,7 @@ fn run_can_drop_the_commands_privileges() {
 
 #[test]
 fn the_query_api_off_loopback_needs_a_token() {
-    if !root_or_skip("the_query_api_off_loopback_needs_a_token") {
-        return;
-    }
+    skip_unless_root!();
     let open = Settings { http_listen: Some("0.0.0.0:0".into()), ..Default::default() };
     let Started::Exited { status, log } = Daemon::try_start(open) else {
         panic!("a daemon listening on 0.0.0.0 without a token started");
@@ -275,9 +267,7 @@ fn the_query_api_off_loopback_needs_a_token() {
 
 #[test]
 fn the_state_files_are_the_daemons_alone() {
-    if !root_or_skip("the_state_files_are_the_daemons_alone") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     assert!(daemon.run("learn-once", "shadow", &["/bin/true"], &[]).status.success());
     daemon.events_of("learn-once", WAIT);
@@ -294,9 +284,7 @@ fn the_state_files_are_the_daemons_alone() {
 /// daemon goes on answering.
 #[test]
 fn an_endless_request_line_is_cut_off() {
-    if !root_or_skip("an_endless_request_line_is_cut_off") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let flood = format!("unix-flood:{}:{}", daemon.socket.display(), 256 << 20);
     let out = daemon.run_actor("flooder", "shadow", &[&flood]);

@@ -12,7 +12,7 @@ use std::{
 use paddock_tests::{
     Daemon, Listener, Settings,
     dns::{DnsServer, Record},
-    dump, entries, of_kind, root_or_skip,
+    dump, entries, of_kind, skip_unless_root,
 };
 use serde_json::Value;
 
@@ -86,9 +86,7 @@ fn verdicts(events: &[Value]) -> Vec<&Value> {
 
 #[test]
 fn names_are_learned_and_enforced_when_their_addresses_rotate() {
-    if !root_or_skip("names_are_learned_and_enforced_when_their_addresses_rotate") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let w = World::new(21, &["127.0.21.1", "127.0.21.2", "127.0.21.3", "127.0.21.4"]);
     w.a("api.llm.test", 30, &["127.0.21.1"]);
@@ -142,9 +140,7 @@ fn names_are_learned_and_enforced_when_their_addresses_rotate() {
 
 #[test]
 fn a_name_outside_the_baseline_never_connects_and_the_verdict_names_it() {
-    if !root_or_skip("a_name_outside_the_baseline_never_connects_and_the_verdict_names_it") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let w = World::new(22, &["127.0.22.1", "127.0.22.6"]);
     w.a("api.llm.test", 30, &["127.0.22.1"]);
@@ -173,9 +169,7 @@ fn a_name_outside_the_baseline_never_connects_and_the_verdict_names_it() {
 
 #[test]
 fn a_binding_expires_with_its_ttl_and_the_clamp() {
-    if !root_or_skip("a_binding_expires_with_its_ttl_and_the_clamp") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start_with(Settings {
         extra: "[dns]\nmin_ttl_s = 1\nmax_ttl_s = 2\n".into(),
         ..Settings::default()
@@ -203,9 +197,7 @@ fn a_binding_expires_with_its_ttl_and_the_clamp() {
 
 #[test]
 fn cname_chains_aaaa_and_several_addresses_bind_to_the_name_asked() {
-    if !root_or_skip("cname_chains_aaaa_and_several_addresses_bind_to_the_name_asked") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let w = World::new(24, &["127.0.24.1", "127.0.24.2", "::1"]);
     w.dns.set("www.shop.test", 30, vec![Record::Cname("edge.cdn.test".into())]);
@@ -241,9 +233,7 @@ fn cname_chains_aaaa_and_several_addresses_bind_to_the_name_asked() {
 
 #[test]
 fn a_query_outside_the_baseline_is_killed_in_enforce_and_flagged_in_flag() {
-    if !root_or_skip("a_query_outside_the_baseline_is_killed_in_enforce_and_flagged_in_flag") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let w = World::new(25, &["127.0.25.1"]);
     w.a("api.llm.test", 30, &["127.0.25.1"]);
@@ -284,9 +274,7 @@ fn a_query_outside_the_baseline_is_killed_in_enforce_and_flagged_in_flag() {
 
 #[test]
 fn untracked_processes_resolve_and_connect_anywhere_untouched() {
-    if !root_or_skip("untracked_processes_resolve_and_connect_anywhere_untouched") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let w = World::new(26, &["127.0.26.1", "127.0.26.6"]);
     w.a("api.llm.test", 30, &["127.0.26.1"]);
@@ -305,9 +293,7 @@ fn untracked_processes_resolve_and_connect_anywhere_untouched() {
 
 #[test]
 fn a_forged_answer_racing_the_server_binds_nothing() {
-    if !root_or_skip("a_forged_answer_racing_the_server_binds_nothing") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let w = World::new(27, &["127.0.27.1", "127.0.27.6"]);
     w.a("api.llm.test", 30, &["127.0.27.1"]);
@@ -361,9 +347,7 @@ fn a_forged_answer_racing_the_server_binds_nothing() {
 
 #[test]
 fn a_query_behind_an_ipv6_extension_header_is_still_judged() {
-    if !root_or_skip("a_query_behind_an_ipv6_extension_header_is_still_judged") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let v6 = DnsServer::start("[::1]:53".parse().unwrap()).expect("a resolver on [::1]:53");
     v6.set("api.llm.test", 30, vec![Record::A("127.0.0.1".parse().unwrap())]);
@@ -387,9 +371,7 @@ fn a_query_behind_an_ipv6_extension_header_is_still_judged() {
 
 #[test]
 fn over_tcp_names_are_bound_and_queries_judged_too() {
-    if !root_or_skip("over_tcp_names_are_bound_and_queries_judged_too") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let w = World::new(28, &["127.0.28.1", "127.0.28.2"]);
     w.a("api.llm.test", 30, &["127.0.28.1"]);

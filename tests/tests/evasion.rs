@@ -6,27 +6,21 @@
 //! `flag` the verdict must name the trick. Real kernel, real daemon; needs root.
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use paddock_tests::{Daemon, Settings, actor_bin, dump, of_kind, process_gone, root_or_skip};
+use paddock_tests::{
+    Daemon, Settings, actor_bin, dump, of_kind, process_gone, skip_unless_root, wait_until,
+};
 use serde_json::Value;
 
-#[path = "evasion/cgroups.rs"]
 mod cgroups;
-#[path = "evasion/execs.rs"]
 mod execs;
-#[path = "evasion/lost.rs"]
 mod lost;
-#[path = "evasion/paths.rs"]
 mod paths;
-#[path = "evasion/sockets.rs"]
 mod sockets;
-#[path = "evasion/syscalls.rs"]
 mod syscalls;
-#[path = "evasion/threads.rs"]
 mod threads;
-#[path = "evasion/uring.rs"]
 mod uring;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -98,15 +92,12 @@ impl Stray {
                     dump(&self.events)
                 );
                 assert_eq!(self.ended()["outcome"], "killed", "{}", dump(&self.events));
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while !process_gone(self.sleeper) {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the background child {} lives on",
-                        self.sleeper
-                    );
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                wait_until(
+                    Duration::from_secs(5),
+                    Duration::from_millis(10),
+                    || process_gone(self.sleeper),
+                    || format!("the background child {} lives on", self.sleeper),
+                );
             }
             Mode::Flag => {
                 assert!(

@@ -3,14 +3,9 @@
 //! runs a fork bomb; all the while a third, enforcing, investigation is tracked and judged.
 //! The daemon runs with its own defaults (only its socket, state and cgroup are the test's).
 //! Prints the figures recorded in BENCHMARKS.md. Real kernel, real daemon; needs root.
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    process::Child,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, path::Path, process::Child, time::Duration};
 
-use paddock_tests::{Daemon, Settings, actor_bin, root_or_skip};
+use paddock_tests::{Daemon, Settings, actor_bin, skip_unless_root, wait_until};
 
 const BUDGET_KIB: u64 = 64 * 1024;
 const OFFERED_PER_SECOND: f64 = 200_000.0;
@@ -60,18 +55,17 @@ fn bystander_is_judged(daemon: &Daemon, round: &str) {
 
 /// Wait for `child`, at most `within`.
 fn finish(mut child: Child, within: Duration) {
-    let deadline = Instant::now() + within;
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "the load did not end within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        within,
+        Duration::from_millis(50),
+        || child.try_wait().unwrap().is_some(),
+        || format!("the load did not end within {within:?}"),
+    );
 }
 
 #[test]
 fn the_daemon_stays_under_64_mib_under_a_flood_and_a_fork_bomb_while_another_is_judged() {
-    if !root_or_skip("the_daemon_stays_under_64_mib_under_a_flood_and_a_fork_bomb") {
-        return;
-    }
+    skip_unless_root!();
     // The daemon's own default history (the harness keeps 200,000 events for other tests).
     let daemon = Daemon::start_with(Settings { recent_events: Some(4096), ..Default::default() });
     let out = daemon.run_actor("learn", "read-only", &["exec:/bin/true"]);

@@ -2,7 +2,9 @@
 //! what others do never does. Real kernel, real daemon; needs root.
 use std::time::Duration;
 
-use paddock_tests::{Daemon, Listener, actor_bin, dump, of_kind, root_or_skip, udp_port};
+use paddock_tests::{
+    Daemon, Listener, actor_bin, dump, eventually, of_kind, skip_unless_root, udp_port, wait_until,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -16,9 +18,7 @@ fn attributed(events: &[Value], id: &str, phase: &str) {
 
 #[test]
 fn exec_write_connect_and_udp_each_appear_once_with_their_fields() {
-    if !root_or_skip("exec_write_connect_and_udp_each_appear_once_with_their_fields") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let listener = Listener::start();
     let (_udp, udp) = udp_port();
@@ -84,9 +84,7 @@ fn exec_write_connect_and_udp_each_appear_once_with_their_fields() {
 
 #[test]
 fn a_daemonised_grandchild_stays_attributed_and_keeps_the_investigation_alive() {
-    if !root_or_skip("a_daemonised_grandchild_stays_attributed_and_keeps_the_investigation_alive") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let late = work.path().join("late.txt");
@@ -129,9 +127,7 @@ fn a_daemonised_grandchild_stays_attributed_and_keeps_the_investigation_alive() 
 
 #[test]
 fn untracked_processes_never_appear() {
-    if !root_or_skip("untracked_processes_never_appear") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let listener = Listener::start();
     let work = tempfile::tempdir().unwrap();
@@ -169,9 +165,7 @@ fn untracked_processes_never_appear() {
 
 #[test]
 fn two_investigations_at_once_are_never_mixed_up() {
-    if !root_or_skip("two_investigations_at_once_are_never_mixed_up") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let a_listener = Listener::start();
     let b_listener = Listener::start();
@@ -219,9 +213,7 @@ fn two_investigations_at_once_are_never_mixed_up() {
 
 #[test]
 fn a_syscall_made_1000_times_is_one_event_and_counted_1000_times() {
-    if !root_or_skip("a_syscall_made_1000_times_is_one_event_and_counted_1000_times") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let out = daemon.run_actor("inv-counts", "read-only", &["getppid:1000"]);
     assert!(out.status.success());
@@ -243,10 +235,7 @@ fn a_syscall_made_1000_times_is_one_event_and_counted_1000_times() {
 
 #[test]
 fn a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working() {
-    if !root_or_skip("a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working")
-    {
-        return;
-    }
+    skip_unless_root!();
     // One page of ring buffer holds a dozen open records; four writers each making 5,000
     // new files (each a new path: repeated opens of one path are reported once), on two
     // CPUs, leave the reader too little time to keep up. No rate limit: this is about the
@@ -291,15 +280,12 @@ fn a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working()
             .sum::<u64>()
     );
     // Reported in the daemon's log, not only in status.
-    let deadline = std::time::Instant::now() + WAIT;
-    while !daemon.log().contains("records lost") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no loss reported in the log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        WAIT,
+        Duration::from_millis(100),
+        || daemon.log().contains("records lost"),
+        || format!("no loss reported in the log:\n{}", daemon.log()),
+    );
     // And the daemon still works.
     let out = daemon.run_actor("inv-after-flood", "autonomous", &["exec:/bin/true"]);
     assert!(out.status.success());
@@ -309,9 +295,7 @@ fn a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working()
 
 #[test]
 fn a_path_not_yet_paged_in_is_still_reported() {
-    if !root_or_skip("a_path_not_yet_paged_in_is_still_reported") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let target = work.path().join("cold-target.txt");
@@ -333,9 +317,7 @@ fn a_path_not_yet_paged_in_is_still_reported() {
 
 #[test]
 fn a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on() {
-    if !root_or_skip("a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let work = tempfile::tempdir().unwrap();
     let (before, after) = (work.path().join("before.txt"), work.path().join("after.txt"));
@@ -353,22 +335,20 @@ fn a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on() {
         .spawn()
         .unwrap();
     // The investigation's cgroup, once the daemon has made it.
-    let deadline = std::time::Instant::now() + WAIT;
-    let cgroup = loop {
-        let status = daemon.status();
-        // Listed as soon as it is reserved, with its cgroup once that is made: a path
-        // that is not yet a directory would have the pid written to a file of that name.
-        if let Some(i) =
-            status["investigations"].as_array().unwrap().iter().find(|i| i["id"] == "inv-host")
-        {
-            let dir = std::path::PathBuf::from(i["cgroup"].as_str().unwrap());
-            if dir.is_absolute() && dir.join("cgroup.procs").exists() {
-                break dir;
-            }
-        }
-        assert!(std::time::Instant::now() < deadline, "no investigation: {status}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let cgroup = eventually(
+        WAIT,
+        Duration::from_millis(20),
+        || {
+            let status = daemon.status();
+            // Listed as soon as it is reserved, with its cgroup once that is made: a path
+            // that is not yet a directory would have the pid written to a file of that name.
+            let investigations = status["investigations"].as_array().unwrap();
+            let found = investigations.iter().find(|i| i["id"] == "inv-host");
+            let dir = found.map(|i| std::path::PathBuf::from(i["cgroup"].as_str().unwrap()));
+            dir.filter(|d| d.is_absolute() && d.join("cgroup.procs").exists()).ok_or(status)
+        },
+        |status| format!("no investigation: {status}"),
+    );
     let mut mover = std::process::Command::new(actor_bin())
         .args([
             format!("write:{}", before.display()),

@@ -12,7 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use paddock_tests::{Daemon, Listener, Settings, actor_bin, dump, of_kind, root_or_skip};
+use paddock_tests::{
+    Daemon, Listener, Settings, actor_bin, dump, eventually, of_kind, skip_unless_root, wait_until,
+};
 use serde_json::Value;
 
 const PHASE: &str = "limited-write";
@@ -32,16 +34,19 @@ fn mkfifo(path: &Path) {
 fn release(fifo: &Path) {
     use std::os::unix::fs::OpenOptionsExt as _;
     // Non-blocking, so that a reader that never came fails the test instead of hanging it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut f = loop {
-        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo) {
-            Ok(f) => break f,
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
+    let open = || std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo);
+    let mut f = eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || match open() {
+            // ENXIO: no reader yet.
+            Err(e) if e.raw_os_error() != Some(libc::ENXIO) => {
+                panic!("cannot open {}: {e}", fifo.display())
             }
-            Err(e) => panic!("nobody reads {} ({e})", fifo.display()),
-        }
-    };
+            result => result,
+        },
+        |e| format!("nobody reads {} ({e})", fifo.display()),
+    );
     let _ = f.write_all(b"go\n");
 }
 
@@ -88,8 +93,7 @@ fn start(daemon: &Daemon, id: &str, line: &str) -> Child {
 /// Wait until `daemon` reports `ids` running, each with its command started in its cgroup
 /// (so its client had the daemon's answer: a daemon killed now leaves it running).
 fn wait_running(daemon: &Daemon, ids: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let all_running = || {
         let status = daemon.status();
         let running: Vec<&str> = status["investigations"]
             .as_array()
@@ -105,12 +109,11 @@ fn wait_running(daemon: &Daemon, ids: &[&str]) {
                     .collect()
             })
             .unwrap_or_default();
-        if ids.iter().all(|id| running.contains(id)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{ids:?} not all running: {status}\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        if ids.iter().all(|id| running.contains(id)) { Ok(()) } else { Err(status) }
+    };
+    eventually(Duration::from_secs(20), Duration::from_millis(50), all_running, |status| {
+        format!("{ids:?} not all running: {status}\n{}", daemon.log())
+    });
 }
 
 fn finish(child: Child, within: Duration) -> Output {
@@ -160,11 +163,7 @@ fn pinned(daemon: &Daemon) -> Vec<String> {
 
 #[test]
 fn a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills() {
-    if !root_or_skip(
-        "a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills",
-    ) {
-        return;
-    }
+    skip_unless_root!();
     let work = tempfile::tempdir().unwrap();
     let (allowed, forbidden) = (Listener::start(), Listener::start());
     let mut daemon = enforcing(Settings::default(), work.path(), &allowed);
@@ -394,33 +393,25 @@ fn replaced_with_no_window(replacement: Replacement) {
 
 #[test]
 fn a_clean_stop_and_start_leave_no_window() {
-    if !root_or_skip("a_clean_stop_and_start_leave_no_window") {
-        return;
-    }
+    skip_unless_root!();
     replaced_with_no_window(Replacement::Restart);
 }
 
 #[test]
 fn a_new_map_layout_is_attached_before_the_old_one_goes() {
-    if !root_or_skip("a_new_map_layout_is_attached_before_the_old_one_goes") {
-        return;
-    }
+    skip_unless_root!();
     replaced_with_no_window(Replacement::NewLayout);
 }
 
 #[test]
 fn another_layout_version_is_replaced_with_overlap() {
-    if !root_or_skip("another_layout_version_is_replaced_with_overlap") {
-        return;
-    }
+    skip_unless_root!();
     replaced_with_no_window(Replacement::OtherVersion);
 }
 
 #[test]
 fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
-    if !root_or_skip("detach_on_stop_and_cleanup_remove_what_is_pinned") {
-        return;
-    }
+    skip_unless_root!();
     // Kept (the default): pinned after a stop until --cleanup, which is refused while a
     // daemon runs.
     let mut daemon = Daemon::start();
@@ -464,9 +455,7 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
 /// said in the log. Every open is one or the other.
 #[test]
 fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
-    if !root_or_skip("records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost") {
-        return;
-    }
+    skip_unless_root!();
     const OPENS: u64 = 5000;
     let settings = Settings {
         ring_buffer_bytes: Some(64 * 1024),
@@ -492,11 +481,12 @@ fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
     daemon.kill9();
     release(&fifo);
     // The flood runs its course with no daemon reading.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&dir).unwrap().count() < OPENS as usize {
-        assert!(Instant::now() < deadline, "the flood did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || std::fs::read_dir(&dir).unwrap().count() >= OPENS as usize,
+        || "the flood did not finish".into(),
+    );
 
     let daemon = daemon.restart();
     let out = finish_or(client, Duration::from_secs(30), || daemon.log());

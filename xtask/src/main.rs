@@ -31,7 +31,8 @@ enum Command {
     },
     /// Set up, then run the unit tests and the root integration tests.
     Test {
-        /// Only integration tests whose name contains this.
+        /// Only the tests of this file of `tests/tests` (`observe`, `evasion/uring`), or else
+        /// the integration tests whose name contains this.
         filter: Option<String>,
     },
     /// Set up, build, and show paddock watching a local investigation (needs root).

@@ -5,6 +5,8 @@
 //!
 //! The integration tests get a real Kubernetes control plane (`servers::kubernetes`), started
 //! before them and stopped after them, however they end (failure, panic, ^C).
+use anyhow::Context as _;
+
 use crate::{
     servers::{
         SigintGuard,
@@ -38,12 +40,18 @@ pub fn run_tests(filter: Option<&str>) -> anyhow::Result<()> {
     util::run(cargo().args(unit).args(["--", "_props::"]).env("PROPTEST_CASES", PROPERTY_CASES))?;
     require_root("the integration tests")?;
     let mut cmd = cargo();
-    // Every test file runs, whatever an earlier one did: a run reports all that failed.
+    // Every test target runs, whatever an earlier one did (the unit tests of the harness,
+    // then the one integration binary, which runs all its tests anyway).
     cmd.args(["test", "--release", "--no-fail-fast", "--package", "paddock-tests"]);
     match filter {
-        // the name of a file in tests/tests: that whole test target
+        // A file of tests/tests (`observe`, or `evasion/uring` for a part of one): in the one
+        // test binary, the tests whose names start with its module path.
         Some(name) if util::root().join(format!("tests/tests/{name}.rs")).is_file() => {
-            cmd.args(["--test", name, "--", "--test-threads=1"]);
+            let module = format!("{}::", name.replace('/', "::"));
+            cmd.args(["--test", "integration", "--", "--test-threads=1", &module]);
+            for other in namesakes(&module)? {
+                cmd.args(["--skip", &other]);
+            }
         }
         Some(filter) => {
             cmd.args(["--", "--test-threads=1", filter]);
@@ -60,8 +68,42 @@ pub fn run_tests(filter: Option<&str>) -> anyhow::Result<()> {
     util::run(&mut cmd)
 }
 
+/// The other modules of the test binary whose paths contain `module` (`log_export::`
+/// contains `export::`): libtest's filters match anywhere in a test's name, so these are
+/// skipped when `module` alone is asked for.
+fn namesakes(module: &str) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut dirs = vec![(util::root().join("tests/tests"), String::new())];
+    while let Some((dir, prefix)) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("{}", dir.display()))? {
+            let path = entry?.path();
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+            let path_of = format!("{prefix}{stem}::");
+            if path.is_dir() {
+                dirs.push((path.clone(), path_of));
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path_of != module
+                && path_of.contains(module)
+            {
+                found.push(path_of);
+            }
+        }
+    }
+    Ok(found)
+}
+
 pub fn run(filter: Option<&str>) -> anyhow::Result<()> {
     run_tests(filter)?;
     println!("xtask test: all passed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_file_whose_module_path_contains_another_is_skipped_with_it() {
+        assert_eq!(super::namesakes("export::").unwrap(), ["log_export::"]);
+        assert!(super::namesakes("observe::").unwrap().is_empty());
+        assert!(super::namesakes("evasion::uring::").unwrap().is_empty());
+    }
 }

@@ -14,9 +14,7 @@ fn benign(dir: &Path, port: u16) -> Vec<String> {
 
 #[test]
 fn a_process_that_leaves_its_cgroup_is_still_judged_and_killed() {
-    if !root_or_skip("a_process_that_leaves_its_cgroup_is_still_judged_and_killed") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let (allowed, forbidden) =
             (paddock_tests::Listener::start(), paddock_tests::Listener::start());
@@ -82,9 +80,7 @@ fn a_process_that_leaves_its_cgroup_is_still_judged_and_killed() {
 /// processes untracked; its own untracked processes are a deviation.
 #[test]
 fn one_investigation_cannot_exhaust_the_process_map() {
-    if !root_or_skip("one_investigation_cannot_exhaust_the_process_map") {
-        return;
-    }
+    skip_unless_root!();
     let settings = Settings { extra: "\n[limits]\nprocesses = 12\n".into(), ..Default::default() };
     let bomb =
         |n: u32| format!("for i in $(seq 1 {n}); do {a} sleep:1500 & done; wait", a = actor());

@@ -32,9 +32,7 @@ fn benign(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_pattern_in_the_baseline_does_not_switch_off_kernel_exec_kills() {
-    if !root_or_skip("a_pattern_in_the_baseline_does_not_switch_off_kernel_exec_kills") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("shadow");
         lab.teach(benign);
@@ -62,9 +60,7 @@ fn a_pattern_in_the_baseline_does_not_switch_off_kernel_exec_kills() {
 
 #[test]
 fn random_never_matches_an_executables_own_name() {
-    if !root_or_skip("random_never_matches_an_executables_own_name") {
-        return;
-    }
+    skip_unless_root!();
     let mut lab = Lab::new("autonomous");
     // Learned: an executable at `/tmp/<random>` itself would be a name the stray chooses.
     lab.teach(|d| {
@@ -87,9 +83,7 @@ fn random_never_matches_an_executables_own_name() {
 
 #[test]
 fn an_exec_through_a_descriptor_is_named_by_its_file() {
-    if !root_or_skip("an_exec_through_a_descriptor_is_named_by_its_file") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("limited-write");
         lab.teach(benign);

@@ -36,9 +36,7 @@ fn pinned_lab(phase: &'static str, settings: Settings) -> Lab {
 
 #[test]
 fn records_lost_by_an_enforcing_investigation_fail_it_closed() {
-    if !root_or_skip("records_lost_by_an_enforcing_investigation_fail_it_closed") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = pinned_lab("autonomous", tiny_ring(true));
         let dir = work();
@@ -56,9 +54,7 @@ fn records_lost_by_an_enforcing_investigation_fail_it_closed() {
 
 #[test]
 fn with_fail_closed_off_lost_records_are_only_flagged() {
-    if !root_or_skip("with_fail_closed_off_lost_records_are_only_flagged") {
-        return;
-    }
+    skip_unless_root!();
     let mut lab = pinned_lab("autonomous", tiny_ring(false));
     let dir = work();
     let files = dir.path().join("files");
@@ -75,9 +71,7 @@ fn with_fail_closed_off_lost_records_are_only_flagged() {
 /// killed before its first instruction: the kernel's decision does not wait on a record.
 #[test]
 fn a_full_ring_buffer_does_not_let_a_forbidden_exec_run() {
-    if !root_or_skip("a_full_ring_buffer_does_not_let_a_forbidden_exec_run") {
-        return;
-    }
+    skip_unless_root!();
     let mut lab = pinned_lab("read-only", tiny_ring(true));
     let flood = work();
     let flooder = lab
@@ -108,9 +102,7 @@ fn a_full_ring_buffer_does_not_let_a_forbidden_exec_run() {
 /// that strays meanwhile is seen whole (nothing of it lost) and judged.
 #[test]
 fn one_investigations_flood_does_not_blind_paddock_to_another() {
-    if !root_or_skip("one_investigations_flood_does_not_blind_paddock_to_another") {
-        return;
-    }
+    skip_unless_root!();
     let settings =
         Settings { extra: "\n[limits]\nrecords_per_second = 2000\n".into(), ..Default::default() };
     both(|mode| {

@@ -16,9 +16,7 @@ fn benign(dir: &Path) -> Vec<String> {
 
 #[test]
 fn dot_dot_does_not_climb_out_of_a_learned_prefix() {
-    if !root_or_skip("dot_dot_does_not_climb_out_of_a_learned_prefix") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("limited-write");
         lab.teach(benign);
@@ -45,9 +43,7 @@ fn dot_dot_does_not_climb_out_of_a_learned_prefix() {
 /// reported, so every open of the secret is seen.
 #[test]
 fn switching_the_path_buffer_under_the_open_fools_nothing() {
-    if !root_or_skip("switching_the_path_buffer_under_the_open_fools_nothing") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("read-only");
         // The allowed file: `/tmp/.tmpXXXXXX/data`, read while learning (`/tmp/<random>/`).
@@ -85,9 +81,7 @@ fn switching_the_path_buffer_under_the_open_fools_nothing() {
 
 #[test]
 fn path_operations_are_judged_as_writes_to_their_paths() {
-    if !root_or_skip("path_operations_are_judged_as_writes_to_their_paths") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("autonomous");
         // The benign form: a rename and an unlink inside the work directory.
@@ -120,9 +114,7 @@ fn path_operations_are_judged_as_writes_to_their_paths() {
 
 #[test]
 fn every_path_operation_names_its_paths() {
-    if !root_or_skip("every_path_operation_names_its_paths") {
-        return;
-    }
+    skip_unless_root!();
     let lab = Lab::new("shadow");
     let d = work();
     let p = |name: &str| d.path().join(name).display().to_string();
@@ -155,9 +147,7 @@ fn every_path_operation_names_its_paths() {
 /// A path the kernel cannot read is a deviation where the phase is judged, never a pass.
 #[test]
 fn an_unreadable_path_is_never_a_pass() {
-    if !root_or_skip("an_unreadable_path_is_never_a_pass") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("read-only");
         // The benign form: unlinking a file it made.

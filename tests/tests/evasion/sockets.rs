@@ -44,9 +44,7 @@ fn benign(dir: &Path, port: u16, unix: &Path) -> Vec<String> {
 
 #[test]
 fn raw_and_packet_sockets_are_judged_by_their_kind() {
-    if !root_or_skip("raw_and_packet_sockets_are_judged_by_their_kind") {
-        return;
-    }
+    skip_unless_root!();
     for (trick, kind) in [("raw-socket", "inet raw icmp"), ("packet-socket", "packet raw 768")] {
         both(|mode| {
             let (listener, unix) =
@@ -81,9 +79,7 @@ fn raw_and_packet_sockets_are_judged_by_their_kind() {
 
 #[test]
 fn a_unix_socket_outside_the_baseline_is_refused_before_it_is_reached() {
-    if !root_or_skip("a_unix_socket_outside_the_baseline_is_refused_before_it_is_reached") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let listener = paddock_tests::Listener::start();
         let (ok, runtime) = (UnixListener::start("ok.sock"), UnixListener::start("runtime.sock"));
@@ -115,9 +111,7 @@ fn a_unix_socket_outside_the_baseline_is_refused_before_it_is_reached() {
 
 #[test]
 fn mptcp_and_ipv4_mapped_destinations_are_judged_as_the_tcp_ipv4_ones() {
-    if !root_or_skip("mptcp_and_ipv4_mapped_destinations_are_judged_as_the_tcp_ipv4_ones") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let (allowed, forbidden) =
             (paddock_tests::Listener::start(), paddock_tests::Listener::start());

@@ -16,9 +16,7 @@ fn benign(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_32_bit_open_is_not_taken_for_the_64_bit_call_of_its_number() {
-    if !root_or_skip("a_32_bit_open_is_not_taken_for_the_64_bit_call_of_its_number") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("shadow");
         lab.teach(benign);
@@ -41,9 +39,7 @@ fn a_32_bit_open_is_not_taken_for_the_64_bit_call_of_its_number() {
 
 #[test]
 fn x32_calls_and_numbers_outside_the_tables_are_their_own_identities() {
-    if !root_or_skip("x32_calls_and_numbers_outside_the_tables_are_their_own_identities") {
-        return;
-    }
+    skip_unless_root!();
     for (trick, identity) in [("x32:39", "x32"), ("raw-syscall:1000", "out_of_table")] {
         both(|mode| {
             let mut lab = Lab::new("limited-write");

@@ -13,9 +13,7 @@ fn benign(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_process_whose_leader_exited_is_still_judged_and_killed() {
-    if !root_or_skip("a_process_whose_leader_exited_is_still_judged_and_killed") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("read-only");
         lab.teach(benign);

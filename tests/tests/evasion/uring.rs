@@ -12,9 +12,7 @@ fn benign(dir: &Path) -> Vec<String> {
 
 #[test]
 fn an_io_uring_operation_outside_the_baseline_is_judged() {
-    if !root_or_skip("an_io_uring_operation_outside_the_baseline_is_judged") {
-        return;
-    }
+    skip_unless_root!();
     both(|mode| {
         let mut lab = Lab::new("read-only");
         lab.teach(benign);

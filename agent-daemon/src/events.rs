@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     baseline::{DeviationKind, Mode},
     identity::{InvestigationId, Phase},
+    outcome::Outcome,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,7 +220,7 @@ pub enum EventKind {
         /// The phase's mode when judged.
         mode: Mode,
         /// `flagged`, or `killed` (enforce mode).
-        outcome: String,
+        outcome: Outcome,
         baseline_revision: u64,
         /// When the deviating action happened; the event's `time` is when it was judged.
         action_time: DateTime<Utc>,
@@ -242,7 +243,7 @@ pub enum EventKind {
         egress_packets: u64,
         events: u64,
         /// `ok`, `flagged` or `killed`.
-        outcome: String,
+        outcome: Outcome,
         /// Why it was killed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -429,7 +430,7 @@ impl fmt::Display for Event {
             }
             EventKind::Cgroup { path, .. } => write!(f, "cgroup created {path}"),
             EventKind::Verdict { outcome, reason, mode, .. } => {
-                write!(f, "VERDICT ({mode}): {} -- {reason}", outcome.to_uppercase())
+                write!(f, "VERDICT ({mode}): {} -- {reason}", outcome.as_str().to_uppercase())
             }
             EventKind::BaselineCapped { set, cap, subject } => write!(
                 f,
@@ -502,6 +503,31 @@ mod tests {
         let json = serde_json::to_value(&cut).unwrap();
         assert_eq!(json["truncated"], true);
         assert_eq!(serde_json::from_value::<Event>(json).unwrap(), cut);
+    }
+
+    #[test]
+    fn outcomes_are_written_as_the_words_stored_so_far() {
+        let ended = event(EventKind::Ended {
+            syscalls: BTreeMap::new(),
+            egress_bytes: 0,
+            egress_packets: 0,
+            events: 3,
+            outcome: Outcome::Killed,
+            reason: Some("exec of /usr/bin/curl".into()),
+            emptied_at: DateTime::parse_from_rfc3339("2026-11-26T15:00:01Z").unwrap().to_utc(),
+            lost_records: 0,
+            throttled_records: 0,
+            untracked: 0,
+            escapes: 0,
+        });
+        let mut json = serde_json::to_value(&ended).unwrap();
+        assert_eq!(json["outcome"], "killed");
+        json["outcome"] = "flagged".into(); // as an earlier daemon wrote it
+        let back: Event = serde_json::from_value(json.clone()).unwrap();
+        assert!(matches!(back.kind, EventKind::Ended { outcome: Outcome::Flagged, .. }));
+        json["outcome"] = "dead".into();
+        assert!(serde_json::from_value::<Event>(json).is_err());
+        assert!(ended.to_string().contains("ended killed: 3 events"), "{ended}");
     }
 
     #[test]

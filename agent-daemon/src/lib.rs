@@ -18,6 +18,7 @@ pub mod identity;
 pub mod judge;
 pub mod kernel;
 pub mod metrics;
+pub mod outcome;
 pub mod phases;
 pub mod pipeline;
 pub mod sinks;

@@ -23,6 +23,7 @@ use crate::{
     },
     events::{Action, EventKind},
     identity::Phase,
+    outcome::Outcome,
 };
 
 /// A deviation and what is done about it.
@@ -34,24 +35,6 @@ pub struct Verdict {
     pub kill: bool,
     /// The baseline revision it was checked against.
     pub revision: u64,
-}
-
-/// How an investigation went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Flagged,
-    Killed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Flagged => "flagged",
-            Outcome::Killed => "killed",
-        }
-    }
 }
 
 struct Book {

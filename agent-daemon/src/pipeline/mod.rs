@@ -260,7 +260,7 @@ impl Pipeline {
                         egress_bytes: counters.egress_bytes,
                         egress_packets: counters.egress_packets,
                         events: attribution.events + 1,
-                        outcome: outcome.as_str().into(),
+                        outcome,
                         reason: killed,
                         emptied_at,
                         lost_records: counters.lost,

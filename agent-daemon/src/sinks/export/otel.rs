@@ -89,8 +89,8 @@ pub fn severity(kind: &EventKind) -> Severity {
         | EventKind::IoUring { action, .. } => of_action(*action),
         EventKind::Escape { action, .. } => of_action(*action).max_warn(),
         EventKind::BaselineCapped { .. } => Severity::Warn,
-        EventKind::Verdict { outcome, .. } => of_outcome(outcome).max_warn(),
-        EventKind::Ended { outcome, .. } => of_outcome(outcome),
+        EventKind::Verdict { outcome, .. } => of_outcome(outcome.as_str()).max_warn(),
+        EventKind::Ended { outcome, .. } => of_outcome(outcome.as_str()),
     }
 }
 

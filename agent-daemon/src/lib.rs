@@ -10,6 +10,7 @@ pub mod config;
 #[cfg(test)]
 mod config_props;
 pub mod daemon;
+pub mod egress;
 pub mod enforce;
 pub mod events;
 pub mod host;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     baseline::{DeviationKind, Mode},
+    egress::EgressProtocol,
     identity::{InvestigationId, Phase},
     outcome::Outcome,
 };
@@ -144,7 +145,7 @@ pub enum EventKind {
         /// `connect` or `sendmsg`.
         op: String,
         /// As judged: `tcp` (MPTCP too), `udp`, `icmp`, `ip-proto-N`.
-        protocol: String,
+        protocol: EgressProtocol,
         address: IpAddr,
         port: u16,
         /// The name a DNS answer of this investigation bound the address to, when the call

@@ -84,7 +84,7 @@ fn wait_status_decodes_to_code_or_signal() {
 fn text_lines_name_the_investigation_and_the_act() {
     let line = event(EventKind::Connect {
         op: "connect".into(),
-        protocol: "tcp".into(),
+        protocol: crate::egress::EgressProtocol::Tcp,
         address: "127.0.0.1".parse().unwrap(),
         port: 80,
         name: None,

@@ -26,6 +26,7 @@ use crate::{
         Observation, check, learn, learn_within,
         store::{PhaseState, Store, StoreError},
     },
+    egress::EgressProtocol,
     events::{Action, EventKind},
     identity::Phase,
     outcome::Outcome,
@@ -64,7 +65,7 @@ pub struct Judge {
 /// What an event says about behaviour (up to two things: a rename writes two paths), and
 /// whether the kernel already refused it.
 pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
-    use crate::baseline::{Destination, Protocol, SocketKind};
+    use crate::baseline::{Destination, SocketKind};
     let none = Action::None;
     let unreadable = |what: &str| Observation::Blind(Blind::UnreadablePath { what: what.into() });
     let one = |o: Observation, a: Action| [Some((o, a)), None];
@@ -100,7 +101,7 @@ pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
             [Some((first, none)), second]
         }
         EventKind::Connect { protocol, address, port, name, action, .. } => {
-            let Some(protocol) = Protocol::from_name(protocol) else { return [None, None] };
+            let Some(protocol) = judged_protocol(*protocol) else { return [None, None] };
             let destination = Destination { protocol, addr: *address, port: *port }.canonical();
             match name {
                 Some(name) => {
@@ -128,6 +129,18 @@ pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
             one(Observation::Blind(Blind::Escape { pid: *moved_pid }), *action)
         }
         _ => [None, None],
+    }
+}
+
+/// The protocol of an egress destination a baseline can name. An ICMP send is not one: an
+/// ICMP socket is judged by its kind (`sockets`) when it is made.
+fn judged_protocol(protocol: EgressProtocol) -> Option<crate::baseline::Protocol> {
+    use crate::baseline::Protocol;
+    match protocol {
+        EgressProtocol::Tcp => Some(Protocol::Tcp),
+        EgressProtocol::Udp => Some(Protocol::Udp),
+        EgressProtocol::Icmp => None,
+        EgressProtocol::Other(n) => Some(Protocol::Other(n)),
     }
 }
 

@@ -113,7 +113,7 @@ pub fn every_kind() -> Vec<EventKind> {
         },
         EventKind::Connect {
             op: "connect".into(),
-            protocol: "tcp".into(),
+            protocol: crate::egress::EgressProtocol::Tcp,
             address: "127.0.0.1".parse().unwrap(),
             port: 80,
             name: None,

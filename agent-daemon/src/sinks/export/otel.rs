@@ -285,7 +285,7 @@ fn kind_fields<M: SerializeMap>(f: &mut Fields<M>, e: &Event) -> Result<(), M::E
         EventKind::Connect { op, protocol, address, port, name, action } => {
             f.put("paddock.network.op", op)?;
             f.put("paddock.network.protocol", protocol)?;
-            f.put_some("network.transport", transport(protocol))?;
+            f.put_some("network.transport", transport(&protocol.to_string()))?;
             f.put("network.type", network_type(address))?;
             f.display("network.peer.address", address)?;
             f.put("network.peer.port", port)?;

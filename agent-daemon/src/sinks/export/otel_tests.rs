@@ -73,7 +73,7 @@ pub fn every_kind() -> Vec<EventKind> {
         },
         EventKind::Connect {
             op: "connect".into(),
-            protocol: "tcp".into(),
+            protocol: crate::egress::EgressProtocol::Tcp,
             address: ip("93.184.215.14"),
             port: 443,
             name: Some("api.example.com".into()),
@@ -377,7 +377,7 @@ fn a_local_run_has_no_pod_and_an_egress_without_a_name_is_its_address() {
     assert!(o.keys().all(|k| !k.starts_with("k8s.") || k == "k8s.node.name"), "{o:?}");
     let connect = EventKind::Connect {
         op: "sendmsg".into(),
-        protocol: "icmp".into(),
+        protocol: crate::egress::EgressProtocol::Icmp,
         address: ip("10.0.0.9"),
         port: 0,
         name: None,

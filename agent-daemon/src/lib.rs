@@ -18,6 +18,7 @@ pub mod hub;
 pub mod identity;
 pub mod judge;
 pub mod kernel;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outcome;
 pub mod phases;

@@ -11,7 +11,7 @@ use agent_common::event::KIND_COUNT;
 use chrono::{DateTime, Utc};
 
 use super::protocol::{AuditStatus, InvestigationStatus, StatusReport};
-use crate::pipeline::{AdminReply, AdminRequest};
+use crate::lifecycle::admin::{AdminReply, AdminRequest};
 use crate::{
     enforce::Outcomes,
     hub::Hub,

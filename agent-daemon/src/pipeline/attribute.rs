@@ -14,7 +14,7 @@ use agent_common::{
 };
 use chrono::{DateTime, Utc};
 
-use super::Investigation;
+use crate::lifecycle::Investigation;
 use crate::{
     baseline::{SocketKind, uring},
     events::{Action, Event, EventKind, PathState, exit_from_status},

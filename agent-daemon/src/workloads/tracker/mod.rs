@@ -23,7 +23,7 @@ use super::{
 use crate::{
     identity::{InvestigationId, Phase},
     kernel::{Kernel, SlotCounters, TrackError, mounts::Cgroup2, reader::FlushHandle},
-    pipeline::{Investigation, Lifecycle},
+    lifecycle::{Investigation, Lifecycle},
 };
 
 #[derive(Debug, thiserror::Error)]

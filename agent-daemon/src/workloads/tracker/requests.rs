@@ -3,7 +3,7 @@
 use tokio::sync::oneshot;
 
 use super::{Active, Lifecycle, Tracker};
-use crate::pipeline::{AdminReply, AdminRequest};
+use crate::lifecycle::admin::{AdminReply, AdminRequest};
 
 impl Tracker {
     /// Send every running investigation's counters to the pipeline (envelope checks).

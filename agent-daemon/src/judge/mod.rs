@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::baseline::evidence::{Evidence, RunRecord};
-pub use admin::PhaseSummary;
+pub use admin::{AdminError, PhaseSummary};
 use books::{Book, Books};
 pub use capped::CapNotice;
 use case::Case;

@@ -18,7 +18,7 @@ use crate::{
     judge::Adopted,
     kernel::SlotCounters,
 };
-use admin::{AdminReply, AdminRequest};
+use admin::{AdminError, AdminReply, AdminRequest};
 
 /// An investigation as the pipeline needs to know it.
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ pub enum Lifecycle {
         emptied_at: DateTime<Utc>,
         done: oneshot::Sender<()>,
     },
-    Admin(AdminRequest, oneshot::Sender<Result<AdminReply, String>>),
+    Admin(AdminRequest, oneshot::Sender<Result<AdminReply, AdminError>>),
     /// From the cluster phase sync.
     Cluster(ClusterRequest),
     /// An adopted investigation the kernel doomed while no daemon ran, once the records

@@ -4,11 +4,11 @@ use super::Pipeline;
 use crate::{
     baseline::Mode,
     identity::Phase,
-    lifecycle::admin::{AdminReply, AdminRequest},
+    lifecycle::admin::{AdminError, AdminReply, AdminRequest},
 };
 
 impl Pipeline {
-    pub(super) fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, String> {
+    pub(super) fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, AdminError> {
         let judge = &mut self.judge;
         match request {
             AdminRequest::List => Ok(AdminReply::List { phases: judge.summaries() }),
@@ -21,7 +21,7 @@ impl Pipeline {
             }),
             AdminRequest::Export { phase } => Ok(AdminReply::Text { text: judge.export(phase) }),
             AdminRequest::Diff { phase, text, source } => {
-                let lines = judge.diff(phase, &text, &source).map_err(|e| e.to_string())?;
+                let lines = judge.diff(phase, &text, &source)?;
                 let text = if lines.is_empty() {
                     format!("no difference from the {phase} baseline in force\n")
                 } else {
@@ -30,7 +30,7 @@ impl Pipeline {
                 Ok(AdminReply::Text { text })
             }
             AdminRequest::Import { phase, text, source } => {
-                let revision = judge.import(phase, &text, &source).map_err(|e| e.to_string())?;
+                let revision = judge.import(phase, &text, &source)?;
                 self.enforce_phase(phase)?;
                 Ok(AdminReply::Done {
                     message: format!(
@@ -41,7 +41,7 @@ impl Pipeline {
                 })
             }
             AdminRequest::Reset { phase } => {
-                let before = judge.reset(phase).map_err(|e| e.to_string())?;
+                let before = judge.reset(phase)?;
                 self.enforce_phase(phase)?;
                 let was = if before == Mode::Learn {
                     String::new()
@@ -61,7 +61,7 @@ impl Pipeline {
                 let incomplete = self
                     .enforcer
                     .apply(phase, mode, judge.baseline(phase))
-                    .map_err(|e| format!("cannot put {phase} in {mode} mode in the kernel: {e}"))?;
+                    .map_err(|source| AdminError::KernelMode { phase, mode, source })?;
                 judge.set_kernel_incomplete(phase, incomplete);
                 match judge.set_mode(phase, mode) {
                     Ok(before) => Ok(AdminReply::Done {
@@ -77,7 +77,7 @@ impl Pipeline {
                         {
                             self.judge.set_kernel_incomplete(phase, incomplete);
                         }
-                        Err(e.to_string())
+                        Err(e.into())
                     }
                 }
             }
@@ -85,13 +85,12 @@ impl Pipeline {
     }
 
     /// Put `phase`'s current mode and baseline in force in the kernel.
-    pub(super) fn enforce_phase(&mut self, phase: Phase) -> Result<(), String> {
+    pub(super) fn enforce_phase(&mut self, phase: Phase) -> Result<(), AdminError> {
         let mode = self.judge.mode(phase);
-        let incomplete = self.enforcer.apply(phase, mode, self.judge.baseline(phase)).map_err(|e| {
-            format!(
-                "the {phase} baseline changed but the kernel still enforces the previous one: {e}"
-            )
-        })?;
+        let incomplete = self
+            .enforcer
+            .apply(phase, mode, self.judge.baseline(phase))
+            .map_err(|source| AdminError::KernelStale { phase, source })?;
         self.judge.set_kernel_incomplete(phase, incomplete);
         Ok(())
     }
@@ -110,7 +109,7 @@ impl Pipeline {
     }
 
     /// Put every phase in force in the kernel (at start).
-    pub fn enforce_all(&mut self) -> Result<(), String> {
+    pub fn enforce_all(&mut self) -> Result<(), AdminError> {
         Phase::ALL.into_iter().try_for_each(|phase| self.enforce_phase(phase))
     }
 }

@@ -27,7 +27,7 @@ impl Pipeline {
     fn adopt(&mut self, phase: Phase, mode: Mode, baseline: Baseline) -> Result<Adopted, String> {
         let adopted = self.judge.adopt(phase, mode, baseline).map_err(|e| e.to_string())?;
         if adopted.before != mode || adopted.baseline_changed {
-            self.enforce_phase(phase)?;
+            self.enforce_phase(phase).map_err(|e| e.to_string())?;
         }
         Ok(adopted)
     }

@@ -127,7 +127,7 @@ impl Phases {
         let (tx, rx) = oneshot::channel();
         let request = crate::lifecycle::admin::AdminRequest::Reset { phase };
         self.lifecycle.send(Lifecycle::Admin(request, tx)).await.map_err(|_| "stopping")?;
-        rx.await.map_err(|_| "stopping")??;
+        rx.await.map_err(|_| "stopping")?.map_err(|e| e.to_string())?;
         let empty = Baseline::empty(phase);
         let read = self
             .change(phase, |read| object::with_spec(&read.object, &empty, Some(Mode::Learn)), true)

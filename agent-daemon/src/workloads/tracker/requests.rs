@@ -3,7 +3,7 @@
 use tokio::sync::oneshot;
 
 use super::{Active, Lifecycle, Tracker};
-use crate::lifecycle::admin::{AdminReply, AdminRequest};
+use crate::lifecycle::admin::{AdminError, AdminReply, AdminRequest};
 
 impl Tracker {
     /// Send every running investigation's counters to the pipeline (envelope checks).
@@ -52,12 +52,12 @@ impl Tracker {
     }
 
     /// Hand an operator request to the pipeline and wait for its answer.
-    pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, String> {
+    pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, AdminError> {
         let (reply, answer) = oneshot::channel();
         self.lifecycle
             .send(Lifecycle::Admin(request, reply))
             .await
-            .map_err(|_| "the daemon is stopping".to_owned())?;
-        answer.await.map_err(|_| "the daemon is stopping".to_owned())?
+            .map_err(|_| AdminError::Stopping)?;
+        answer.await.map_err(|_| AdminError::Stopping)?
     }
 }

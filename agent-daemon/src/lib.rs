@@ -10,6 +10,7 @@ pub mod config;
 #[cfg(test)]
 mod config_props;
 pub mod daemon;
+pub mod egress;
 pub mod enforce;
 pub mod events;
 pub mod host;
@@ -17,7 +18,9 @@ pub mod hub;
 pub mod identity;
 pub mod judge;
 pub mod kernel;
+pub mod lifecycle;
 pub mod metrics;
+pub mod outcome;
 pub mod phases;
 pub mod pipeline;
 pub mod scrape;

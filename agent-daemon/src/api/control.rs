@@ -115,7 +115,7 @@ async fn handle(
             }
             Request::Admin { request } => match state.admin(request).await {
                 Ok(answer) => send(&mut write, &Reply::Admin { answer }).await?,
-                Err(message) => send(&mut write, &Reply::Error { message }).await?,
+                Err(e) => send(&mut write, &error(e)).await?,
             },
             Request::Exited { .. } => {
                 send(&mut write, &error("`exited` outside a run session")).await?

@@ -159,7 +159,7 @@ impl Refusals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{identity::Phase, pipeline::AdminRequest, workloads::Active};
+    use crate::{identity::Phase, lifecycle::admin::AdminRequest, workloads::Active};
 
     fn active(id: &str) -> Active {
         Active {

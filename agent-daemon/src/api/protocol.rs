@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     events::Event,
-    pipeline::{AdminReply, AdminRequest},
+    lifecycle::admin::{AdminReply, AdminRequest},
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

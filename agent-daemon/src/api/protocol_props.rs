@@ -12,7 +12,7 @@ use super::protocol::{Reply, Request, read_line, write_line};
 use crate::{
     baseline::Mode,
     identity::Phase,
-    pipeline::{AdminReply, AdminRequest},
+    lifecycle::admin::{AdminReply, AdminRequest},
     text_edits,
 };
 

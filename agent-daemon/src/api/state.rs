@@ -11,7 +11,7 @@ use agent_common::event::KIND_COUNT;
 use chrono::{DateTime, Utc};
 
 use super::protocol::{AuditStatus, InvestigationStatus, StatusReport};
-use crate::pipeline::{AdminReply, AdminRequest};
+use crate::lifecycle::admin::{AdminError, AdminReply, AdminRequest};
 use crate::{
     enforce::Outcomes,
     hub::Hub,
@@ -47,16 +47,18 @@ impl State {
     /// An operator request: a change to a phase goes to its cluster object when phases live
     /// in the cluster (and is in force on this node before the answer); everything else, and
     /// every request without a cluster, to this node's pipeline.
-    pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, String> {
+    pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, AdminError> {
         let done = |message| Ok(AdminReply::Done { message });
         match (&self.phases, request) {
             (Some(phases), AdminRequest::SetMode { phase, mode }) => {
-                done(phases.set_mode(phase, mode).await?)
+                done(phases.set_mode(phase, mode).await.map_err(AdminError::Cluster)?)
             }
             (Some(phases), AdminRequest::Import { phase, text, source }) => {
-                done(phases.import(phase, &text, &source).await?)
+                done(phases.import(phase, &text, &source).await.map_err(AdminError::Cluster)?)
             }
-            (Some(phases), AdminRequest::Reset { phase }) => done(phases.reset(phase).await?),
+            (Some(phases), AdminRequest::Reset { phase }) => {
+                done(phases.reset(phase).await.map_err(AdminError::Cluster)?)
+            }
             (Some(phases), AdminRequest::Report { phase }) => Ok(AdminReply::Report {
                 phases: phases
                     .reports()

@@ -9,7 +9,7 @@ use crate::{
     baseline::Mode,
     identity::Phase,
     judge::PhaseSummary,
-    pipeline::{AdminReply, AdminRequest},
+    lifecycle::admin::{AdminReply, AdminRequest},
 };
 
 #[derive(Subcommand, Debug)]

@@ -13,7 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     baseline::Caps,
-    pipeline::Lifecycle,
+    lifecycle::Lifecycle,
     workloads::kubernetes::{client, config::KubernetesConfig},
 };
 

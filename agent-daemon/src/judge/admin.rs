@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Judge;
+use super::{Judge, books::Books};
 use crate::{
     baseline::{Baseline, Mode, Set, diff, file, store::StoreError},
     identity::Phase,
@@ -18,6 +18,8 @@ pub enum AdminError {
     WrongPhase { source_name: String, found: Phase, wanted: Phase },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the {0} phase has no baseline: only the four trust phases have one")]
+    NoBaseline(Phase),
 }
 
 /// One line of `paddock baseline list`: what an operator needs to decide a phase is ready.
@@ -75,7 +77,7 @@ impl Judge {
             .map(|(phase, book)| {
                 let b = &book.baseline;
                 PhaseSummary {
-                    phase: *phase,
+                    phase,
                     mode: book.state.mode,
                     revision: b.revision,
                     learned_from: b.learned_from,
@@ -114,10 +116,10 @@ impl Judge {
 
     /// Switch `phase` to `mode`; returns the previous mode.
     pub fn set_mode(&mut self, phase: Phase, mode: Mode) -> Result<Mode, AdminError> {
-        let book = self.books.get_mut(&phase).expect("every phase has a book");
-        let before = std::mem::replace(&mut book.state.mode, mode);
+        let index = Books::index(phase).ok_or(AdminError::NoBaseline(phase))?;
+        let before = std::mem::replace(&mut self.books[index].state.mode, mode);
         if let Err(e) = self.save(phase) {
-            self.books.get_mut(&phase).expect("book").state.mode = before;
+            self.books[index].state.mode = before;
             return Err(e.into());
         }
         Ok(before)
@@ -158,12 +160,13 @@ impl Judge {
         source_name: &str,
     ) -> Result<u64, AdminError> {
         let mut imported = Self::parse_for(phase, text, source_name)?;
-        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        let index = Books::index(phase).ok_or(AdminError::NoBaseline(phase))?;
+        let book = &mut self.books[index];
         imported.revision = book.baseline.revision.max(imported.revision) + 1;
         let previous = std::mem::replace(&mut book.baseline, imported);
         book.dirty = false;
         if let Err(e) = self.save(phase) {
-            self.books.get_mut(&phase).expect("book").baseline = previous;
+            self.books[index].baseline = previous;
             return Err(e.into());
         }
         self.forget_refusals(phase);
@@ -173,7 +176,7 @@ impl Judge {
     /// Forget what `phase` learned and counted; it goes back to learning. Returns the mode
     /// it was in.
     pub fn reset(&mut self, phase: Phase) -> Result<Mode, AdminError> {
-        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        let book = self.books.get_mut(phase).ok_or(AdminError::NoBaseline(phase))?;
         let revision = book.baseline.revision + 1;
         book.baseline = Baseline { revision, ..Baseline::empty(phase) };
         book.dirty = false;

@@ -25,7 +25,7 @@ impl Judge {
     /// log, once each.
     pub fn set_caps(&mut self, caps: Caps) {
         self.caps = caps;
-        for (phase, book) in &mut self.books {
+        for (phase, book) in self.books.iter_mut() {
             for set in self.caps.full(&book.baseline) {
                 book.logged |= set.bit();
                 let (entries, cap) = (set.len(&book.baseline), self.caps.cap(set));
@@ -47,7 +47,7 @@ impl Judge {
         observation: &Observation,
     ) {
         let cap = self.caps.cap(set);
-        let Some(book) = self.books.get_mut(&phase) else { return };
+        let Some(book) = self.books.get_mut(phase) else { return };
         *book.refused.entry(set).or_default() += 1;
         if book.logged & set.bit() == 0 {
             book.logged |= set.bit();
@@ -76,7 +76,7 @@ impl Judge {
     #[cfg(test)]
     pub fn refused_entries(&self, phase: Phase) -> Vec<(Set, u64)> {
         self.books
-            .get(&phase)
+            .get(phase)
             .map(|b| b.refused.iter().map(|(s, n)| (*s, *n)).collect())
             .unwrap_or_default()
     }
@@ -84,7 +84,7 @@ impl Judge {
     /// Record which sets of `phase` the kernel does not decide (its policy maps were full);
     /// logged when that changes.
     pub fn set_kernel_incomplete(&mut self, phase: Phase, sets: Vec<Set>) {
-        let Some(book) = self.books.get_mut(&phase) else { return };
+        let Some(book) = self.books.get_mut(phase) else { return };
         if book.kernel_incomplete == sets {
             return;
         }
@@ -105,7 +105,7 @@ impl Judge {
 
     /// Forget the refusals of `phase` (its baseline was reset or replaced).
     pub(super) fn forget_refusals(&mut self, phase: Phase) {
-        if let Some(book) = self.books.get_mut(&phase) {
+        if let Some(book) = self.books.get_mut(phase) {
             book.refused.clear();
             book.logged = 0;
         }

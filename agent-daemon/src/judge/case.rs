@@ -5,10 +5,11 @@ use std::{
     time::Instant,
 };
 
-use super::{Outcome, Verdict};
+use super::Verdict;
 use crate::{
     baseline::{Deviation, EnvelopeSample, Mode, Set},
     identity::Phase,
+    outcome::Outcome,
 };
 
 /// Distinct deviations remembered per investigation.

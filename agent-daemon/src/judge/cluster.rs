@@ -1,6 +1,6 @@
 //! The judge's side of phases that live in the cluster: taking in the cluster's copy of a
 //! phase (its mode and baseline), and handing out what this node learned and counted since.
-use super::{Judge, admin::AdminError};
+use super::{Judge, admin::AdminError, books::Books};
 use crate::{
     baseline::{
         Baseline, Mode,
@@ -36,7 +36,8 @@ impl Judge {
         mode: Mode,
         cluster: Baseline,
     ) -> Result<Adopted, AdminError> {
-        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        let index = Books::index(phase).ok_or(AdminError::NoBaseline(phase))?;
+        let book = &mut self.books[index];
         let learned_here = match (&book.synced, mode) {
             (_, Mode::Flag | Mode::Enforce) => None,
             (Some(old), Mode::Learn) => Some(merge::minus(&book.baseline, old)),
@@ -53,19 +54,16 @@ impl Judge {
         book.baseline = in_force;
         book.state.mode = mode;
         book.dirty = false;
+        let saved = self.store.save_synced(&cluster);
         let before_synced = book.synced.replace(cluster);
-        let saved = self
-            .store
-            .save_synced(self.books[&phase].synced.as_ref().expect("just set"))
-            .and_then(|()| self.save(phase));
-        if let Err(e) = saved {
-            let book = self.books.get_mut(&phase).expect("every phase has a book");
+        if let Err(e) = saved.and_then(|()| self.save(phase)) {
+            let book = &mut self.books[index];
             (book.baseline, book.state.mode, book.synced) =
                 (before_baseline, before_mode, before_synced);
             return Err(e.into());
         }
         if dirty {
-            self.books.get_mut(&phase).expect("book").dirty = true;
+            self.books[index].dirty = true;
         }
         if baseline_changed {
             self.forget_refusals(phase);
@@ -76,7 +74,7 @@ impl Judge {
     /// What this node learned of `phase` beyond the cluster's copy it took in last, while
     /// the phase learns; `None` when there is nothing to send.
     pub fn delta(&self, phase: Phase) -> Option<Baseline> {
-        let book = self.books.get(&phase)?;
+        let book = self.books.get(phase)?;
         if book.state.mode != Mode::Learn {
             return None;
         }
@@ -90,7 +88,7 @@ impl Judge {
     /// taken, so that a restart never sends it twice (a daemon killed while it is on its
     /// way loses it instead).
     pub fn take_pending(&mut self, phase: Phase) -> Evidence {
-        let Some(book) = self.books.get_mut(&phase) else { return Evidence::default() };
+        let Some(book) = self.books.get_mut(phase) else { return Evidence::default() };
         let taken = std::mem::take(&mut book.pending);
         if !taken.is_empty() {
             self.save_or_log(phase);
@@ -100,7 +98,7 @@ impl Judge {
 
     /// Evidence taken but not delivered, in front of what was counted since (and saved).
     pub fn give_back(&mut self, phase: Phase, taken: Evidence) {
-        let Some(book) = self.books.get_mut(&phase) else { return };
+        let Some(book) = self.books.get_mut(phase) else { return };
         if taken.is_empty() {
             return;
         }
@@ -131,7 +129,7 @@ impl Judge {
                     now,
                 };
                 PhaseReport {
-                    phase: *phase,
+                    phase,
                     mode: book.state.mode,
                     store: "node".into(),
                     status: report::status(&Status::default(), &book.evidence, &inputs),

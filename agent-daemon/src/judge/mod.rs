@@ -3,15 +3,20 @@
 //! baseline into verdicts, one per deviation and investigation. Synchronous: the event
 //! pipeline calls it for every event.
 mod admin;
+mod books;
 mod capped;
 mod case;
 mod cluster;
 pub mod metrics;
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::LazyLock,
+};
 
 use crate::baseline::evidence::{Evidence, RunRecord};
-pub use admin::PhaseSummary;
+pub use admin::{AdminError, PhaseSummary};
+use books::{Book, Books};
 pub use capped::CapNotice;
 use case::Case;
 pub use cluster::Adopted;
@@ -19,11 +24,13 @@ pub use cluster::Adopted;
 use crate::{
     baseline::{
         Baseline, Blind, Caps, Deviation, DeviationKind, EnvelopeSample, Learned, Mode,
-        Observation, Set, check, learn, learn_within,
+        Observation, check, learn, learn_within,
         store::{PhaseState, Store, StoreError},
     },
+    egress::EgressProtocol,
     events::{Action, EventKind},
     identity::Phase,
+    outcome::Outcome,
 };
 
 /// A deviation and what is done about it.
@@ -37,65 +44,12 @@ pub struct Verdict {
     pub revision: u64,
 }
 
-/// How an investigation went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Flagged,
-    Killed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Flagged => "flagged",
-            Outcome::Killed => "killed",
-        }
-    }
-}
-
-struct Book {
-    baseline: Baseline,
-    state: PhaseState,
-    /// Learned content not yet saved.
-    dirty: bool,
-    /// Entries refused because their set was at its cap, by set, since the daemon started
-    /// (or the baseline was last reset or imported).
-    refused: BTreeMap<Set, u64>,
-    /// Sets whose cap was already said in the log (one line per phase and set).
-    logged: u16,
-    /// Sets the kernel does not decide for this phase (its policy map was full): judged
-    /// and killed by the daemon only, after the fact.
-    kernel_incomplete: Vec<Set>,
-    /// The cluster's copy of the baseline as last taken in, when the phase lives in the
-    /// cluster: what this node learned beyond it is what it has to send.
-    synced: Option<Baseline>,
-    /// How the phase's runs on this node went.
-    evidence: Evidence,
-    /// Of those, what the cluster has not been sent yet.
-    pending: Evidence,
-}
-
-impl Book {
-    fn new(baseline: Baseline, state: PhaseState) -> Book {
-        Book {
-            baseline,
-            state,
-            dirty: false,
-            refused: BTreeMap::new(),
-            logged: 0,
-            kernel_incomplete: Vec::new(),
-            synced: None,
-            evidence: Evidence::default(),
-            pending: Evidence::default(),
-        }
-    }
-}
+/// The baseline of `Phase::Unknown`, which has no book: nothing is allowed, nothing learned.
+static NO_BASELINE: LazyLock<Baseline> = LazyLock::new(|| Baseline::empty(Phase::Unknown));
 
 pub struct Judge {
     store: Store,
-    books: BTreeMap<Phase, Book>,
+    books: Books,
     cases: HashMap<u32, Case>,
     /// Whether what paddock could not see (records lost, processes untracked) kills in
     /// `enforce` (`enforcement.fail_closed`), or is only flagged.
@@ -112,7 +66,7 @@ pub struct Judge {
 /// What an event says about behaviour (up to two things: a rename writes two paths), and
 /// whether the kernel already refused it.
 pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
-    use crate::baseline::{Destination, Protocol, SocketKind};
+    use crate::baseline::{Destination, SocketKind};
     let none = Action::None;
     let unreadable = |what: &str| Observation::Blind(Blind::UnreadablePath { what: what.into() });
     let one = |o: Observation, a: Action| [Some((o, a)), None];
@@ -148,7 +102,7 @@ pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
             [Some((first, none)), second]
         }
         EventKind::Connect { protocol, address, port, name, action, .. } => {
-            let Some(protocol) = Protocol::from_name(protocol) else { return [None, None] };
+            let Some(protocol) = judged_protocol(*protocol) else { return [None, None] };
             let destination = Destination { protocol, addr: *address, port: *port }.canonical();
             match name {
                 Some(name) => {
@@ -176,6 +130,18 @@ pub fn observations(kind: &EventKind) -> [Option<(Observation, Action)>; 2] {
             one(Observation::Blind(Blind::Escape { pid: *moved_pid }), *action)
         }
         _ => [None, None],
+    }
+}
+
+/// The protocol of an egress destination a baseline can name. An ICMP send is not one: an
+/// ICMP socket is judged by its kind (`sockets`) when it is made.
+fn judged_protocol(protocol: EgressProtocol) -> Option<crate::baseline::Protocol> {
+    use crate::baseline::Protocol;
+    match protocol {
+        EgressProtocol::Tcp => Some(Protocol::Tcp),
+        EgressProtocol::Udp => Some(Protocol::Udp),
+        EgressProtocol::Icmp => None,
+        EgressProtocol::Other(n) => Some(Protocol::Other(n)),
     }
 }
 
@@ -217,8 +183,7 @@ impl Judge {
         let states = store.load_phases()?;
         let mut evidence = store.load_evidence()?;
         let mut problems = Vec::new();
-        let mut books = BTreeMap::new();
-        for phase in Phase::ALL {
+        let books = Books::open(|phase| {
             let loaded = store.load(phase)?;
             problems.extend(loaded.problem);
             let state = states.get(&phase).copied().unwrap_or_default();
@@ -227,8 +192,8 @@ impl Judge {
             if let Some((evidence, pending)) = evidence.remove(&phase) {
                 (book.evidence, book.pending) = (evidence, pending);
             }
-            books.insert(phase, book);
-        }
+            Ok::<_, StoreError>(book)
+        })?;
         let judge = Judge {
             store,
             books,
@@ -246,19 +211,14 @@ impl Judge {
         self.fail_closed = fail_closed;
     }
 
-    fn book(&self, phase: Phase) -> &Book {
-        self.books.get(&phase).unwrap_or_else(|| {
-            panic!("no baseline for the {phase} phase: only the four trust phases have one")
-        })
-    }
-
     /// The mode of `phase`; `Phase::Unknown` is only ever watched (learn, without a book).
     pub fn mode(&self, phase: Phase) -> Mode {
-        self.books.get(&phase).map_or(Mode::Learn, |b| b.state.mode)
+        self.books.get(phase).map_or(Mode::Learn, |b| b.state.mode)
     }
 
+    /// The baseline in force for `phase`; empty for `Phase::Unknown`, which has none.
     pub fn baseline(&self, phase: Phase) -> &Baseline {
-        &self.book(phase).baseline
+        self.books.get(phase).map_or(&NO_BASELINE, |b| &b.baseline)
     }
 
     #[cfg(test)]
@@ -279,7 +239,7 @@ impl Judge {
         kernel: Action,
     ) -> Option<Verdict> {
         let phase = self.cases.get(&instance)?.phase;
-        let book = self.books.get_mut(&phase)?;
+        let book = self.books.get_mut(phase)?;
         match book.state.mode {
             Mode::Learn => {
                 match learn_within(&mut book.baseline, observation, &self.caps) {
@@ -375,21 +335,20 @@ impl Judge {
         let Some(case) = self.cases.get_mut(&instance) else { return (None, Outcome::Ok) };
         case.finish(syscalls, egress_bytes, now);
         let (phase, sample) = (case.phase, case.envelope);
-        if !self.books.contains_key(&phase) {
+        let Some(index) = Books::index(phase) else {
             self.cases.remove(&instance);
             return (None, Outcome::Ok); // watched only
-        }
-        let verdict = match self.mode(phase) {
+        };
+        let verdict = match self.books[index].state.mode {
             Mode::Learn => {
-                let book = self.books.get_mut(&phase).expect("every phase has a book");
-                learn(&mut book.baseline, &Observation::Envelope(sample));
+                learn(&mut self.books[index].baseline, &Observation::Envelope(sample));
                 None
             }
             _ => self.observe(instance, &Observation::Envelope(sample), Action::None),
         };
         let case = self.cases.remove(&instance).expect("case present above");
         let outcome = case.outcome();
-        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        let book = &mut self.books[index];
         book.state.runs += 1;
         if outcome != Outcome::Ok {
             book.state.strayed += 1;
@@ -424,17 +383,19 @@ impl Judge {
     /// Save `phase`'s baseline (bumping its revision when its content changed) and the
     /// phases' states.
     fn save(&mut self, phase: Phase) -> Result<(), StoreError> {
-        let book = self.books.get_mut(&phase).expect("every phase has a book");
+        let Some(book) = self.books.get_mut(phase) else {
+            return Ok(()); // `Phase::Unknown`: nothing kept, nothing to save
+        };
         if book.dirty {
             book.baseline.revision += 1;
             book.dirty = false;
         }
         self.store.save(&book.baseline)?;
         let states: BTreeMap<Phase, PhaseState> =
-            self.books.iter().map(|(p, b)| (*p, b.state)).collect();
+            self.books.iter().map(|(p, b)| (p, b.state)).collect();
         self.store.save_phases(&states)?;
         let evidence: BTreeMap<Phase, (&Evidence, &Evidence)> =
-            self.books.iter().map(|(p, b)| (*p, (&b.evidence, &b.pending))).collect();
+            self.books.iter().map(|(p, b)| (p, (&b.evidence, &b.pending))).collect();
         self.store.save_evidence(&evidence)
     }
 }

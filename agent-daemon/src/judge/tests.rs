@@ -1,7 +1,10 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::baseline::{Destination, DeviationKind, Protocol};
+use crate::{
+    baseline::{Destination, DeviationKind, Protocol},
+    egress::EgressProtocol,
+};
 
 fn judge() -> (tempfile::TempDir, Judge) {
     let dir = tempfile::tempdir().unwrap();
@@ -176,7 +179,7 @@ fn state_survives_a_restart_and_reset_starts_over() {
 fn events_become_observations() {
     let connect = EventKind::Connect {
         op: "connect".into(),
-        protocol: "tcp".into(),
+        protocol: EgressProtocol::Tcp,
         address: "10.0.0.1".parse().unwrap(),
         port: 443,
         name: None,
@@ -192,7 +195,7 @@ fn events_become_observations() {
     assert_eq!(observations(&connect), [Some((egress("10.0.0.1"), Action::Denied)), None]);
     let mapped = EventKind::Connect {
         op: "connect".into(),
-        protocol: "tcp".into(),
+        protocol: EgressProtocol::Tcp,
         address: "::ffff:10.0.0.1".parse().unwrap(),
         port: 443,
         name: None,
@@ -203,9 +206,31 @@ fn events_become_observations() {
         Some((egress("10.0.0.1"), Action::Denied)),
         "an IPv4-mapped address is judged as the IPv4 one"
     );
+    // Other protocols are judged by number; an ICMP send is not egress (an ICMP socket
+    // is judged by its kind when it is made).
+    for (protocol, judged) in [
+        (EgressProtocol::Udp, Some(Protocol::Udp)),
+        (EgressProtocol::Other(132), Some(Protocol::Other(132))),
+        (EgressProtocol::Icmp, None),
+    ] {
+        let connect = EventKind::Connect {
+            op: "sendmsg".into(),
+            protocol,
+            address: "10.0.0.1".parse().unwrap(),
+            port: 53,
+            name: None,
+            action: Action::None,
+        };
+        let seen = match &observations(&connect)[0] {
+            Some((Observation::Egress(d), _)) => Some(d.protocol),
+            None => None,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(seen, judged, "{protocol}");
+    }
     let named = EventKind::Connect {
         op: "connect".into(),
-        protocol: "tcp".into(),
+        protocol: EgressProtocol::Tcp,
         address: "::ffff:10.0.0.1".parse().unwrap(),
         port: 443,
         name: Some("api.example.com".into()),

@@ -13,6 +13,8 @@ use agent_common::event::{
     OpenRecord, PathOpRecord, SocketRecord, SyscallRecord, UnixRecord, UringRecord,
 };
 
+use crate::egress::EgressProtocol;
+
 /// The part of every record that says who acted and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -67,8 +69,8 @@ pub enum RecordBody {
     Connect {
         op: u32,
         action: u32,
-        sock_type: u32,
-        protocol: u32,
+        /// As the kernel judged it, from the socket's protocol and type.
+        protocol: EgressProtocol,
         addr: IpAddr,
         port: u16,
         /// The hash of the name a DNS answer bound `addr` to (`dns::name_hash`), 0 for none.
@@ -264,8 +266,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             RecordBody::Connect {
                 op: r.op,
                 action: r.action,
-                sock_type: r.sock_type,
-                protocol: r.protocol,
+                protocol: EgressProtocol::of_socket(r.protocol, r.sock_type),
                 addr,
                 port: r.port,
                 name_hash: r.name_hash,

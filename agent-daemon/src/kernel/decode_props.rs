@@ -24,6 +24,7 @@ use super::{
     decode::{DecodeError, RecordBody, decode},
     decode_records::{KINDS, contents, record},
 };
+use crate::egress::EgressProtocol;
 
 const HEADER: usize = size_of::<Header>();
 
@@ -118,8 +119,10 @@ fn expected_body(kind: u32, b: &[u8]) -> Result<RecordBody, TestCaseError> {
             RecordBody::Connect {
                 op,
                 action: at!(ConnectRecord, action),
-                sock_type: at!(ConnectRecord, sock_type),
-                protocol: at!(ConnectRecord, protocol),
+                protocol: EgressProtocol::of_socket(
+                    at!(ConnectRecord, protocol),
+                    at!(ConnectRecord, sock_type),
+                ),
                 addr,
                 port: u16_at(b, offset_of!(ConnectRecord, port)),
                 name_hash: u64_at(b, offset_of!(ConnectRecord, name_hash)),

@@ -7,7 +7,10 @@ use tokio::sync::mpsc;
 use super::{
     EventMetrics, KillLabels, PhaseKind, PhaseLabel, PhaseOutcome, PhaseWhat, VerdictLabels,
 };
-use crate::events::{Event, EventKind};
+use crate::{
+    events::{Event, EventKind},
+    outcome::Outcome,
+};
 
 pub fn count(metrics: &EventMetrics, event: &Event) {
     let phase = event.phase.as_str().to_owned();
@@ -32,7 +35,10 @@ pub fn count(metrics: &EventMetrics, event: &Event) {
                     metrics.unseen.get_or_create(&labels).inc_by(*n);
                 }
             }
-            metrics.finished.get_or_create(&PhaseOutcome { phase, outcome: outcome.clone() }).inc();
+            metrics
+                .finished
+                .get_or_create(&PhaseOutcome { phase, outcome: outcome.to_string() })
+                .inc();
         }
         EventKind::Verdict { deviation, outcome, .. } => {
             let kind = deviation.as_str().to_owned();
@@ -41,10 +47,10 @@ pub fn count(metrics: &EventMetrics, event: &Event) {
                 .get_or_create(&VerdictLabels {
                     phase: phase.clone(),
                     kind: kind.clone(),
-                    outcome: outcome.clone(),
+                    outcome: outcome.to_string(),
                 })
                 .inc();
-            if outcome == "killed" {
+            if *outcome == Outcome::Killed {
                 metrics.kills.get_or_create(&KillLabels { phase, reason: kind }).inc();
             }
         }
@@ -105,7 +111,7 @@ mod tests {
                 subject: "/bin/x".into(),
                 reason: "r".into(),
                 mode: Mode::Enforce,
-                outcome: "killed".into(),
+                outcome: Outcome::Killed,
                 baseline_revision: 1,
                 action_time: Utc::now(),
             }),

@@ -1,77 +1,14 @@
 //! Operator requests (phase modes, baselines), answered by the pipeline, which owns the
 //! judge; a change to what a phase enforces reaches the kernel before the answer.
-use serde::{Deserialize, Deserializer, Serialize};
-
 use super::Pipeline;
 use crate::{
-    baseline::{Mode, report::PhaseReport},
+    baseline::Mode,
     identity::Phase,
-    judge::PhaseSummary,
+    lifecycle::admin::{AdminError, AdminReply, AdminRequest},
 };
 
-/// Every phase a request names is one of the four trust phases, which have baselines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "what", rename_all = "snake_case")]
-pub enum AdminRequest {
-    List,
-    Export {
-        #[serde(deserialize_with = "trust_phase")]
-        phase: Phase,
-    },
-    Diff {
-        #[serde(deserialize_with = "trust_phase")]
-        phase: Phase,
-        text: String,
-        source: String,
-    },
-    Import {
-        #[serde(deserialize_with = "trust_phase")]
-        phase: Phase,
-        text: String,
-        source: String,
-    },
-    Reset {
-        #[serde(deserialize_with = "trust_phase")]
-        phase: Phase,
-    },
-    SetMode {
-        #[serde(deserialize_with = "trust_phase")]
-        phase: Phase,
-        mode: Mode,
-    },
-    /// Promotion evidence: one phase, or all.
-    Report {
-        #[serde(
-            default,
-            deserialize_with = "some_trust_phase",
-            skip_serializing_if = "Option::is_none"
-        )]
-        phase: Option<Phase>,
-    },
-}
-
-fn some_trust_phase<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Phase>, D::Error> {
-    trust_phase(deserializer).map(Some)
-}
-
-/// A trust phase, read as `Phase::from_str` reads it: `unknown` (the phase of pods whose
-/// label names none of the four) has no baseline, and the judge has nothing to answer about
-/// it, so a request naming it is refused as it is read.
-fn trust_phase<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Phase, D::Error> {
-    String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum AdminReply {
-    List { phases: Vec<PhaseSummary> },
-    Text { text: String },
-    Done { message: String },
-    Report { phases: Vec<PhaseReport> },
-}
-
 impl Pipeline {
-    pub(super) fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, String> {
+    pub(super) fn admin(&mut self, request: AdminRequest) -> Result<AdminReply, AdminError> {
         let judge = &mut self.judge;
         match request {
             AdminRequest::List => Ok(AdminReply::List { phases: judge.summaries() }),
@@ -84,7 +21,7 @@ impl Pipeline {
             }),
             AdminRequest::Export { phase } => Ok(AdminReply::Text { text: judge.export(phase) }),
             AdminRequest::Diff { phase, text, source } => {
-                let lines = judge.diff(phase, &text, &source).map_err(|e| e.to_string())?;
+                let lines = judge.diff(phase, &text, &source)?;
                 let text = if lines.is_empty() {
                     format!("no difference from the {phase} baseline in force\n")
                 } else {
@@ -93,7 +30,7 @@ impl Pipeline {
                 Ok(AdminReply::Text { text })
             }
             AdminRequest::Import { phase, text, source } => {
-                let revision = judge.import(phase, &text, &source).map_err(|e| e.to_string())?;
+                let revision = judge.import(phase, &text, &source)?;
                 self.enforce_phase(phase)?;
                 Ok(AdminReply::Done {
                     message: format!(
@@ -104,7 +41,7 @@ impl Pipeline {
                 })
             }
             AdminRequest::Reset { phase } => {
-                let before = judge.reset(phase).map_err(|e| e.to_string())?;
+                let before = judge.reset(phase)?;
                 self.enforce_phase(phase)?;
                 let was = if before == Mode::Learn {
                     String::new()
@@ -124,7 +61,7 @@ impl Pipeline {
                 let incomplete = self
                     .enforcer
                     .apply(phase, mode, judge.baseline(phase))
-                    .map_err(|e| format!("cannot put {phase} in {mode} mode in the kernel: {e}"))?;
+                    .map_err(|source| AdminError::KernelMode { phase, mode, source })?;
                 judge.set_kernel_incomplete(phase, incomplete);
                 match judge.set_mode(phase, mode) {
                     Ok(before) => Ok(AdminReply::Done {
@@ -140,7 +77,7 @@ impl Pipeline {
                         {
                             self.judge.set_kernel_incomplete(phase, incomplete);
                         }
-                        Err(e.to_string())
+                        Err(e.into())
                     }
                 }
             }
@@ -148,13 +85,12 @@ impl Pipeline {
     }
 
     /// Put `phase`'s current mode and baseline in force in the kernel.
-    pub(super) fn enforce_phase(&mut self, phase: Phase) -> Result<(), String> {
+    pub(super) fn enforce_phase(&mut self, phase: Phase) -> Result<(), AdminError> {
         let mode = self.judge.mode(phase);
-        let incomplete = self.enforcer.apply(phase, mode, self.judge.baseline(phase)).map_err(|e| {
-            format!(
-                "the {phase} baseline changed but the kernel still enforces the previous one: {e}"
-            )
-        })?;
+        let incomplete = self
+            .enforcer
+            .apply(phase, mode, self.judge.baseline(phase))
+            .map_err(|source| AdminError::KernelStale { phase, source })?;
         self.judge.set_kernel_incomplete(phase, incomplete);
         Ok(())
     }
@@ -173,7 +109,7 @@ impl Pipeline {
     }
 
     /// Put every phase in force in the kernel (at start).
-    pub fn enforce_all(&mut self) -> Result<(), String> {
+    pub fn enforce_all(&mut self) -> Result<(), AdminError> {
         Phase::ALL.into_iter().try_for_each(|phase| self.enforce_phase(phase))
     }
 }

@@ -10,12 +10,11 @@ use agent_common::{
         OPEN_VIA_URING, PATH_DELETED, PATH_FD, PATH_RELATIVE, PATH_RESOLVED, PATH_TRUNCATED,
         PATH_UNREADABLE,
     },
-    policy::egress_protocol,
     tracking::SYSCALL_IDS,
 };
 use chrono::{DateTime, Utc};
 
-use super::Investigation;
+use crate::lifecycle::Investigation;
 use crate::{
     baseline::{SocketKind, uring},
     events::{Action, Event, EventKind, PathState, exit_from_status},
@@ -76,16 +75,6 @@ fn action(code: u32) -> Action {
         ACTION_KILLED => Action::Killed,
         ACTION_DENIED => Action::Denied,
         _ => Action::None,
-    }
-}
-
-/// The protocol as it is judged (MPTCP as TCP, 0 as its type's default).
-fn protocol_name(protocol: u32, sock_type: u32) -> String {
-    match egress_protocol(protocol, sock_type) {
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        1 | 58 => "icmp".into(),
-        p => format!("ip-proto-{p}"),
     }
 }
 
@@ -182,11 +171,11 @@ impl Attribution {
                 path2: (!path2.is_empty() || status2 != 0).then_some(path2),
                 state: path_state(status | status2),
             },
-            RecordBody::Connect { op, action: a, sock_type, protocol, addr, port, name_hash } => {
+            RecordBody::Connect { op, action: a, protocol, addr, port, name_hash } => {
                 EventKind::Connect {
                     op: if op == OP_CONNECT4 || op == OP_CONNECT6 { "connect" } else { "sendmsg" }
                         .into(),
-                    protocol: protocol_name(protocol, sock_type),
+                    protocol,
                     address: addr,
                     port,
                     name: self.names.of(name_hash),

@@ -1,28 +1,13 @@
 //! Requests of the cluster phase sync, answered by the pipeline, which owns the judge: take
 //! in a phase object's copy (mode and baseline; the kernel gets it before the answer), hand
 //! out what this node learned and counted since the last write.
-use tokio::sync::oneshot;
-
 use super::Pipeline;
 use crate::{
-    baseline::{Baseline, Mode, evidence::Evidence},
+    baseline::{Baseline, Mode},
     identity::Phase,
     judge::Adopted,
+    lifecycle::ClusterRequest,
 };
-
-pub enum ClusterRequest {
-    Adopt {
-        phase: Phase,
-        mode: Mode,
-        baseline: Box<Baseline>,
-        reply: oneshot::Sender<Result<Adopted, String>>,
-    },
-    /// What this node learned beyond the cluster's copy, and the evidence counted since
-    /// the last call (now the caller's).
-    Take { phase: Phase, reply: oneshot::Sender<(Option<Baseline>, Evidence)> },
-    /// Evidence taken but not written.
-    GiveBack { phase: Phase, evidence: Evidence },
-}
 
 impl Pipeline {
     pub(super) fn cluster(&mut self, request: ClusterRequest) {
@@ -42,7 +27,7 @@ impl Pipeline {
     fn adopt(&mut self, phase: Phase, mode: Mode, baseline: Baseline) -> Result<Adopted, String> {
         let adopted = self.judge.adopt(phase, mode, baseline).map_err(|e| e.to_string())?;
         if adopted.before != mode || adopted.baseline_changed {
-            self.enforce_phase(phase)?;
+            self.enforce_phase(phase).map_err(|e| e.to_string())?;
         }
         Ok(adopted)
     }

@@ -6,6 +6,7 @@ use crate::{
     enforce::KillOrder,
     events::{Event, EventKind},
     judge::{self, Verdict},
+    outcome::Outcome,
 };
 
 impl Pipeline {
@@ -48,7 +49,7 @@ impl Pipeline {
             subject: verdict.deviation.subject.clone(),
             reason: verdict.deviation.reason.clone(),
             mode: verdict.mode,
-            outcome: if verdict.kill { "killed" } else { "flagged" }.into(),
+            outcome: if verdict.kill { Outcome::Killed } else { Outcome::Flagged },
             baseline_revision: verdict.revision,
             action_time: evidence.map_or(now, |e| e.time),
         };

@@ -11,7 +11,6 @@ mod metrics;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -19,45 +18,19 @@ use std::{
     time::Instant,
 };
 
-pub use admin::{AdminReply, AdminRequest};
 use attribute::{Attribution, Clock};
-use chrono::{DateTime, Utc};
-pub use cluster::ClusterRequest;
-use tokio::sync::{mpsc, oneshot};
+use chrono::Utc;
+use tokio::sync::mpsc;
 
 use crate::{
     enforce::Enforcer,
     events::{Action, EventKind},
     hub::Hub,
-    identity::{InvestigationId, Phase},
     judge::Judge,
     kernel::{SlotCounters, reader::FromKernel},
+    lifecycle::{Investigation, Lifecycle},
     syscalls,
 };
-
-/// An investigation as the pipeline needs to know it.
-#[derive(Debug, Clone)]
-pub struct Investigation {
-    pub slot: u16,
-    pub instance: u32,
-    pub id: InvestigationId,
-    pub phase: Phase,
-    /// The agent that runs it, for promotion evidence.
-    pub agent: String,
-    pub source: &'static str,
-    /// The pod it runs in, for a Kubernetes investigation.
-    pub pod: Option<crate::events::PodRef>,
-    /// Its cgroup as the hierarchy names it.
-    pub cgroup: String,
-    /// Its cgroup directory.
-    pub dir: PathBuf,
-    pub started: DateTime<Utc>,
-    /// Adopted from an earlier daemon rather than begun by this one.
-    pub resumed: bool,
-    /// Adopted with its kernel slot doomed: the kernel refused or killed something of it
-    /// while no daemon ran.
-    pub doomed: bool,
-}
 
 /// One investigation's records turned into events outside the pipeline, as the pipeline
 /// does it (for `paddock-bench audit-query`).
@@ -71,41 +44,6 @@ impl Attributor {
     pub fn event(&mut self, record: crate::kernel::decode::Record) -> Option<crate::events::Event> {
         self.0.event(record, &mut self.1)
     }
-}
-
-pub enum Lifecycle {
-    Begin(Investigation),
-    /// Counters read while it runs; `done` answered once they are judged.
-    Sample {
-        slot: u16,
-        instance: u32,
-        counters: SlotCounters,
-        at: Instant,
-        done: Option<oneshot::Sender<()>>,
-    },
-    /// All records of the instance have been handled (the caller flushed first).
-    End {
-        slot: u16,
-        instance: u32,
-        counters: SlotCounters,
-        emptied_at: DateTime<Utc>,
-        done: oneshot::Sender<()>,
-    },
-    Admin(AdminRequest, oneshot::Sender<Result<AdminReply, String>>),
-    /// From the cluster phase sync.
-    Cluster(ClusterRequest),
-    /// An adopted investigation the kernel doomed while no daemon ran, once the records
-    /// kept meanwhile have been judged.
-    Unwatched {
-        slot: u16,
-        instance: u32,
-    },
-    /// A process of the investigation asked paddock's control socket for what it may not.
-    Tamper {
-        slot: u16,
-        instance: u32,
-        what: String,
-    },
 }
 
 #[derive(Debug, Default)]
@@ -261,7 +199,7 @@ impl Pipeline {
                         egress_bytes: counters.egress_bytes,
                         egress_packets: counters.egress_packets,
                         events: attribution.events + 1,
-                        outcome: outcome.as_str().into(),
+                        outcome,
                         reason: killed,
                         emptied_at,
                         lost_records: counters.lost,

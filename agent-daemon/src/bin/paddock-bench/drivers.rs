@@ -34,8 +34,9 @@ use agent_daemon::{
         decode::{decode, record_bytes as bytes},
         reader::FromKernel,
     },
+    lifecycle::{Investigation, Lifecycle, admin::AdminRequest},
     metrics::{self, EventMetrics},
-    pipeline::{AdminRequest, Investigation, Lifecycle, Pipeline, PipelineStats},
+    pipeline::{Pipeline, PipelineStats},
     sinks::{
         alerts::{AlertRouter, AlertsConfig},
         audit::{AuditConfig, AuditStore, writer::AuditStats},

@@ -40,7 +40,7 @@ use crate::{
         report::{self, PhaseReport, Status, StatusInputs},
     },
     identity::Phase,
-    pipeline::{ClusterRequest, Lifecycle},
+    lifecycle::{ClusterRequest, Lifecycle},
 };
 
 /// Conflicting writes retried before a write is given up until the next interval.

@@ -11,7 +11,7 @@ use crate::{
     baseline::{Baseline, Mode, evidence::Evidence, file},
     cluster::object::{self, PhaseObject},
     identity::Phase,
-    pipeline::Lifecycle,
+    lifecycle::Lifecycle,
 };
 
 impl Phases {
@@ -125,9 +125,9 @@ impl Phases {
         let _writing = self.writing.lock().await;
         // This node forgets what it learned and counted first, so that none of it comes back.
         let (tx, rx) = oneshot::channel();
-        let request = crate::pipeline::AdminRequest::Reset { phase };
+        let request = crate::lifecycle::admin::AdminRequest::Reset { phase };
         self.lifecycle.send(Lifecycle::Admin(request, tx)).await.map_err(|_| "stopping")?;
-        rx.await.map_err(|_| "stopping")??;
+        rx.await.map_err(|_| "stopping")?.map_err(|e| e.to_string())?;
         let empty = Baseline::empty(phase);
         let read = self
             .change(phase, |read| object::with_spec(&read.object, &empty, Some(Mode::Learn)), true)

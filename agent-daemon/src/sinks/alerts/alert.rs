@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::{
     baseline::DeviationKind,
     events::{Event, EventKind},
+    outcome::Outcome,
 };
 
 pub const DEVIATION: &str = "PaddockDeviation";
@@ -41,9 +42,9 @@ impl Alert {
         else {
             return None;
         };
-        let (name, severity) = match outcome.as_str() {
-            "flagged" => (DEVIATION, "warning"),
-            "killed" => (KILL, "critical"),
+        let (name, severity) = match outcome {
+            Outcome::Flagged => (DEVIATION, "warning"),
+            Outcome::Killed => (KILL, "critical"),
             _ => return None,
         };
         let labels = BTreeMap::from([

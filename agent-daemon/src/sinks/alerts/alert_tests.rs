@@ -19,7 +19,7 @@ fn only_flagged_and_killed_verdicts_make_alerts() {
         egress_bytes: 0,
         egress_packets: 0,
         events: 3,
-        outcome: "killed".into(),
+        outcome: Outcome::Killed,
         reason: Some("exec".into()),
         emptied_at: time("2026-11-26T15:00:02Z"),
         lost_records: 0,

@@ -158,7 +158,7 @@ fn insert(
         groups[group].2.push(row.kind, row.time_ns, event.pid, event.ppid, row.body.as_bytes());
         if let EventKind::Ended { outcome, reason, emptied_at, .. } = &event.kind {
             let ended_ns = to_ns(*emptied_at).unwrap_or(row.time_ns);
-            end_run.execute(params![run, ended_ns, outcome, reason])?;
+            end_run.execute(params![run, ended_ns, outcome.as_str(), reason])?;
             open_runs.remove(&row.instance);
         }
     }

@@ -9,6 +9,7 @@ use super::AuditError;
 use crate::identity::{InvestigationId, Phase};
 
 pub use crate::events::EVENT_KINDS;
+pub use crate::outcome::{Outcome, UnknownOutcome};
 
 /// `given` if it is an event kind, else an error listing them.
 pub fn check_kind(given: &str) -> Result<&'static str, AuditError> {
@@ -16,57 +17,6 @@ pub fn check_kind(given: &str) -> Result<&'static str, AuditError> {
         .into_iter()
         .find(|k| *k == given)
         .ok_or_else(|| AuditError::UnknownKind { given: given.to_owned() })
-}
-
-/// How a run ended, or that it has not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ok,
-    Flagged,
-    Killed,
-    /// The daemon stopped (crashed, was killed) before the run ended; closed when the
-    /// store was next opened.
-    Interrupted,
-    Running,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Ok, Outcome::Flagged, Outcome::Killed, Outcome::Interrupted, Outcome::Running];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Flagged => "flagged",
-            Outcome::Killed => "killed",
-            Outcome::Interrupted => "interrupted",
-            Outcome::Running => "running",
-        }
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown outcome {given:?}: expected one of ok, flagged, killed, interrupted, running")]
-pub struct UnknownOutcome {
-    pub given: String,
-}
-
-impl FromStr for Outcome {
-    type Err = UnknownOutcome;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Outcome::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| UnknownOutcome { given: s.to_owned() })
-    }
 }
 
 /// Which runs `list_investigations` returns, newest first.

@@ -88,7 +88,7 @@ impl AuditStore {
             .optional()?;
         let Some((run, Some(outcome), reason)) = row else { return Ok(None) };
         let outcome: Outcome =
-            outcome.parse().map_err(|e: super::filter::UnknownOutcome| AuditError::BadRow {
+            outcome.parse().map_err(|e: crate::outcome::UnknownOutcome| AuditError::BadRow {
                 run,
                 column: "outcome",
                 value: e.given.clone(),
@@ -106,9 +106,9 @@ impl AuditStore {
                 walk,
                 |e| e.kind == verdict,
                 |found| match found.event.kind {
-                    crate::events::EventKind::Verdict { outcome, reason, .. }
-                        if outcome == "killed" =>
-                    {
+                    crate::events::EventKind::Verdict {
+                        outcome: Outcome::Killed, reason, ..
+                    } => {
                         killed = Some(reason);
                         false
                     }

@@ -13,7 +13,7 @@ fn kind(i: usize) -> EventKind {
         0 => exec("/usr/bin/cat", &["cat", &format!("/srv/data/file-{}.txt", i % 977)]),
         1 => EventKind::Connect {
             op: "connect".into(),
-            protocol: "tcp".into(),
+            protocol: crate::egress::EgressProtocol::Tcp,
             address: "10.0.0.9".parse().unwrap(),
             port: 443,
             name: None,

@@ -46,7 +46,7 @@ pub fn ended(outcome: &str, emptied_at: DateTime<Utc>) -> EventKind {
         egress_bytes: 0,
         egress_packets: 0,
         events: 0,
-        outcome: outcome.into(),
+        outcome: outcome.parse().unwrap(),
         reason: (outcome == "killed").then(|| "exec of /usr/bin/curl".into()),
         emptied_at,
         lost_records: 0,
@@ -84,7 +84,7 @@ pub fn verdict(outcome: &str, reason: &str, action_time: DateTime<Utc>) -> Event
         subject: "/usr/bin/curl".into(),
         reason: reason.into(),
         mode: Mode::Enforce,
-        outcome: outcome.into(),
+        outcome: outcome.parse().unwrap(),
         baseline_revision: 3,
         action_time,
     }
@@ -113,7 +113,7 @@ pub fn every_kind() -> Vec<EventKind> {
         },
         EventKind::Connect {
             op: "connect".into(),
-            protocol: "tcp".into(),
+            protocol: crate::egress::EgressProtocol::Tcp,
             address: "127.0.0.1".parse().unwrap(),
             port: 80,
             name: None,

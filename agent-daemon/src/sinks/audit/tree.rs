@@ -129,7 +129,7 @@ impl Builder {
                     node.killed = Some(Killed { reason: reason.clone(), named: false });
                 }
             }
-            EventKind::Verdict { outcome, reason, .. } if outcome == "killed" => {
+            EventKind::Verdict { outcome: Outcome::Killed, reason, .. } => {
                 self.kill_reason.get_or_insert_with(|| reason.clone());
                 if pid != 0 {
                     let i = self.node(pid, event.ppid, &event.comm);

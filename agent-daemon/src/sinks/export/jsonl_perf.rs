@@ -37,7 +37,7 @@ fn kind(i: usize) -> EventKind {
         },
         1 => EventKind::Connect {
             op: "connect".into(),
-            protocol: "tcp".into(),
+            protocol: crate::egress::EgressProtocol::Tcp,
             address: "10.0.0.9".parse().unwrap(),
             port: 443,
             name: Some("api.example.com".into()),

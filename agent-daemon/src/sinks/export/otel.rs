@@ -89,8 +89,8 @@ pub fn severity(kind: &EventKind) -> Severity {
         | EventKind::IoUring { action, .. } => of_action(*action),
         EventKind::Escape { action, .. } => of_action(*action).max_warn(),
         EventKind::BaselineCapped { .. } => Severity::Warn,
-        EventKind::Verdict { outcome, .. } => of_outcome(outcome).max_warn(),
-        EventKind::Ended { outcome, .. } => of_outcome(outcome),
+        EventKind::Verdict { outcome, .. } => of_outcome(outcome.as_str()).max_warn(),
+        EventKind::Ended { outcome, .. } => of_outcome(outcome.as_str()),
     }
 }
 
@@ -285,7 +285,7 @@ fn kind_fields<M: SerializeMap>(f: &mut Fields<M>, e: &Event) -> Result<(), M::E
         EventKind::Connect { op, protocol, address, port, name, action } => {
             f.put("paddock.network.op", op)?;
             f.put("paddock.network.protocol", protocol)?;
-            f.put_some("network.transport", transport(protocol))?;
+            f.put_some("network.transport", transport(&protocol.to_string()))?;
             f.put("network.type", network_type(address))?;
             f.display("network.peer.address", address)?;
             f.put("network.peer.port", port)?;

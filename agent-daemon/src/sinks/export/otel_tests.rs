@@ -73,7 +73,7 @@ pub fn every_kind() -> Vec<EventKind> {
         },
         EventKind::Connect {
             op: "connect".into(),
-            protocol: "tcp".into(),
+            protocol: crate::egress::EgressProtocol::Tcp,
             address: ip("93.184.215.14"),
             port: 443,
             name: Some("api.example.com".into()),
@@ -105,7 +105,7 @@ pub fn every_kind() -> Vec<EventKind> {
             subject: "/usr/bin/curl".into(),
             reason: "not in the read-only baseline".into(),
             mode: Mode::Enforce,
-            outcome: "killed".into(),
+            outcome: Outcome::Killed,
             baseline_revision: 12,
             action_time: time("2026-11-26T15:00:00.25Z"),
         },
@@ -115,7 +115,7 @@ pub fn every_kind() -> Vec<EventKind> {
             egress_bytes: 1500,
             egress_packets: 3,
             events: 42,
-            outcome: "killed".into(),
+            outcome: Outcome::Killed,
             reason: Some("exec of /usr/bin/curl".into()),
             emptied_at: time("2026-11-26T15:00:01Z"),
             lost_records: 2,
@@ -359,7 +359,7 @@ fn severities_follow_what_was_done() {
         subject: "/bin/false".into(),
         reason: "new".into(),
         mode: Mode::Flag,
-        outcome: "flagged".into(),
+        outcome: Outcome::Flagged,
         baseline_revision: 1,
         action_time: time("2026-11-26T15:00:00Z"),
     };
@@ -377,7 +377,7 @@ fn a_local_run_has_no_pod_and_an_egress_without_a_name_is_its_address() {
     assert!(o.keys().all(|k| !k.starts_with("k8s.") || k == "k8s.node.name"), "{o:?}");
     let connect = EventKind::Connect {
         op: "sendmsg".into(),
-        protocol: "icmp".into(),
+        protocol: crate::egress::EgressProtocol::Icmp,
         address: ip("10.0.0.9"),
         port: 0,
         name: None,

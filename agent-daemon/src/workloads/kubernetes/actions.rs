@@ -25,6 +25,7 @@ use super::{
 };
 use crate::{
     events::{Event, EventKind},
+    outcome::Outcome,
     sinks::alerts::ReceiverStats,
 };
 
@@ -67,7 +68,7 @@ pub fn commands(event: &Event, directory: &Directory, delete_jobs: bool) -> Vec<
     let EventKind::Verdict { deviation, subject, reason, mode, outcome, .. } = &event.kind else {
         return Vec::new();
     };
-    let killed = outcome == "killed";
+    let killed = *outcome == Outcome::Killed;
     let mut out = Vec::new();
     let mut jobs = HashSet::new();
     for pod in directory.pods(&event.investigation) {
@@ -339,7 +340,7 @@ mod tests {
                 subject: "/bin/false".into(),
                 reason: "not in the baseline".into(),
                 mode: if outcome == "killed" { Mode::Enforce } else { Mode::Flag },
-                outcome: outcome.into(),
+                outcome: outcome.parse().unwrap(),
                 baseline_revision: 3,
                 action_time: chrono::Utc::now(),
             },

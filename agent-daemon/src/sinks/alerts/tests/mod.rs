@@ -40,7 +40,7 @@ pub fn verdict(outcome: &str) -> Arc<Event> {
             subject: "/usr/bin/curl".into(),
             reason: "/usr/bin/curl is not among the read-only baseline's executables".into(),
             mode: Mode::Enforce,
-            outcome: outcome.into(),
+            outcome: outcome.parse().unwrap(),
             baseline_revision: 4,
             action_time: time("2026-11-26T15:00:01.125Z"),
         },

@@ -1,13 +1,18 @@
 //! The typed, attributed events every consumer sees: the event stream, and later the audit
-//! store, metrics and alerts. JSON is one object per event with a `kind` tag.
-use std::{collections::BTreeMap, fmt, net::IpAddr};
+//! store, metrics and alerts. JSON is one object per event with a `kind` tag; `text` writes
+//! them for people.
+mod text;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use std::{collections::BTreeMap, net::IpAddr};
+
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     baseline::{DeviationKind, Mode},
+    egress::EgressProtocol,
     identity::{InvestigationId, Phase},
+    outcome::Outcome,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,7 +145,7 @@ pub enum EventKind {
         /// `connect` or `sendmsg`.
         op: String,
         /// As judged: `tcp` (MPTCP too), `udp`, `icmp`, `ip-proto-N`.
-        protocol: String,
+        protocol: EgressProtocol,
         address: IpAddr,
         port: u16,
         /// The name a DNS answer of this investigation bound the address to, when the call
@@ -219,7 +224,7 @@ pub enum EventKind {
         /// The phase's mode when judged.
         mode: Mode,
         /// `flagged`, or `killed` (enforce mode).
-        outcome: String,
+        outcome: Outcome,
         baseline_revision: u64,
         /// When the deviating action happened; the event's `time` is when it was judged.
         action_time: DateTime<Utc>,
@@ -242,7 +247,7 @@ pub enum EventKind {
         egress_packets: u64,
         events: u64,
         /// `ok`, `flagged` or `killed`.
-        outcome: String,
+        outcome: Outcome,
         /// Why it was killed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -347,183 +352,5 @@ pub fn exit_from_status(status: u32) -> (Option<i32>, Option<i32>) {
     if signal == 0 { (Some(((status >> 8) & 0xff) as i32), None) } else { (None, Some(signal)) }
 }
 
-impl fmt::Display for Event {
-    /// One line for people: time, investigation, phase, process, then what happened.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} [{}] ",
-            self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
-            self.investigation,
-            self.phase
-        )?;
-        if self.pid != 0 {
-            write!(f, "{}({}) ", self.comm, self.pid)?;
-        }
-        let action = |a: &Action| match a {
-            Action::None => "",
-            Action::Killed => " [KILLED]",
-            Action::Denied => " [DENIED]",
-        };
-        match &self.kind {
-            EventKind::Started { source, cgroup, pod } => {
-                write!(f, "started ({source}) cgroup {cgroup}")?;
-                match pod {
-                    Some(p) => write!(f, " pod {}/{}", p.namespace, p.name),
-                    None => Ok(()),
-                }
-            }
-            EventKind::Resumed { source, cgroup, doomed, .. } => {
-                let doomed = if *doomed { "; the kernel doomed it meanwhile" } else { "" };
-                write!(
-                    f,
-                    "resumed ({source}) cgroup {cgroup}: adopted after a daemon restart{doomed}"
-                )
-            }
-            EventKind::Syscall { name, nr, action: a } => {
-                write!(f, "syscall {name} ({nr}) first use{}", action(a))
-            }
-            EventKind::Fork { child_pid } => write!(f, "fork -> {child_pid}"),
-            EventKind::Exec { path, argv, action: a, via_fd, .. } => {
-                let fd = if *via_fd { " (through a descriptor)" } else { "" };
-                write!(f, "exec {path}{fd} {:?}{}", argv, action(a))
-            }
-            EventKind::Exit { exit_code: Some(code), .. } => write!(f, "exit {code}"),
-            EventKind::Exit { signal, .. } => write!(f, "killed by signal {}", signal.unwrap_or(0)),
-            EventKind::Open { path, write: true, .. } => write!(f, "open for write {path}"),
-            EventKind::Open { path, .. } => write!(f, "open {path}"),
-            EventKind::FileOp { op, path, path2: Some(other), .. } => {
-                write!(f, "{op} {path} {other}")
-            }
-            EventKind::FileOp { op, path, .. } => write!(f, "{op} {path}"),
-            EventKind::Connect { op, protocol, address, port, name: Some(name), action: a } => {
-                write!(f, "{op} {protocol} {name} ({address}) port {port}{}", action(a))
-            }
-            EventKind::Connect { op, protocol, address, port, action: a, .. } => {
-                write!(f, "{op} {protocol} {address} port {port}{}", action(a))
-            }
-            EventKind::Dns { op, name, qtype, server, port, answers, notes, action: a, .. } => {
-                write!(f, "dns {op} {qtype} {name} ({server} port {port})")?;
-                for (i, answer) in answers.iter().enumerate() {
-                    let sep = if i == 0 { ": " } else { ", " };
-                    write!(f, "{sep}{} ttl {}", answer.address, answer.ttl)?;
-                }
-                if !notes.is_empty() {
-                    write!(f, " [{}]", notes.join(", "))?;
-                }
-                write!(f, "{}", action(a))
-            }
-            EventKind::Unix { op, path, action: a, .. } => {
-                write!(f, "{op} unix {path}{}", action(a))
-            }
-            EventKind::Socket { socket, action: a } => write!(f, "socket {socket}{}", action(a)),
-            EventKind::IoUring { name, action: a, .. } => {
-                write!(f, "io_uring {name} first use{}", action(a))
-            }
-            EventKind::Escape { moved_pid, cgroup, action: a } => {
-                write!(
-                    f,
-                    "process {moved_pid} left the investigation's cgroups (to cgroup {cgroup}){}",
-                    action(a)
-                )
-            }
-            EventKind::Cgroup { path, .. } => write!(f, "cgroup created {path}"),
-            EventKind::Verdict { outcome, reason, mode, .. } => {
-                write!(f, "VERDICT ({mode}): {} -- {reason}", outcome.to_uppercase())
-            }
-            EventKind::BaselineCapped { set, cap, subject } => write!(
-                f,
-                "baseline full: {set} is at its cap of {cap} in the {} phase; {subject} and \
-                 anything else new there is not learned",
-                self.phase
-            ),
-            EventKind::Ended { syscalls, egress_bytes, events, outcome, reason, .. } => {
-                write!(
-                    f,
-                    "ended {outcome}: {events} events, {} syscalls ({} distinct), {egress_bytes} egress bytes",
-                    syscalls.values().sum::<u64>(),
-                    syscalls.len()
-                )?;
-                match reason {
-                    Some(reason) => write!(f, "; killed: {reason}"),
-                    None => Ok(()),
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(kind: EventKind) -> Event {
-        Event {
-            time: DateTime::parse_from_rfc3339("2026-11-26T15:00:00.5Z").unwrap().to_utc(),
-            investigation: "inv-1".parse().unwrap(),
-            phase: Phase::ReadOnly,
-            instance: 1,
-            pid: 42,
-            tid: None,
-            ppid: 1,
-            uid: 0,
-            comm: "sh".into(),
-            kind,
-        }
-    }
-
-    #[test]
-    fn json_is_flat_with_a_kind_tag_and_round_trips() {
-        let e = event(EventKind::Exec {
-            path: "/bin/ls".into(),
-            argv: vec!["ls".into(), "-l".into()],
-            argv_truncated: false,
-            via_fd: false,
-            resolved: false,
-            state: PathState::default(),
-            action: Action::None,
-        });
-        let json = serde_json::to_value(&e).unwrap();
-        assert_eq!(json["kind"], "exec");
-        assert_eq!(json["investigation"], "inv-1");
-        assert_eq!(json["phase"], "read-only");
-        assert_eq!(json["path"], "/bin/ls");
-        assert!(json.get("action").is_none(), "no action field when the kernel did nothing");
-        assert!(json.get("truncated").is_none() && json.get("via_fd").is_none());
-        let back: Event = serde_json::from_value(json).unwrap();
-        assert_eq!(back, e);
-        let cut = event(EventKind::Open {
-            path: "/x".into(),
-            write: false,
-            flags: 0,
-            via: None,
-            state: PathState { truncated: true, ..Default::default() },
-        });
-        let json = serde_json::to_value(&cut).unwrap();
-        assert_eq!(json["truncated"], true);
-        assert_eq!(serde_json::from_value::<Event>(json).unwrap(), cut);
-    }
-
-    #[test]
-    fn wait_status_decodes_to_code_or_signal() {
-        assert_eq!(exit_from_status(0), (Some(0), None));
-        assert_eq!(exit_from_status(3 << 8), (Some(3), None));
-        assert_eq!(exit_from_status(9), (None, Some(9)));
-        assert_eq!(exit_from_status(0x80 | 11), (None, Some(11))); // core dumped
-    }
-
-    #[test]
-    fn text_lines_name_the_investigation_and_the_act() {
-        let line = event(EventKind::Connect {
-            op: "connect".into(),
-            protocol: "tcp".into(),
-            address: "127.0.0.1".parse().unwrap(),
-            port: 80,
-            name: None,
-            action: Action::Denied,
-        })
-        .to_string();
-        assert!(line.starts_with("2026-11-26T15:00:00.500Z inv-1 [read-only] sh(42) "), "{line}");
-        assert!(line.ends_with("connect tcp 127.0.0.1 port 80 [DENIED]"), "{line}");
-    }
-}
+mod tests;

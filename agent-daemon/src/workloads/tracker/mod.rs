@@ -2,6 +2,10 @@
 //! begin = reserve a slot, zero its counters, tell the pipeline, then track its cgroup in
 //! the kernel (so no record can arrive for an investigation the pipeline does not know);
 //! end = drain the ring buffer, read the counters, untrack, tell the pipeline, free the slot.
+//! A new daemon adopts what an earlier one left running (`adopt`).
+mod adopt;
+mod requests;
+
 use std::{
     path::Path,
     sync::{Arc, Mutex},
@@ -19,7 +23,7 @@ use super::{
 use crate::{
     identity::{InvestigationId, Phase},
     kernel::{Kernel, SlotCounters, TrackError, mounts::Cgroup2, reader::FlushHandle},
-    pipeline::{AdminReply, AdminRequest, Investigation, Lifecycle},
+    lifecycle::{Investigation, Lifecycle},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -57,21 +61,6 @@ pub struct Tracker {
 
 /// Ended investigations remembered for rejoining clients.
 const ENDED_KEPT: usize = 4096;
-
-/// What adopting the saved investigations found.
-#[derive(Debug, Default)]
-pub struct Adopted {
-    /// Local investigations, for the local source to watch again.
-    pub local: Vec<Active>,
-    /// Pods, waiting for the pod list to claim them.
-    pub pods: Vec<Active>,
-    /// Saved investigations that could not be adopted, and why.
-    pub refused: Vec<String>,
-    /// Instances the kernel's maps named that no saved investigation claims: untracked.
-    pub stale: Vec<u32>,
-    /// Those the kernel doomed while no daemon ran.
-    pub doomed: Vec<Active>,
-}
 
 impl Tracker {
     pub fn new(
@@ -362,90 +351,6 @@ impl Tracker {
         ended.iter().find(|(i, e, _)| *i == instance && e == id).map(|(_, _, uid)| *uid)
     }
 
-    /// Adopt the investigations an earlier daemon saved: each in its slot with its instance
-    /// (as the kernel's maps, if adopted, know it), begun in the pipeline as resumed, its
-    /// cgroups and processes tracked again (in fresh maps, from what the cgroups hold).
-    /// Instances the maps name that nobody claims are untracked.
-    pub async fn adopt(&self, saved: Vec<Active>) -> Adopted {
-        let mut adopted = Adopted::default();
-        for active in saved {
-            if let Err(e) = self.registry().restore(active.clone()) {
-                adopted.refused.push(format!(
-                    "investigation {} (instance {}): {e}",
-                    active.id, active.instance
-                ));
-                let _ = self.saved.forget(active.instance);
-                continue;
-            }
-            self.reserve_instances(active.instance);
-            let doomed = self.kernel().maps.doomed(active.slot, active.instance);
-            if doomed && let Err(e) = self.kernel().maps.doom(active.slot, active.instance) {
-                // Doomed by another generation: this one's programs kill too.
-                tracing::warn!(investigation = %active.id, error = %e, "cannot doom an adopted investigation");
-            }
-            let path = self.cgroup2.hierarchy_path(&active.cgroup).unwrap_or_default();
-            let info = investigation(&active, path.clone(), active.cgroup.clone(), doomed);
-            if self.lifecycle.send(Lifecycle::Begin(info)).await.is_err() {
-                return adopted;
-            }
-            let tracked = if active.source == "kubernetes" && !path.is_empty() {
-                // The kernel's lock is released before `track_present` takes it again.
-                let registered = self
-                    .kernel()
-                    .maps
-                    .register_path(fnv1a(path.as_bytes()), Self::tracked(&active));
-                registered.map_err(TrackerError::from).and_then(|()| self.track_present(&active))
-            } else {
-                self.track_present(&active)
-            };
-            if let Err(e) = tracked {
-                tracing::warn!(investigation = %active.id, error = %e, "cannot track an adopted investigation's cgroup again");
-            }
-            tracing::info!(investigation = %active.id, instance = active.instance, phase = %active.phase,
-                source = active.source, cgroup = %active.cgroup.display(), doomed, "adopted a running investigation");
-            if doomed {
-                adopted.doomed.push(active.clone());
-            }
-            if active.source == "kubernetes" {
-                adopted.pods.push(active);
-            } else {
-                adopted.local.push(active);
-            }
-        }
-        let kept: std::collections::BTreeSet<u32> =
-            self.registry().active().map(|a| a.instance).collect();
-        let stale: Vec<u32> = self.kernel().maps.instances().difference(&kept).copied().collect();
-        for instance in &stale {
-            if let Err(e) = self.kernel().maps.untrack_instance(*instance) {
-                tracing::warn!(instance, error = %e, "cannot untrack a stale instance");
-            }
-        }
-        adopted.stale = stale;
-        adopted
-    }
-
-    /// After the earlier generations are retired: forget the processes they saw exit while
-    /// their entries were being copied.
-    pub fn settle(&self) {
-        let dead = self.prune_dead();
-        if !dead.is_empty() {
-            tracing::info!(processes = ?dead, "forgot processes that exited during the handover");
-        }
-    }
-
-    /// Investigations the kernel doomed while no daemon ran: once every record it kept has
-    /// been judged (the reader runs), those no record explained are judged as such.
-    pub async fn judge_doomed(&self, doomed: &[Active]) {
-        if doomed.is_empty() {
-            return;
-        }
-        self.flush().await;
-        for active in doomed {
-            let message = Lifecycle::Unwatched { slot: active.slot, instance: active.instance };
-            let _ = self.lifecycle.send(message).await;
-        }
-    }
-
     /// Processes of `active` the kernel still tracks, wherever they are: once its cgroups
     /// are empty, those that moved out of them. The investigation is not over while any
     /// lives.
@@ -480,63 +385,6 @@ impl Tracker {
 
     pub fn counters(&self, slot: u16) -> Result<SlotCounters, TrackError> {
         self.kernel().maps.counters(slot)
-    }
-}
-
-impl Tracker {
-    /// Send every running investigation's counters to the pipeline (envelope checks).
-    pub async fn sample(&self) {
-        let at = std::time::Instant::now();
-        for active in self.active() {
-            let Ok(counters) = self.counters(active.slot) else { continue };
-            let sample = Lifecycle::Sample {
-                slot: active.slot,
-                instance: active.instance,
-                counters,
-                at,
-                done: None,
-            };
-            if self.lifecycle.send(sample).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Have everything the kernel knows of `active` judged now: every record written so far
-    /// (a flush), and its counters, among them what the kernel could not report (records
-    /// lost, processes untracked). For the answer to `paddock run`, which must know whether
-    /// the kernel failed the investigation closed.
-    pub async fn judge_now(&self, active: &Active) {
-        self.flush().await;
-        let Ok(counters) = self.counters(active.slot) else { return };
-        let (done, judged) = oneshot::channel();
-        let sample = Lifecycle::Sample {
-            slot: active.slot,
-            instance: active.instance,
-            counters,
-            at: std::time::Instant::now(),
-            done: Some(done),
-        };
-        if self.lifecycle.send(sample).await.is_ok() {
-            let _ = judged.await;
-        }
-    }
-
-    /// A process of `active` asked paddock for something it may not have (`what`): judged
-    /// as a deviation of the investigation.
-    pub async fn tampered(&self, active: &Active, what: String) {
-        let message = Lifecycle::Tamper { slot: active.slot, instance: active.instance, what };
-        let _ = self.lifecycle.send(message).await;
-    }
-
-    /// Hand an operator request to the pipeline and wait for its answer.
-    pub async fn admin(&self, request: AdminRequest) -> Result<AdminReply, String> {
-        let (reply, answer) = oneshot::channel();
-        self.lifecycle
-            .send(Lifecycle::Admin(request, reply))
-            .await
-            .map_err(|_| "the daemon is stopping".to_owned())?;
-        answer.await.map_err(|_| "the daemon is stopping".to_owned())?
     }
 }
 

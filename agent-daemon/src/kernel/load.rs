@@ -554,20 +554,38 @@ impl Kernel {
     }
 }
 
-/// Load only the empty `sys_enter` program and attach it: the cost floor that
-/// `cargo xtask bench overhead` measures paddock against. Detached when dropped.
-pub fn attach_empty_hook() -> Result<Ebpf, KernelError> {
-    if PROBES.is_empty() {
-        return Err(KernelError::NoProbes);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The object `paddock` ships holds the product's programs and nothing else: the
+    /// benchmarks' programs live in an object of their own (`agent-ebpf-bench`).
+    #[test]
+    fn the_shipped_object_holds_the_products_programs_only() {
+        let object = aya_obj::Object::parse(PROBES).expect("the embedded object parses");
+        let mut names: Vec<&str> = object.programs.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut product = vec![
+            programs::SYS_ENTER,
+            programs::PROCESS_FORK,
+            programs::PROCESS_EXEC,
+            programs::PROCESS_EXIT,
+            programs::CGROUP_MKDIR,
+            programs::CGROUP_ATTACH,
+            programs::CONNECT4,
+            programs::CONNECT6,
+            programs::SENDMSG4,
+            programs::SENDMSG6,
+            programs::SKB_EGRESS,
+            programs::SKB_INGRESS,
+            programs::SOCK_CREATE,
+            programs::CONNECT_UNIX,
+            programs::SENDMSG_UNIX,
+            programs::OPEN_EXIT,
+            programs::URING_SUBMIT,
+            programs::PATH_OP,
+        ];
+        product.sort_unstable();
+        assert_eq!(names, product);
     }
-    let mut ebpf = EbpfLoader::new().load(PROBES).map_err(KernelError::Load)?;
-    let name = programs::BENCH_EMPTY;
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(KernelError::MissingProgram { program: name })?
-        .try_into()
-        .map_err(program_error(name, "sys_enter"))?;
-    program.load().map_err(program_error(name, "sys_enter"))?;
-    program.attach("sys_enter").map_err(program_error(name, "sys_enter"))?;
-    Ok(ebpf)
 }

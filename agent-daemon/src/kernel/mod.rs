@@ -22,6 +22,6 @@ mod sideload;
 mod tracking;
 
 pub use generation::Retired;
-pub use load::{Kernel, Limits, LoadOptions, attach_empty_hook};
+pub use load::{Kernel, Limits, LoadOptions};
 pub use policy::{KernelPolicy, PolicyMaps};
 pub use tracking::{SlotCounters, TrackError};

@@ -25,7 +25,7 @@ pub use cluster::ClusterRequest;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    enforce::Enforcer,
+    enforce::Enforce,
     events::{Action, EventKind},
     hub::Hub,
     identity::{InvestigationId, Phase},
@@ -123,7 +123,7 @@ pub struct Pipeline {
     active: HashMap<u16, Attribution>,
     clock: Clock,
     judge: Judge,
-    enforcer: Enforcer,
+    enforcer: Box<dyn Enforce>,
     /// The phases as last judged, for the metrics collector.
     summaries: Arc<std::sync::Mutex<Vec<crate::judge::PhaseSummary>>>,
 }
@@ -147,7 +147,7 @@ impl Pipeline {
         hub: Arc<Hub>,
         stats: Arc<PipelineStats>,
         judge: Judge,
-        enforcer: Enforcer,
+        enforcer: impl Enforce + 'static,
         summaries: Arc<std::sync::Mutex<Vec<crate::judge::PhaseSummary>>>,
     ) -> Pipeline {
         let pipeline = Pipeline {
@@ -158,7 +158,7 @@ impl Pipeline {
             active: HashMap::new(),
             clock: Clock::new(),
             judge,
-            enforcer,
+            enforcer: Box::new(enforcer),
             summaries,
         };
         pipeline.publish_summaries();

@@ -1,5 +1,6 @@
 //! Everything that touches the kernel: filesystems, BTF offsets, loading and attaching the
 //! programs, the maps that say what is tracked, and the ring-buffer reader.
+mod attach;
 mod bpf_sys;
 pub mod btf;
 mod carry;

@@ -58,8 +58,6 @@ pub mod programs {
     pub const URING_SUBMIT: &str = "paddock_uring_submit";
     /// Tail-called by `sys_enter` for path operations (`tails::TAIL_PATH_OP`).
     pub const PATH_OP: &str = "paddock_path_op";
-    /// An empty `sys_enter` program: the benchmark floor, never loaded by the daemon.
-    pub const BENCH_EMPTY: &str = "paddock_bench_empty";
 }
 
 /// Slots of the `TAILS` program array.

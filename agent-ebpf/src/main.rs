@@ -9,8 +9,6 @@
 #[cfg(target_arch = "bpf")]
 mod args;
 #[cfg(target_arch = "bpf")]
-mod bench;
-#[cfg(target_arch = "bpf")]
 mod cgroups;
 #[cfg(target_arch = "bpf")]
 mod dns;

@@ -51,14 +51,21 @@ pub fn require_root(what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Build the daemon, its kernel programs and the test binaries.
+/// Build the daemon, its kernel programs and the test binaries (not the benchmarks':
+/// [`build_bench`]).
 pub fn build(release: bool) -> anyhow::Result<()> {
     let mut cmd = cargo();
     cmd.args(["build", "--workspace", "--bins"]);
+    cmd.args(["--exclude", "paddock-bench", "--exclude", "agent-ebpf-bench"]);
     if release {
         cmd.arg("--release");
     }
     run(&mut cmd)
+}
+
+/// Build the benchmark drivers (`paddock-bench`, with their own kernel programs), release.
+pub fn build_bench() -> anyhow::Result<()> {
+    run(cargo().args(["build", "--release", "-p", "paddock-bench"]))
 }
 
 pub fn target_bin(release: bool, name: &str) -> PathBuf {

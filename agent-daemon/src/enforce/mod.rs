@@ -53,11 +53,23 @@ impl Outcomes {
     }
 }
 
-/// What the event pipeline calls to act.
+/// What the event pipeline calls to act on verdicts: the daemon's [`Enforcer`] puts them in
+/// the kernel; a driver that runs the pipeline without a kernel (`paddock-bench`) gives its
+/// own.
+pub trait Enforce: Send {
+    /// Put `phase`'s mode and baseline in force. Returns the sets that did not fit the
+    /// kernel's maps: the kernel does not decide those for the phase, the daemon judges
+    /// them after the fact.
+    fn apply(&self, phase: Phase, mode: Mode, baseline: &Baseline) -> Result<Vec<Set>, TrackError>;
+
+    /// Kill the whole investigation.
+    fn kill(&self, order: KillOrder);
+}
+
+/// The daemon's enforcement: kernel policies per phase, and kill orders to the killer.
 #[derive(Clone)]
 pub struct Enforcer {
-    /// `None` only in benchmarks that drive the pipeline without a kernel.
-    kernel: Option<Arc<Mutex<Kernel>>>,
+    kernel: Arc<Mutex<Kernel>>,
     kills: mpsc::UnboundedSender<KillOrder>,
     pub outcomes: Arc<Outcomes>,
     /// `enforcement.fail_closed`: put in each enforcing phase's kernel policy.
@@ -70,27 +82,15 @@ impl Enforcer {
         kills: mpsc::UnboundedSender<KillOrder>,
         fail_closed: bool,
     ) -> Enforcer {
-        Enforcer { kernel: Some(kernel), kills, outcomes: Arc::default(), fail_closed }
+        Enforcer { kernel, kills, outcomes: Arc::default(), fail_closed }
     }
+}
 
-    /// An enforcer with no kernel behind it: policies go nowhere, kill orders only to
-    /// `kills`. For `paddock-bench pipeline`.
-    pub fn detached(kills: mpsc::UnboundedSender<KillOrder>) -> Enforcer {
-        Enforcer { kernel: None, kills, outcomes: Arc::default(), fail_closed: true }
-    }
-
-    /// Put `phase`'s mode and baseline in force in the kernel. Returns the sets that did
-    /// not fit the kernel's maps: the kernel does not decide those for the phase, the
-    /// daemon judges them after the fact.
-    pub fn apply(
-        &self,
-        phase: Phase,
-        mode: Mode,
-        baseline: &Baseline,
-    ) -> Result<Vec<Set>, TrackError> {
-        let Some(kernel) = &self.kernel else { return Ok(Vec::new()) };
+impl Enforce for Enforcer {
+    fn apply(&self, phase: Phase, mode: Mode, baseline: &Baseline) -> Result<Vec<Set>, TrackError> {
         let policy = policy::kernel_policy(phase.kernel_id(), mode, baseline, self.fail_closed);
-        let incomplete = kernel
+        let incomplete = self
+            .kernel
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .maps
@@ -101,14 +101,14 @@ impl Enforcer {
     /// Kill the whole investigation; its reason is kept for `paddock run`. The kernel stops
     /// each of its processes at its next syscall; `cgroup.kill` then takes those in its
     /// cgroups, and a pidfd kill each process it tracks elsewhere.
-    pub fn kill(&self, order: KillOrder) {
+    fn kill(&self, order: KillOrder) {
         self.outcomes.record(order.instance, &order.reason);
-        if let Some(kernel) = &self.kernel
-            && let Err(e) = kernel
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .maps
-                .doom(order.slot, order.instance)
+        if let Err(e) = self
+            .kernel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .maps
+            .doom(order.slot, order.instance)
         {
             tracing::warn!(investigation = %order.investigation, error = %e, "cannot mark the investigation doomed in the kernel");
         }

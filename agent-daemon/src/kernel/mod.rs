@@ -1,5 +1,6 @@
 //! Everything that touches the kernel: filesystems, BTF offsets, loading and attaching the
 //! programs, the maps that say what is tracked, and the ring-buffer reader.
+mod attach;
 mod bpf_sys;
 pub mod btf;
 mod carry;
@@ -23,6 +24,6 @@ mod sideload;
 mod tracking;
 
 pub use generation::Retired;
-pub use load::{Kernel, Limits, LoadOptions, attach_empty_hook};
+pub use load::{Kernel, Limits, LoadOptions};
 pub use policy::{KernelPolicy, PolicyMaps};
 pub use tracking::{SlotCounters, TrackError};

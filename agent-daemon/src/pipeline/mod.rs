@@ -23,7 +23,7 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use crate::{
-    enforce::Enforcer,
+    enforce::Enforce,
     events::{Action, EventKind},
     hub::Hub,
     judge::Judge,
@@ -62,7 +62,7 @@ pub struct Pipeline {
     active: HashMap<u16, Attribution>,
     clock: Clock,
     judge: Judge,
-    enforcer: Enforcer,
+    enforcer: Box<dyn Enforce>,
     /// The phases as last judged, for the metrics collector.
     summaries: Arc<std::sync::Mutex<Vec<crate::judge::PhaseSummary>>>,
 }
@@ -86,7 +86,7 @@ impl Pipeline {
         hub: Arc<Hub>,
         stats: Arc<PipelineStats>,
         judge: Judge,
-        enforcer: Enforcer,
+        enforcer: impl Enforce + 'static,
         summaries: Arc<std::sync::Mutex<Vec<crate::judge::PhaseSummary>>>,
     ) -> Pipeline {
         let pipeline = Pipeline {
@@ -97,7 +97,7 @@ impl Pipeline {
             active: HashMap::new(),
             clock: Clock::new(),
             judge,
-            enforcer,
+            enforcer: Box::new(enforcer),
             summaries,
         };
         pipeline.publish_summaries();

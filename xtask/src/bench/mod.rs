@@ -63,6 +63,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     crate::util::require_root("benchmarks")?;
     crate::setup::run_setup_steps()?;
     crate::util::build(true)?;
+    crate::util::build_bench()?;
     match which {
         Which::Overhead { calls, rounds } => overhead::run(calls, rounds),
         Which::Enforce { runs } => enforce::run(runs),

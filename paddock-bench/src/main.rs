@@ -1,7 +1,8 @@
 //! `paddock-bench`: what `cargo xtask bench` runs besides the daemon, kept out of the
 //! `paddock` binary. It uses the daemon's own library, so what it measures is the
-//! product's code.
+//! product's code; its kernel program comes from an object of its own (`agent-ebpf-bench`).
 mod drivers;
+mod empty_hook;
 mod export;
 
 use clap::{Parser, Subcommand};
@@ -25,24 +26,10 @@ enum Command {
     Export(export::ExportArgs),
 }
 
-fn empty_hook() -> anyhow::Result<i32> {
-    let _hook = agent_daemon::kernel::attach_empty_hook()?;
-    eprintln!("empty sys_enter hook attached; SIGTERM or SIGINT detaches it");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        anyhow::Ok(0)
-    })
-}
-
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::EmptyHook => empty_hook(),
+        Command::EmptyHook => empty_hook::run(),
         Command::Pipeline(args) => drivers::pipeline(args),
         Command::AuditQuery(args) => drivers::audit_query(args),
         Command::Export(args) => export::export(args),

@@ -24,13 +24,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use agent_daemon::{
-    baseline::Mode,
-    enforce::Enforcer,
+    baseline::{Baseline, Mode, Set},
+    enforce::{Enforce, KillOrder},
     hub::Hub,
     identity::Phase,
     judge::Judge,
     kernel::{
-        SlotCounters,
+        SlotCounters, TrackError,
         decode::{decode, record_bytes as bytes},
         reader::FromKernel,
     },
@@ -193,6 +193,20 @@ fn cpu_seconds() -> f64 {
     t(usage.ru_utime) + t(usage.ru_stime)
 }
 
+/// The bench's enforcement: no kernel behind the data path, so policies go nowhere; the
+/// phase flags (no verdict kills), so no kill order comes.
+struct NoKernel;
+
+impl Enforce for NoKernel {
+    fn apply(&self, _: Phase, _: Mode, _: &Baseline) -> Result<Vec<Set>, TrackError> {
+        Ok(Vec::new())
+    }
+
+    fn kill(&self, order: KillOrder) {
+        eprintln!("paddock-bench: a kill order in a phase that flags: {order:?}");
+    }
+}
+
 pub fn pipeline(args: PipelineArgs) -> anyhow::Result<i32> {
     pin(args.cpu)?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -229,14 +243,13 @@ async fn run_pipeline(args: &PipelineArgs) -> anyhow::Result<serde_json::Value> 
             )));
         }
         let (judge, _) = Judge::open(agent_daemon::baseline::store::Store::open(dir.path())?)?;
-        let (kills, _kills_rx) = mpsc::unbounded_channel();
         let pipeline = Pipeline::new(
             records_rx,
             lifecycle_rx,
             hub.clone(),
             pipeline_stats.clone(),
             judge,
-            Enforcer::detached(kills),
+            NoKernel,
             Arc::default(),
         );
         tasks.push(tokio::spawn(pipeline.run()));

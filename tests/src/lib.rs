@@ -20,10 +20,10 @@ pub mod kube_client;
 pub mod kubelet;
 pub mod monitoring;
 pub mod pg_trail;
-pub mod postgres;
 pub mod proxy;
 pub mod scenario;
 pub use self::kube::{KubeEnv, kube_env};
+pub use paddock_test_pg as postgres;
 
 /// True when the tests can run (root); otherwise prints why they are skipped.
 pub fn root_or_skip(test: &str) -> bool {

@@ -82,7 +82,7 @@ fn a_bad_source_is_named_with_what_to_fix() {
 
     // A server that wants a password: the right one from a file or $PGPASSWORD, the wrong
     // one refused.
-    let pg = Postgres::with(PgOptions { password: Some("right-one".into()), tls: false });
+    let pg = Postgres::with(PgOptions { password: Some("right-one".into()), ..Default::default() });
     pg.psql(SCHEMA);
     let url = pg.url();
     let wrong = password_file(pg.scratch(), "wrong", "wrong-one");
@@ -105,7 +105,7 @@ fn a_bad_source_is_named_with_what_to_fix() {
     drop(pg);
 
     // TLS: the server's certificate must chain to the CA file, its name included.
-    let pg = Postgres::with(PgOptions { password: None, tls: true });
+    let pg = Postgres::with(PgOptions { tls: true, ..Default::default() });
     pg.psql(SCHEMA);
     let certs = pg.tls.clone().unwrap();
     let url = format!("{}?sslmode=verify-full", pg.url());

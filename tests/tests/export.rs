@@ -1,7 +1,11 @@
 //! Export to PostgreSQL: every event of the local audit trail lands in a real PostgreSQL
 //! (Debian's package, a throwaway cluster per test) exactly once, field for field, through
 //! a server stopped and started again and a daemon killed with SIGKILL; bad settings give
-//! clear errors and the daemon keeps storing locally; TLS verifies the server. Needs root.
+//! clear errors and the daemon keeps storing locally; TLS verifies the server; with one
+//! role per node and row-level security, a node cannot touch another's rows. Needs root.
+#[path = "export/own_rows.rs"]
+mod own_rows;
+
 use std::time::{Duration, Instant};
 
 use paddock_tests::{

@@ -20,10 +20,10 @@ pub mod kube_client;
 pub mod kubelet;
 pub mod monitoring;
 pub mod pg_trail;
-pub mod postgres;
 pub mod proxy;
 pub mod scenario;
 pub use self::kube::{KubeEnv, kube_env};
+pub use paddock_test_pg as postgres;
 
 /// Return from the test (it passes) unless it runs as root, saying it was skipped: the
 /// first line of every test that needs root, so that `cargo test` stays useful without it.

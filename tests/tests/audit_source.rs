@@ -1,24 +1,22 @@
 //! `paddock audit list | show | tree --source postgres://...`: forensic queries on the
 //! cluster's store give what the nodes' own stores give, merged. Two real daemons (two
-//! "nodes") run parts of one investigation; their stores are copied into a real PostgreSQL
-//! as the exporter does; the answers from PostgreSQL must equal the union of the local
-//! trails, filter for filter and page for page. Needs root.
+//! "nodes") run parts of one investigation, each exporting (`[[export]] kind = "postgres"`)
+//! to one real PostgreSQL; once both exports have caught up and the daemons stopped, the
+//! answers from PostgreSQL must equal the union of the local trails, filter for filter and
+//! page for page. Needs root.
 #[path = "audit_source/errors.rs"]
 mod errors;
-#[path = "audit_source/load.rs"]
-mod load;
 #[path = "audit_source/support.rs"]
 mod support;
 
 use agent_daemon::sinks::audit::Outcome;
 use chrono::{DateTime, Utc};
-use paddock_tests::{Daemon, Listener, postgres::Postgres, root_or_skip, scenario};
+use paddock_tests::{Daemon, Listener, Settings, postgres::Postgres, root_or_skip, scenario};
 use serde_json::Value;
 
-const SCHEMA: &str = include_str!("audit_source/schema.sql");
-
 use support::{
-    Stored, cluster_line, fails, lines, micros, ok, paged, runs_json, settled, union, usual_run,
+    Stored, cluster_line, export_to, exported_then_stopped, fails, lines, local, local_ok, micros,
+    ok, paged, runs_json, settled, union, usual_run,
 };
 
 #[test]
@@ -27,9 +25,12 @@ fn queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores() {
         return;
     }
     let pg = Postgres::start();
-    pg.psql(SCHEMA);
     let url = pg.url();
-    let (a, b) = (Daemon::start(), Daemon::start());
+    // Small batches on node a, so that its trail goes in many transactions.
+    let node = |node: &str, batch: usize| {
+        Daemon::start_with(Settings { extra: export_to(&pg, node, batch), ..Default::default() })
+    };
+    let (mut a, mut b) = (node("node-a", 5), node("node-b", 500));
     let listener = Listener::start();
     // Both nodes run inv-x at the same time, twice, so that their events interleave; node
     // b also runs inv-y in another phase, then inv-x once more in enforce mode (killed).
@@ -49,9 +50,10 @@ fn queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores() {
     let stray: Vec<&str> = stray.iter().map(String::as_str).collect();
     assert_eq!(b.run_actor("inv-x", "read-only", &stray).status.code(), Some(99));
 
-    let (ta, tb) = (settled("node-a", &a, 2), settled("node-b", &b, 4));
-    load::load(&url, &ta);
-    load::load(&url, &tb);
+    settled("node-a", &a, 2);
+    settled("node-b", &b, 4);
+    let ta = exported_then_stopped(&pg, &mut a, "node-a");
+    let tb = exported_then_stopped(&pg, &mut b, "node-b");
     let trails = [&ta, &tb];
 
     // show: every event of inv-x from both nodes, by time then node, in each format.
@@ -60,8 +62,8 @@ fn queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores() {
     let switches = x.windows(2).filter(|w| w[0].node != w[1].node).count();
     assert!(switches >= 3, "{switches} switches between nodes");
     for (node, daemon, trail) in [("node-a", &a, &ta), ("node-b", &b, &tb)] {
-        // the local trail is what the loader read
-        let local = daemon.ok(&["audit", "show", "inv-x", "--format", "jsonl"]);
+        // the local trail is what the store holds
+        let local = local_ok(daemon, &["audit", "show", "inv-x", "--format", "jsonl"]);
         let mine: Vec<String> = trail
             .events
             .iter()
@@ -180,19 +182,14 @@ fn queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores() {
     for (daemon, t) in [(&a, &ta), (&b, &tb)] {
         for r in t.runs.iter().filter(|r| r.id.as_str() == "inv-x") {
             let name = format!("{}/{}", t.node, r.run);
-            let local = daemon.ok(&["audit", "tree", "inv-x", "--run", &r.run.to_string()]);
+            let local = local_ok(daemon, &["audit", "tree", "inv-x", "--run", &r.run.to_string()]);
             let cluster = ok(&["audit", "tree", "inv-x", "--run", &name, "--source", &url]);
             assert_eq!(cluster, format!("# {name}, store {}\n{local}", t.store_id));
             assert!(local.contains("/bin/"), "{local}");
-            let local: Value = serde_json::from_str(&daemon.ok(&[
-                "audit",
-                "tree",
-                "inv-x",
-                "--run",
-                &r.run.to_string(),
-                "--format",
-                "json",
-            ]))
+            let local: Value = serde_json::from_str(&local_ok(
+                daemon,
+                &["audit", "tree", "inv-x", "--run", &r.run.to_string(), "--format", "json"],
+            ))
             .unwrap();
             let cluster: Value = serde_json::from_str(&ok(&[
                 "audit", "tree", "inv-x", "--run", &name, "--source", &url, "--format", "json",
@@ -229,7 +226,7 @@ fn queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores() {
     let err = fails(&["audit", "show", "inv-x", "--source", &url, "--cursor", "42"]);
     assert!(err.contains("parameter cursor"), "{err}");
     // a local cursor is not a cluster cursor and the other way round
-    let out = a.paddock(&["audit", "show", "inv-x", "--cursor", "c00"]).output().unwrap();
+    let out = local(&a, &["audit", "show", "inv-x", "--cursor", "c00"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("cursor"), "{err}");
     drop(pg);

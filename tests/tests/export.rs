@@ -1,7 +1,11 @@
 //! Export to PostgreSQL: every event of the local audit trail lands in a real PostgreSQL
 //! (Debian's package, a throwaway cluster per test) exactly once, field for field, through
 //! a server stopped and started again and a daemon killed with SIGKILL; bad settings give
-//! clear errors and the daemon keeps storing locally; TLS verifies the server. Needs root.
+//! clear errors and the daemon keeps storing locally; TLS verifies the server; with one
+//! role per node and row-level security, a node cannot touch another's rows. Needs root.
+#[path = "export/own_rows.rs"]
+mod own_rows;
+
 use std::time::{Duration, Instant};
 
 use paddock_tests::{
@@ -178,7 +182,7 @@ fn bad_url_wrong_password_and_missing_privileges_are_said_and_counted() {
     wait_for_error(&daemon, "connect", "Connection refused");
     drop(daemon);
 
-    let pg = Postgres::with(PgOptions { password: Some("right".into()), tls: false });
+    let pg = Postgres::with(PgOptions { password: Some("right".into()), ..Default::default() });
     let file = pg.scratch().join("password");
     std::fs::write(&file, "wrong\n").unwrap();
     let daemon = daemon_exporting(&export_toml(
@@ -219,7 +223,7 @@ fn tls_verifies_the_server_against_the_ca_file() {
     if !root_or_skip("tls_verifies_the_server_against_the_ca_file") {
         return;
     }
-    let pg = Postgres::with(PgOptions { password: None, tls: true });
+    let pg = Postgres::with(PgOptions { tls: true, ..Default::default() });
     let tls = pg.tls.clone().unwrap();
     let url = format!("{}?sslmode=verify-full", pg.url());
     let daemon = daemon_exporting(&export_toml(

@@ -9,10 +9,7 @@ use paddock_tests::{
     root_or_skip,
 };
 
-use super::{
-    SCHEMA,
-    support::{fails, ok, password_file},
-};
+use super::support::{exporter_schema, fails, ok, password_file};
 
 #[test]
 fn a_bad_source_is_named_with_what_to_fix() {
@@ -55,7 +52,7 @@ fn a_bad_source_is_named_with_what_to_fix() {
         )),
         "{err}"
     );
-    pg.psql(SCHEMA);
+    exporter_schema(&pg);
     let empty = ok(&["audit", "list", "--source", &pg.url()]);
     assert!(empty.starts_with("NODE "), "{empty}");
     assert_eq!(empty.lines().count(), 1, "{empty}");
@@ -82,8 +79,8 @@ fn a_bad_source_is_named_with_what_to_fix() {
 
     // A server that wants a password: the right one from a file or $PGPASSWORD, the wrong
     // one refused.
-    let pg = Postgres::with(PgOptions { password: Some("right-one".into()), tls: false });
-    pg.psql(SCHEMA);
+    let pg = Postgres::with(PgOptions { password: Some("right-one".into()), ..Default::default() });
+    exporter_schema(&pg);
     let url = pg.url();
     let wrong = password_file(pg.scratch(), "wrong", "wrong-one");
     let right = password_file(pg.scratch(), "right", "right-one");
@@ -105,8 +102,8 @@ fn a_bad_source_is_named_with_what_to_fix() {
     drop(pg);
 
     // TLS: the server's certificate must chain to the CA file, its name included.
-    let pg = Postgres::with(PgOptions { password: None, tls: true });
-    pg.psql(SCHEMA);
+    let pg = Postgres::with(PgOptions { tls: true, ..Default::default() });
+    exporter_schema(&pg);
     let certs = pg.tls.clone().unwrap();
     let url = format!("{}?sslmode=verify-full", pg.url());
     let ca = certs.ca.display().to_string();
@@ -129,7 +126,7 @@ fn a_bad_source_is_named_with_what_to_fix() {
     assert!(err.contains(&format!("CA file {not_pem}: holds no PEM certificate")), "{err}");
     // a server without TLS refuses sslmode=require
     let plain = Postgres::start();
-    plain.psql(SCHEMA);
+    exporter_schema(&plain);
     let err = fails(&[
         "audit",
         "list",

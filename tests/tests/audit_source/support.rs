@@ -1,6 +1,8 @@
-//! What the audit_source tests share: running `paddock` without a daemon, the union of the
-//! nodes' trails in the cluster's order, and reading pages.
+//! What the audit_source tests share: running `paddock` without a daemon, each node's
+//! trail as its store holds it and its export sent, the union of the nodes' trails in the
+//! cluster's order, and reading pages.
 use std::{
+    collections::BTreeSet,
     path::Path,
     process::{Command, Output},
     time::{Duration, Instant},
@@ -8,13 +10,101 @@ use std::{
 
 use agent_daemon::{
     events::Event,
-    sinks::audit::{Outcome, query::InvestigationRow},
+    sinks::{
+        audit::{AuditStore, Outcome, query::InvestigationRow, read::StoredEvent},
+        export::postgres::schema,
+    },
 };
 use chrono::{DateTime, SecondsFormat, Utc};
-use paddock_tests::{Daemon, paddock_bin, scenario};
+use paddock_tests::{
+    Daemon, paddock_bin,
+    pg_trail::{assert_same_trail, audit_path, export_toml, metric, wait_caught_up},
+    postgres::Postgres,
+    scenario,
+};
 use serde_json::Value;
 
-use super::load::{self, NodeTrail};
+/// The `[[export]]` of node `node` to `pg` (no TLS), named `pg`, in batches of `batch`
+/// events: the daemon's configuration lines.
+pub fn export_to(pg: &Postgres, node: &str, batch: usize) -> String {
+    let url = format!("{}?sslmode=disable", pg.url());
+    export_toml("pg", &url, node, &format!("batch_events = {batch}"))
+}
+
+/// What one node stored, as read back from its file.
+pub struct NodeTrail {
+    pub node: String,
+    pub store_id: String,
+    pub events: Vec<StoredEvent>,
+    pub runs: Vec<InvestigationRow>,
+}
+
+pub fn read(node: &str, db: &Path) -> NodeTrail {
+    let store = AuditStore::open_read_only(db).expect("open the node's store");
+    let events = store.read_after(0, 1_000_000).expect("read_after");
+    let numbers: BTreeSet<i64> = events.iter().map(|e| e.run).collect();
+    let runs = store.runs(&numbers.into_iter().collect::<Vec<_>>()).expect("runs");
+    NodeTrail { node: node.to_owned(), store_id: store.store_id().expect("store_id"), events, runs }
+}
+
+/// Wait until the export of `node` has sent all its store holds (the cursor in the database
+/// at the store's last sequence number, no lag, as many events counted sent as stored),
+/// then stop the daemon cleanly, which drains the export: the trail its store holds from
+/// then on is the one in the database.
+pub fn exported_then_stopped(pg: &Postgres, daemon: &mut Daemon, node: &str) -> NodeTrail {
+    wait_caught_up(pg, daemon, node, Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let stored = read(node, &audit_path(daemon)).events.len() as f64;
+        let lag = metric(daemon, "paddock_export_lag_events{export=\"pg\"}");
+        let sent = metric(daemon, "paddock_export_events_total{export=\"pg\"}");
+        if lag == Some(0.0) && sent == Some(stored) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{node}: lag {lag:?}, sent {sent:?} of {stored} stored:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(daemon.stop().is_some_and(|s| s.success()), "{node}:\n{}", daemon.log());
+    // row for row, the database holds the node's trail
+    assert_same_trail(pg, daemon, node);
+    read(node, &audit_path(daemon))
+}
+
+/// The `paddock` schema as the exporter makes it (its own migration), with nothing in it.
+pub fn exporter_schema(pg: &Postgres) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        // as the role paddock, through the server's socket (no password, no TLS)
+        let config = format!(
+            "host={} port={} user=paddock dbname=paddock",
+            pg.scratch().display(),
+            pg.port()
+        );
+        let (mut client, conn) =
+            tokio_postgres::connect(&config, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        if let Err(e) = schema::migrate(&mut client).await {
+            panic!("the exporter's schema: {}", e.message);
+        }
+    });
+}
+
+/// `paddock ARGS --db STORE` on the stopped daemon's store: the node's own answer.
+pub fn local(daemon: &Daemon, args: &[&str]) -> Output {
+    let db = audit_path(daemon).display().to_string();
+    paddock(&[args, &["--db", &db]].concat())
+}
+
+pub fn local_ok(daemon: &Daemon, args: &[&str]) -> String {
+    let out = local(daemon, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "paddock {args:?} --db failed: {err}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// `paddock ARGS` with no daemon and no configuration of the machine's.
 pub fn paddock(args: &[&str]) -> Output {
@@ -152,15 +242,14 @@ pub fn paged(url: &str, id: &str, limit: usize) -> (Vec<String>, usize) {
     }
 }
 
-/// The node's store once it holds `runs` ended runs.
-pub fn settled(node: &str, daemon: &Daemon, runs: usize) -> NodeTrail {
-    let db = daemon.dir.path().join("state/audit.db");
+/// Wait until the node's store holds `runs` runs, all ended.
+pub fn settled(node: &str, daemon: &Daemon, runs: usize) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let trail = load::read(node, &db);
+        let trail = read(node, &audit_path(daemon));
         let ended = trail.runs.iter().filter(|r| r.outcome != Outcome::Running).count();
         if ended == runs && trail.runs.len() == runs {
-            return trail;
+            return;
         }
         assert!(Instant::now() < deadline, "{node}: {ended} of {runs} runs stored as ended");
         std::thread::sleep(Duration::from_millis(100));

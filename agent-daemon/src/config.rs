@@ -302,7 +302,9 @@ impl Config {
         if let Err(e) = self.audit.validate() {
             return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
         }
-        if let Err(e) = crate::sinks::export::config::validate(&self.export) {
+        if let Err(e) = crate::sinks::export::config::validate(&self.export).and_then(|()| {
+            crate::sinks::export::config::validate_stdout(&self.export, &self.alerts.receivers)
+        }) {
             return Err(ConfigError::Alerts { path: path.to_path_buf(), message: e.to_string() });
         }
         if !self.export.is_empty() && !self.audit.enabled {

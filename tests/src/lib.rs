@@ -14,7 +14,9 @@ use std::{
 
 use serde_json::Value;
 
+pub mod dashboard;
 pub mod dns;
+pub mod jsonl_trail;
 pub mod kube;
 pub mod kube_client;
 pub mod kubelet;

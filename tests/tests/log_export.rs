@@ -1,12 +1,21 @@
 //! `paddock audit export`: the store read without the daemon, every event once and in
 //! order, as paddock's own JSON lines or as flat objects named after the OpenTelemetry
-//! semantic conventions. Real kernel, real daemon; needs root.
+//! semantic conventions; and the daemon's `[[export]] kind = "jsonl"`, the same objects in
+//! rotated files, every event exactly once through a SIGKILL. Real kernel, real daemon;
+//! needs root.
 use std::{
     collections::HashMap,
     time::{Duration, Instant},
 };
 
-use paddock_tests::{Daemon, root_or_skip, scenario};
+use paddock_tests::{
+    Daemon, Settings,
+    jsonl_trail::{
+        exported, exported_after_kill, jsonl_toml, local_otel, rotated_count, seqs, wait_written,
+    },
+    pg_trail::{Stream, metric},
+    root_or_skip, scenario,
+};
 use serde_json::Value;
 
 fn lines(text: &str) -> Vec<Value> {
@@ -163,4 +172,79 @@ fn the_store_exports_every_event_once_with_opentelemetry_names() {
     // debug level here) to standard error only.
     assert!(!daemon.log().is_empty(), "the daemon logged nothing at all");
     assert_eq!(daemon.stdout(), "", "the daemon wrote to its standard output");
+}
+
+const CATCH_UP: Duration = Duration::from_secs(60);
+const EVENTS: &str = "paddock_export_events_total{export=\"siem\"}";
+
+/// The export's lines are the local trail as `paddock audit export --format otel` prints
+/// it: the same objects, in the same order, each sequence number once.
+fn assert_same_as_the_store(daemon: &Daemon, lines: &[Value]) {
+    let local = local_otel(daemon, "node-7");
+    assert!(!local.is_empty(), "no local events");
+    let written = seqs(lines);
+    assert!(written.windows(2).all(|w| w[0] < w[1]), "not in order, or twice: {written:?}");
+    assert_eq!(written, seqs(&local), "sequence numbers in the files and in the store");
+    for (line, want) in lines.iter().zip(&local) {
+        assert_eq!(line, want, "seq {}", want["paddock.seq"]);
+    }
+}
+
+#[test]
+fn the_daemon_writes_the_trail_to_rotated_files_exactly_once_through_a_kill() {
+    if !root_or_skip("the_daemon_writes_the_trail_to_rotated_files_exactly_once_through_a_kill") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("logs/events.jsonl");
+    let export = jsonl_toml(
+        "siem",
+        &path,
+        "max_bytes = 16384\nkeep = 1000\nbatch_events = 50\nnode = \"node-7\"",
+    );
+    let mut daemon = Daemon::start_with(Settings { extra: export, ..Default::default() });
+
+    // The story, in small files, as the store has it; the metric counts every line.
+    scenario::play(&daemon, "read-only", "jsonl");
+    wait_written(&daemon, &path, CATCH_UP);
+    let written = metric(&daemon, EVENTS);
+    assert_eq!(metric(&daemon, "paddock_export_lag_events{export=\"siem\"}"), Some(0.0));
+    assert_eq!(metric(&daemon, "paddock_export_up{export=\"siem\"}"), Some(1.0));
+    assert!(daemon.stop().is_some_and(|s| s.success()), "{}", daemon.log());
+    let lines = exported(&path);
+    assert_eq!(written, Some(lines.len() as f64), "the metric counts every line");
+    assert!(rotated_count(&path) > 0, "16 KiB files: rotated");
+    assert_same_as_the_store(&daemon, &lines);
+    assert_eq!(daemon.stdout(), "", "a file export writes nothing to standard output");
+
+    // Killed while it exports, three times: each restart goes on after the last line on
+    // disk, writing and counting only what follows.
+    let mut daemon = daemon.restart();
+    let stream = Stream::start(&daemon.socket, "kill");
+    let mut at_last_kill = 0;
+    for round in 0..3 {
+        let deadline = Instant::now() + CATCH_UP;
+        while metric(&daemon, EVENTS).is_none_or(|n| n < 300.0) {
+            assert!(Instant::now() < deadline, "round {round}: no lines:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon.kill9();
+        let on_disk = exported_after_kill(&path);
+        let written = seqs(&on_disk);
+        assert!(written.windows(2).all(|w| w[0] < w[1]), "round {round}: twice: {written:?}");
+        at_last_kill = on_disk.len();
+        daemon = daemon.restart();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    stream.stop();
+    wait_written(&daemon, &path, CATCH_UP);
+    let written = metric(&daemon, EVENTS);
+    assert!(daemon.stop().is_some_and(|s| s.success()), "{}", daemon.log());
+    let lines = exported(&path);
+    assert_eq!(
+        written,
+        Some((lines.len() - at_last_kill) as f64),
+        "the last daemon counts the lines it wrote, from where the file stood"
+    );
+    assert_same_as_the_store(&daemon, &lines);
 }

@@ -1,6 +1,6 @@
 //! paddock as its operators see it: a real Prometheus scrapes it through a scripted story
-//! (learn, flag, kill) and answers with the right counts, every query of the Grafana
-//! dashboard (`deploy/monitoring/`) with a series, and loads the alerting rules, which
+//! (learn, flag, kill) and answers with the right counts (a JSON-lines export's too), every
+//! query of the Grafana dashboard (`deploy/monitoring/`) with a series, and loads the alerting rules, which
 //! evaluate without error and raise nothing; a real Alertmanager and a signed
 //! webhook receive the alerts; a dead receiver costs no event and no audit record, and
 //! delivery resumes when it is back. Real kernel, real daemon, real servers; needs root.
@@ -12,6 +12,7 @@ use std::{
 
 use paddock_tests::{
     Daemon, Settings,
+    jsonl_trail::jsonl_toml,
     monitoring::{
         Alertmanager, Prometheus, Webhook, alerts_in_rules_file, dashboard_queries,
         expected_signature, load_dashboard, monitoring_file,
@@ -46,9 +47,12 @@ fn prometheus_scrapes_the_counts_of_a_learn_flag_kill_story() {
     if !root_or_skip("prometheus_scrapes_the_counts_of_a_learn_flag_kill_story") {
         return;
     }
-    // An alert receiver, so that the dashboard's delivery panel has series.
+    // An alert receiver and an export, so that the dashboard's delivery and export panels
+    // have series.
+    let exported = tempfile::tempdir().unwrap();
     let daemon = Daemon::start_with(Settings {
-        extra: "\n[[alerts.receivers]]\nkind = \"stdout\"\nname = \"log\"\n".into(),
+        extra: "\n[[alerts.receivers]]\nkind = \"stdout\"\nname = \"log\"\n".to_owned()
+            + &jsonl_toml("siem", &exported.path().join("events.jsonl"), ""),
         ..Default::default()
     });
     let target = daemon.http_base().trim_start_matches("http://").to_owned();
@@ -87,6 +91,11 @@ fn prometheus_scrapes_the_counts_of_a_learn_flag_kill_story() {
     });
     let stored: u64 = story.events.iter().map(|(_, e)| e.len() as u64).sum();
     prometheus.wait_for("paddock_audit_events_stored_total", |r| value(r) == Some(stored as f64));
+    // The export wrote every stored event to its file, and caught up.
+    let q = "paddock_export_events_total{export=\"siem\"}";
+    prometheus.wait_for(q, |r| value(r) == Some(stored as f64));
+    prometheus.wait_for("paddock_export_lag_events", |r| value(r) == Some(0.0));
+    prometheus.wait_for("paddock_export_up", |r| value(r) == Some(1.0));
     // Latency is measured for what processes did (kernel records), not for lifecycle events
     // or verdicts, whose time is when the daemon made them.
     let timed = story

@@ -13,6 +13,6 @@ mod targets;
 #[cfg(test)]
 mod tests;
 
-pub use config::AlertsConfig;
+pub use config::{AlertsConfig, ReceiverConfig};
 pub use router::AlertRouter;
 pub use stats::{ReceiverStats, register as register_receivers};

@@ -5,7 +5,11 @@ use std::{collections::HashSet, path::PathBuf};
 
 use serde::Deserialize;
 
-use super::postgres::target::{PgTarget, TargetError};
+use super::{
+    jsonl_config::{self, JsonlConfig},
+    postgres::target::{PgTarget, TargetError},
+};
+use crate::sinks::alerts::ReceiverConfig;
 
 /// One destination, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -13,6 +17,33 @@ use super::postgres::target::{PgTarget, TargetError};
 pub enum ExportConfig {
     /// A PostgreSQL database: runs, events and the export cursor in schema `paddock`.
     Postgres(PostgresExport),
+    /// JSON lines with OpenTelemetry names, to a file rotated by size or to standard output.
+    Jsonl(JsonlExport),
+}
+
+/// The settings of [`JsonlConfig`], beside `name` and the batch size (listed here rather
+/// than flattened: serde refuses unknown keys only without `flatten`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlExport {
+    pub name: String,
+    /// The file (absolute), or `-` for the daemon's standard output.
+    pub path: PathBuf,
+    #[serde(default = "jsonl_config::default_max_bytes")]
+    pub max_bytes: u64,
+    #[serde(default = "jsonl_config::default_keep")]
+    pub keep: u32,
+    /// Events per write (one `fdatasync` each).
+    #[serde(default = "default_batch_events")]
+    pub batch_events: usize,
+    /// `k8s.node.name` of every line; the daemon's node name when unset.
+    pub node: Option<String>,
+}
+
+impl JsonlExport {
+    pub fn writer_config(&self) -> JsonlConfig {
+        JsonlConfig { path: self.path.clone(), max_bytes: self.max_bytes, keep: self.keep }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -51,24 +82,28 @@ impl ExportConfig {
     pub fn name(&self) -> &str {
         match self {
             ExportConfig::Postgres(p) => &p.name,
+            ExportConfig::Jsonl(j) => &j.name,
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             ExportConfig::Postgres(_) => "postgres",
+            ExportConfig::Jsonl(_) => "jsonl",
         }
     }
 
     pub fn batch_events(&self) -> usize {
         match self {
             ExportConfig::Postgres(p) => p.batch_events,
+            ExportConfig::Jsonl(j) => j.batch_events,
         }
     }
 
     pub fn node(&self) -> Option<&str> {
         match self {
             ExportConfig::Postgres(p) => p.node.as_deref(),
+            ExportConfig::Jsonl(j) => j.node.as_deref(),
         }
     }
 }
@@ -116,9 +151,81 @@ pub fn validate(exports: &[ExportConfig]) -> Result<(), ExportConfigError> {
         }
         match export {
             ExportConfig::Postgres(p) => validate_postgres(index, p)?,
+            ExportConfig::Jsonl(j) => j.writer_config().validate(index).map_err(|e| {
+                ExportConfigError { index, field: e.field, value: e.value, rule: e.rule.into() }
+            })?,
+        }
+    }
+    validate_outputs(exports)
+}
+
+/// No two JSON-lines exports write the same file (or one another's rotated files), and
+/// at most one writes to standard output.
+fn validate_outputs(exports: &[ExportConfig]) -> Result<(), ExportConfigError> {
+    let files: Vec<(usize, &JsonlExport)> = exports
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            ExportConfig::Jsonl(j) => Some((i, j)),
+            ExportConfig::Postgres(_) => None,
+        })
+        .collect();
+    for (n, &(index, j)) in files.iter().enumerate() {
+        let stdout = j.writer_config().is_stdout();
+        for &(earlier, e) in &files[..n] {
+            let clash = if stdout {
+                e.writer_config().is_stdout()
+            } else {
+                !e.writer_config().is_stdout() && (written_by(e, &j.path) || written_by(j, &e.path))
+            };
+            if clash {
+                let what = if stdout { "standard output" } else { "this file" };
+                return Err(ExportConfigError {
+                    index,
+                    field: "path",
+                    value: format!("{:?}", j.path.display().to_string()),
+                    rule: format!(
+                        "export[{earlier}] ({:?}) writes {what} too: give each export a file of its own",
+                        e.name
+                    ),
+                });
+            }
         }
     }
     Ok(())
+}
+
+/// Whether `path` is `export`'s file or one of its rotated files.
+fn written_by(export: &JsonlExport, path: &std::path::Path) -> bool {
+    path == export.path || (1..=export.keep).any(|n| path == super::jsonl::rotated(&export.path, n))
+}
+
+/// A JSON-lines export to standard output (`path = "-"`) shares it with nothing: an alert
+/// receiver of `kind = "stdout"` writes its own lines there, which a pipeline expecting one
+/// shape per line would misread.
+pub fn validate_stdout(
+    exports: &[ExportConfig],
+    receivers: &[ReceiverConfig],
+) -> Result<(), ExportConfigError> {
+    let to_stdout = exports.iter().enumerate().find_map(|(i, e)| match e {
+        ExportConfig::Jsonl(j) if j.writer_config().is_stdout() => Some((i, j)),
+        _ => None,
+    });
+    let receiver =
+        receivers.iter().enumerate().find(|(_, r)| matches!(r, ReceiverConfig::Stdout(_)));
+    match (to_stdout, receiver) {
+        (Some((index, j)), Some((r, receiver))) => Err(ExportConfigError {
+            index,
+            field: "path",
+            value: format!("{:?}", j.path.display().to_string()),
+            rule: format!(
+                "alerts.receivers[{r}] ({:?}) is of kind \"stdout\" and writes standard output \
+                 too: write the export to a file, or remove that receiver",
+                receiver.name()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn validate_postgres(index: usize, p: &PostgresExport) -> Result<(), ExportConfigError> {

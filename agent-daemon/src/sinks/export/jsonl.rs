@@ -12,7 +12,7 @@
 //!
 //! Standard output (`path = "-"`) cannot be read back: delivery there is at least once, and
 //! [`JsonlWriter::acknowledged`] is `None` at open (afterwards, what this writer wrote), so
-//! the exporter starts where its framework decides (from "now", or from what it recorded).
+//! the exporter starts after the position it recorded itself (`jsonl_destination`).
 //! The daemon logs to standard error, so standard output carries only these lines (and an
 //! alert receiver's of `kind = "stdout"`, when one is configured too). Sync code: run it on
 //! a blocking thread.

@@ -26,11 +26,11 @@ pub struct JsonlConfig {
     pub keep: u32,
 }
 
-fn default_max_bytes() -> u64 {
+pub fn default_max_bytes() -> u64 {
     100 * MIB
 }
 
-fn default_keep() -> u32 {
+pub fn default_keep() -> u32 {
     5
 }
 

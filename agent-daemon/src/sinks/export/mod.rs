@@ -12,12 +12,14 @@
 //! - `postgres`: the PostgreSQL destination;
 //! - `otel`: one stored event as one flat object with OpenTelemetry names;
 //! - `jsonl`: the JSON-lines destination's writer (a rotated file, or standard output);
-//! - `jsonl_config`: its settings and errors.
+//! - `jsonl_config`: its settings and errors;
+//! - `jsonl_destination`: the writer as a destination of the loop.
 pub mod config;
 pub mod jsonl;
 pub mod jsonl_config;
 #[cfg(test)]
 mod jsonl_crash_tests;
+pub mod jsonl_destination;
 #[cfg(test)]
 mod jsonl_perf;
 #[cfg(test)]
@@ -163,6 +165,16 @@ impl Exports {
                     })?;
                     let dest =
                         postgres::Postgres::new(target, settings.node.clone(), p.retention_days);
+                    tokio::spawn(task::run(dest, store, settings, handles, drain.clone()))
+                }
+                ExportConfig::Jsonl(j) => {
+                    let state_dir = audit_path.parent().unwrap_or(Path::new("."));
+                    let dest = jsonl_destination::JsonlDestination::new(
+                        j.writer_config(),
+                        index,
+                        &name,
+                        state_dir,
+                    );
                     tokio::spawn(task::run(dest, store, settings, handles, drain.clone()))
                 }
             };

@@ -45,9 +45,8 @@ pub fn root_or_say_skipped() -> bool {
     root_or_skip(thread.name().unwrap_or("this test"))
 }
 
-/// True when the tests can run (root); otherwise prints why `test` is skipped. Tests use
-/// [`skip_unless_root!`]; a few files still name themselves here.
-pub fn root_or_skip(test: &str) -> bool {
+/// True when the tests can run (root); otherwise prints why `test` is skipped.
+fn root_or_skip(test: &str) -> bool {
     // SAFETY: no arguments.
     if unsafe { libc::geteuid() } == 0 {
         return true;

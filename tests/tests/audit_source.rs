@@ -11,7 +11,7 @@ mod support;
 
 use agent_daemon::sinks::audit::Outcome;
 use chrono::{DateTime, Utc};
-use paddock_tests::{Daemon, Listener, Settings, postgres::Postgres, root_or_skip, scenario};
+use paddock_tests::{Daemon, Listener, Settings, postgres::Postgres, scenario, skip_unless_root};
 use serde_json::Value;
 
 use support::{
@@ -21,9 +21,7 @@ use support::{
 
 #[test]
 fn queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores() {
-    if !root_or_skip("queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores") {
-        return;
-    }
+    skip_unless_root!();
     let pg = Postgres::start();
     let url = pg.url();
     // Small batches on node a, so that its trail goes in many transactions.

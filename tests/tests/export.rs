@@ -15,7 +15,7 @@ use paddock_tests::{
         wait_caught_up,
     },
     postgres::{PgOptions, Postgres},
-    root_or_skip, scenario,
+    scenario, skip_unless_root,
 };
 
 const CATCH_UP: Duration = Duration::from_secs(60);
@@ -39,9 +39,7 @@ fn wait_until(within: Duration, what: &str, daemon: &Daemon, mut wanted: impl Fn
 
 #[test]
 fn the_database_holds_exactly_the_local_trail_and_its_runs() {
-    if !root_or_skip("the_database_holds_exactly_the_local_trail_and_its_runs") {
-        return;
-    }
+    skip_unless_root!();
     let pg = Postgres::start();
     // Two exports of one store as two nodes: they share the database, apart by node.
     let mut daemon = daemon_exporting(
@@ -87,9 +85,7 @@ fn the_database_holds_exactly_the_local_trail_and_its_runs() {
 
 #[test]
 fn a_stopped_server_loses_and_duplicates_nothing() {
-    if !root_or_skip("a_stopped_server_loses_and_duplicates_nothing") {
-        return;
-    }
+    skip_unless_root!();
     let pg = Postgres::start();
     let mut daemon =
         daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", "batch_events = 500"));
@@ -126,9 +122,7 @@ fn a_stopped_server_loses_and_duplicates_nothing() {
 
 #[test]
 fn a_daemon_killed_while_exporting_sends_each_event_once() {
-    if !root_or_skip("a_daemon_killed_while_exporting_sends_each_event_once") {
-        return;
-    }
+    skip_unless_root!();
     let pg = Postgres::start();
     let mut daemon =
         daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", "batch_events = 50"));
@@ -172,9 +166,7 @@ fn wait_for_error(daemon: &Daemon, reason: &str, text: &str) {
 
 #[test]
 fn bad_url_wrong_password_and_missing_privileges_are_said_and_counted() {
-    if !root_or_skip("bad_url_wrong_password_and_missing_privileges_are_said_and_counted") {
-        return;
-    }
+    skip_unless_root!();
     // Nothing listens there.
     let port = paddock_tests::monitoring::free_port();
     let url = format!("postgres://paddock@127.0.0.1:{port}/paddock?sslmode=disable");
@@ -220,9 +212,7 @@ fn bad_url_wrong_password_and_missing_privileges_are_said_and_counted() {
 
 #[test]
 fn tls_verifies_the_server_against_the_ca_file() {
-    if !root_or_skip("tls_verifies_the_server_against_the_ca_file") {
-        return;
-    }
+    skip_unless_root!();
     let pg = Postgres::with(PgOptions { tls: true, ..Default::default() });
     let tls = pg.tls.clone().unwrap();
     let url = format!("{}?sslmode=verify-full", pg.url());

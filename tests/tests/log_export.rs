@@ -14,7 +14,7 @@ use paddock_tests::{
         exported, exported_after_kill, jsonl_toml, local_otel, rotated_count, seqs, wait_written,
     },
     pg_trail::{Stream, metric},
-    root_or_skip, scenario,
+    scenario, skip_unless_root,
 };
 use serde_json::Value;
 
@@ -63,9 +63,7 @@ fn by_seq<'a>(otel: &'a [Value], seq: &Value) -> &'a Value {
 
 #[test]
 fn the_store_exports_every_event_once_with_opentelemetry_names() {
-    if !root_or_skip("the_store_exports_every_event_once_with_opentelemetry_names") {
-        return;
-    }
+    skip_unless_root!();
     let daemon = Daemon::start();
     let story = scenario::play(&daemon, "read-only", "otel");
     let stored: HashMap<&str, Vec<Value>> =
@@ -192,9 +190,7 @@ fn assert_same_as_the_store(daemon: &Daemon, lines: &[Value]) {
 
 #[test]
 fn the_daemon_writes_the_trail_to_rotated_files_exactly_once_through_a_kill() {
-    if !root_or_skip("the_daemon_writes_the_trail_to_rotated_files_exactly_once_through_a_kill") {
-        return;
-    }
+    skip_unless_root!();
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("logs/events.jsonl");
     let export = jsonl_toml(

@@ -17,8 +17,8 @@ use paddock_tests::{
         Alertmanager, Prometheus, Webhook, alerts_in_rules_file, dashboard_queries,
         expected_signature, load_dashboard, monitoring_file,
     },
-    root_or_skip,
     scenario::{self, Scenario},
+    skip_unless_root,
 };
 use serde_json::Value;
 
@@ -44,9 +44,7 @@ fn value(samples: &[paddock_tests::monitoring::Sample]) -> Option<f64> {
 
 #[test]
 fn prometheus_scrapes_the_counts_of_a_learn_flag_kill_story() {
-    if !root_or_skip("prometheus_scrapes_the_counts_of_a_learn_flag_kill_story") {
-        return;
-    }
+    skip_unless_root!();
     // An alert receiver and an export, so that the dashboard's delivery and export panels
     // have series.
     let exported = tempfile::tempdir().unwrap();
@@ -167,9 +165,7 @@ fn alerting_rules_load_and_stay_silent(prometheus: &Prometheus, rules: &Path) {
 
 #[test]
 fn alertmanager_and_a_signed_webhook_receive_the_alerts() {
-    if !root_or_skip("alertmanager_and_a_signed_webhook_receive_the_alerts") {
-        return;
-    }
+    skip_unless_root!();
     let alertmanager = Alertmanager::start();
     let webhook = Webhook::start();
     let daemon = Daemon::start_with(Settings {
@@ -260,9 +256,7 @@ fn alertmanager_and_a_signed_webhook_receive_the_alerts() {
 
 #[test]
 fn a_dead_receiver_loses_no_event_and_delivery_resumes_when_it_is_back() {
-    if !root_or_skip("a_dead_receiver_loses_no_event_and_delivery_resumes_when_it_is_back") {
-        return;
-    }
+    skip_unless_root!();
     let mut webhook = Webhook::start();
     let daemon = Daemon::start_with(Settings {
         extra: format!(

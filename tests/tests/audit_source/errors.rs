@@ -6,16 +6,14 @@ use std::process::Command;
 use paddock_tests::{
     paddock_bin,
     postgres::{PgOptions, Postgres},
-    root_or_skip,
+    skip_unless_root,
 };
 
 use super::support::{exporter_schema, fails, ok, password_file};
 
 #[test]
 fn a_bad_source_is_named_with_what_to_fix() {
-    if !root_or_skip("a_bad_source_is_named_with_what_to_fix") {
-        return;
-    }
+    skip_unless_root!();
     // Bad URLs, and passwords inside them, are refused before any connection.
     let err = fails(&["audit", "list", "--source", "mysql://paddock@127.0.0.1/paddock"]);
     assert!(

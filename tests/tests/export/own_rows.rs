@@ -6,7 +6,7 @@ use paddock_tests::{
     Daemon, paddock_bin,
     pg_trail::{assert_same_trail, export_toml, metric, wait_caught_up},
     postgres::Postgres,
-    root_or_skip,
+    skip_unless_root,
 };
 
 use super::{CATCH_UP, daemon_exporting, plain};
@@ -42,9 +42,7 @@ fn one_run(daemon: &Daemon, id: &str) {
 
 #[test]
 fn a_nodes_own_role_cannot_touch_another_nodes_rows() {
-    if !root_or_skip("a_nodes_own_role_cannot_touch_another_nodes_rows") {
-        return;
-    }
+    skip_unless_root!();
     let pg = Postgres::start();
     // node-a exports as the owner, which makes the schema and the partitions.
     let mut a = daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", ""));

@@ -116,10 +116,10 @@ pub fn stash_args(regs: *const u8, nr: u64, tid: u32) {
         args.argc += 1;
         if i + 1 == MAX_ARGS as usize {
             // SAFETY: as above, one more pointer read.
-            if let Ok(next) = unsafe { bpf_probe_read_user(argv.add(i + 1)) } {
-                if !next.is_null() {
-                    args.truncated = 1;
-                }
+            if let Ok(next) = unsafe { bpf_probe_read_user(argv.add(i + 1)) }
+                && !next.is_null()
+            {
+                args.truncated = 1;
             }
         }
     }

@@ -2,7 +2,10 @@
 //! checks every crate; clippy runs on every crate built for the host (all but the eBPF
 //! crates `agent-ebpf` and `agent-ebpf-bench`), all targets, with warnings as errors (the
 //! workspace's `[workspace.lints]` among them: every `unsafe` has its SAFETY line, no
-//! `unwrap` outside tests).
+//! `unwrap` outside tests); then on the eBPF crates for their own target, with the nightly
+//! toolchain that builds them (as aya's xtask does), into a target folder of their own.
+use std::process::Command;
+
 use crate::util::{self, cargo};
 
 pub fn run() -> anyhow::Result<()> {
@@ -20,6 +23,15 @@ pub fn run() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    util::run(
+        Command::new("rustup")
+            .args(["run", "nightly", "cargo", "clippy", "--release"])
+            .args(["-p", "agent-ebpf", "-p", "agent-ebpf-bench"])
+            .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+            .args(["--", "-D", "warnings"])
+            .env("CARGO_TARGET_DIR", util::root().join("target/lint-ebpf"))
+            .current_dir(util::root()),
+    )?;
     println!("xtask lint: clean");
     Ok(())
 }

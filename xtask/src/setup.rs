@@ -43,6 +43,8 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The nightly components the eBPF crates need: `rust-src` to build them, `clippy` to lint
+/// them (`cargo xtask lint`).
 fn rust_src() -> anyhow::Result<()> {
     let installed = output(Command::new("rustup").args([
         "component",
@@ -51,17 +53,20 @@ fn rust_src() -> anyhow::Result<()> {
         "--toolchain",
         "nightly",
     ]))?;
-    if installed.lines().any(|l| l.starts_with("rust-src")) {
-        return Ok(());
+    for component in ["rust-src", "clippy"] {
+        if installed.lines().any(|l| l.starts_with(component)) {
+            continue;
+        }
+        println!("setup: adding {component} to the nightly toolchain");
+        util::run(Command::new("rustup").args([
+            "component",
+            "add",
+            component,
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
-    println!("setup: adding rust-src to the nightly toolchain");
-    util::run(Command::new("rustup").args([
-        "component",
-        "add",
-        "rust-src",
-        "--toolchain",
-        "nightly",
-    ]))
+    Ok(())
 }
 
 fn bpf_linker_ok() -> bool {

@@ -138,7 +138,12 @@ fn target(pod: &PodRecord) -> Target {
 }
 
 /// Start the worker; the returned handle queues commands for it.
-pub fn start(client: kube::Client, node: String, shutdown: CancellationToken) -> Actions {
+pub fn start(
+    client: kube::Client,
+    node: String,
+    shutdown: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+) -> Actions {
     let (queue, rx) = mpsc::channel(QUEUE);
     let stats = Arc::new(ReceiverStats::new("kubernetes", "kubernetes"));
     let worker = Worker {
@@ -149,7 +154,7 @@ pub fn start(client: kube::Client, node: String, shutdown: CancellationToken) ->
         retries: VecDeque::new(),
         deleted: HashSet::new(),
     };
-    tokio::spawn(worker.run(rx, shutdown));
+    tasks.spawn(worker.run(rx, shutdown));
     Actions { queue, stats }
 }
 

@@ -74,12 +74,15 @@ pub fn egress_root(config: &KubernetesConfig, parent: &Path) -> PathBuf {
     }
 }
 
-/// Connect, start the actions worker and its hub sink, and the pod watch.
+/// Connect, start the actions worker and its hub sink (tracked in `sinks`: they end once the
+/// hub and the runs are gone), and the pod watch (tracked in `tasks`, with the runs it
+/// starts).
 pub async fn start(
     config: &KubernetesConfig,
     shared: Shared,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    sinks: &TaskTracker,
 ) -> anyhow::Result<Started> {
     let node = config
         .node(std::env::var("NODE_NAME").ok())
@@ -88,9 +91,9 @@ pub async fn start(
         .await
         .context("cannot connect to the Kubernetes API")?;
     let directory = Arc::new(Directory::default());
-    let actions = actions::start(client.clone(), node.clone(), shutdown.clone());
+    let actions = actions::start(client.clone(), node.clone(), shutdown.clone(), sinks);
     let stats = actions.stats.clone();
-    tokio::spawn(actions::sink(
+    sinks.spawn(actions::sink(
         shared.hub.add_sink("kubernetes", 4096),
         directory.clone(),
         actions.clone(),

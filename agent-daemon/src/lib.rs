@@ -19,7 +19,6 @@ pub mod identity;
 pub mod judge;
 pub mod kernel;
 pub mod lifecycle;
-pub mod metrics;
 pub mod outcome;
 pub mod phases;
 pub mod pipeline;

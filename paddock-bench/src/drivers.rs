@@ -35,11 +35,11 @@ use agent_daemon::{
         reader::FromKernel,
     },
     lifecycle::{Investigation, Lifecycle, admin::AdminRequest},
-    metrics::{self, EventMetrics},
     pipeline::{Pipeline, PipelineStats},
     sinks::{
         alerts::{AlertRouter, AlertsConfig},
         audit::{AuditConfig, AuditStore, writer::AuditStats},
+        metrics::{self, EventMetrics},
     },
 };
 

@@ -24,12 +24,12 @@ use crate::{
     hub::Hub,
     judge::{Judge, PhaseSummary},
     kernel::{Kernel, LoadOptions, mounts, reader::ReaderStats},
-    metrics::{self, EventMetrics},
     pipeline::{Pipeline, PipelineStats},
     sinks::{
         alerts::{AlertRouter, ReceiverStats},
         audit::{self, AuditStore, writer::AuditStats},
         export::{ExportMetrics, Exports},
+        metrics::{self, EventMetrics},
     },
     workloads::{
         Tracker,
@@ -359,6 +359,7 @@ pub(super) async fn build(config: &Config) -> anyhow::Result<Built> {
             },
             tasks.shutdown.clone(),
             tasks.workloads.clone(),
+            &tasks.daemon,
         )
         .await?;
         receivers.push(started.deliveries);

@@ -17,7 +17,7 @@ use crate::{
     api::{control, http},
     judge,
     kernel::{self, metrics::KernelGauges},
-    metrics,
+    sinks::metrics,
 };
 
 /// How long the last tasks (sinks and loops fed by what already stopped) get to end.

@@ -77,7 +77,7 @@ mod tests {
     use crate::{
         baseline::{DeviationKind, Mode},
         identity::Phase,
-        metrics::{encode, registry},
+        sinks::metrics::{encode, registry},
     };
 
     fn event(kind: EventKind) -> Event {

@@ -2,6 +2,7 @@
 //! shared by every node. Each node takes the objects in (mode and baseline, cached in its
 //! state directory so that enforcement goes on while the API is away) and sends what it
 //! learned and counted, batched, merged as set unions under optimistic concurrency.
+pub mod evidence;
 pub mod object;
 pub mod sync;
 

@@ -46,8 +46,8 @@ fn registry(built: &mut Built) -> (Registry, Arc<KernelGauges>) {
     }
     built.export_metrics.register(&mut registry);
     registry.register_collector(Box::new(match &built.phases {
-        Some(phases) => metrics::evidence::EvidenceCollector::Cluster(phases.clone()),
-        None => metrics::evidence::EvidenceCollector::Node(built.summaries.clone()),
+        Some(phases) => crate::cluster::evidence::EvidenceCollector::Cluster(phases.clone()),
+        None => crate::cluster::evidence::EvidenceCollector::Node(built.summaries.clone()),
     }));
     (registry, kernel_gauges)
 }

@@ -5,9 +5,8 @@
 //! them. Every other component registers its own families beside the counters it keeps
 //! (`register` on the kernel's gauges, the reader's, pipeline's, hub's, audit writer's,
 //! export's, receivers' and Kubernetes source's stats, the control socket's refusals, the
-//! phases' summaries), through `crate::scrape`; `evidence` reads the phases' promotion
-//! evidence. The daemon makes the registry ([`registry`]) and hands it to each.
-pub mod evidence;
+//! phases' summaries), through `crate::scrape`; `cluster::evidence` reads the phases'
+//! promotion evidence. The daemon makes the registry ([`registry`]) and hands it to each.
 mod sink;
 
 use prometheus_client::{

@@ -10,7 +10,8 @@ use prometheus_client::{
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
 };
 
-use crate::{baseline::report::PhaseReport, cluster::sync::Phases, judge::PhaseSummary};
+use super::sync::Phases;
+use crate::{baseline::report::PhaseReport, judge::PhaseSummary};
 
 pub enum EvidenceCollector {
     /// Phases live in the cluster: their objects' status, as last read.

@@ -3,13 +3,15 @@
 //! crates `agent-ebpf` and `agent-ebpf-bench`), all targets, with warnings as errors (the
 //! workspace's `[workspace.lints]` among them: every `unsafe` has its SAFETY line, no
 //! `unwrap` outside tests); then on the eBPF crates for their own target, with the nightly
-//! toolchain that builds them (as aya's xtask does), into a target folder of their own.
+//! toolchain that builds them (as aya's xtask does), into a target folder of their own;
+//! and the layer check: no import cycle among `agent-daemon`'s modules (`layers`).
 use std::process::Command;
 
 use crate::util::{self, cargo};
 
 pub fn run() -> anyhow::Result<()> {
     util::run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    crate::layers::check(&util::root().join("agent-daemon/src"))?;
     util::run(cargo().args([
         "clippy",
         "--release",

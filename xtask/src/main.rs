@@ -4,6 +4,7 @@ mod bench;
 mod daemon;
 mod demo;
 mod k8s;
+mod layers;
 mod lint;
 mod rules;
 mod servers;

@@ -2,7 +2,7 @@
 //! files, oldest first, with the local audit trail.
 use std::{
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::Value;
@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::{
     Daemon,
     pg_trail::{audit_path, last_seq_given},
+    wait::wait_settled,
 };
 
 /// An `[[export]]` table of kind jsonl; `more` are extra `key = value` lines.
@@ -98,34 +99,20 @@ pub fn seqs(lines: &[Value]) -> Vec<i64> {
 /// Wait until the file's last line is the store's last event and the store has stopped
 /// growing (the same last sequence number a second later).
 pub fn wait_written(daemon: &Daemon, path: &Path, within: Duration) {
-    let deadline = Instant::now() + within;
-    let mut settled: Option<(i64, Instant)> = None;
-    loop {
-        // Read while the daemon runs: a rotation under way, or a line half written, reads
-        // as "not yet".
-        let written = read(path, true)
-            .and_then(|lines| lines.last().and_then(|l| l["paddock.seq"].as_i64()))
-            .unwrap_or(0);
-        let last = last_seq_given(&audit_path(daemon));
-        if written == last && last > 0 {
-            match settled {
-                Some((seen, since)) if seen == last => {
-                    if since.elapsed() >= Duration::from_secs(1) {
-                        return;
-                    }
-                }
-                _ => settled = Some((last, Instant::now())),
-            }
-        } else {
-            settled = None;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "export at {written} of {last} after {within:?}:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_settled(
+        within,
+        || {
+            // Read while the daemon runs: a rotation under way, or a line half written,
+            // reads as "not yet".
+            let written = read(path, true)
+                .and_then(|lines| lines.last().and_then(|l| l["paddock.seq"].as_i64()))
+                .unwrap_or(0);
+            (written, last_seq_given(&audit_path(daemon)))
+        },
+        |written, last| {
+            format!("export at {written} of {last} after {within:?}:\n{}", daemon.log())
+        },
+    );
 }
 
 /// `paddock audit export --format otel --node NODE` of the daemon's store: the local

@@ -10,13 +10,13 @@ use std::{
         atomic::{AtomicBool, AtomicU32, Ordering},
     },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use agent_daemon::sinks::audit::{AuditStore, read::StoredEvent};
 use serde_json::{Value, json};
 
-use crate::{Daemon, actor_bin, paddock_bin, postgres::Postgres};
+use crate::{Daemon, actor_bin, paddock_bin, postgres::Postgres, wait::wait_settled};
 
 /// An `[[export]]` table of kind postgres; `more` are extra `key = value` lines.
 pub fn export_toml(name: &str, url: &str, node: &str, more: &str) -> String {
@@ -65,29 +65,13 @@ pub fn acked(pg: &Postgres, node: &str) -> i64 {
 /// stopped growing (the same last sequence number a second later): late events of ended
 /// runs would otherwise land between this and a comparison.
 pub fn wait_caught_up(pg: &Postgres, daemon: &Daemon, node: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    let mut settled: Option<(i64, Instant)> = None;
-    loop {
-        let (done, last) = (acked(pg, node), last_seq_given(&audit_path(daemon)));
-        if done == last && last > 0 {
-            match settled {
-                Some((seen, since)) if seen == last => {
-                    if since.elapsed() >= Duration::from_secs(1) {
-                        return;
-                    }
-                }
-                _ => settled = Some((last, Instant::now())),
-            }
-        } else {
-            settled = None;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "export of {node} at {done} of {last} after {within:?}:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_settled(
+        within,
+        || (acked(pg, node), last_seq_given(&audit_path(daemon))),
+        |done, last| {
+            format!("export of {node} at {done} of {last} after {within:?}:\n{}", daemon.log())
+        },
+    );
 }
 
 fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {

@@ -36,3 +36,35 @@ pub fn eventually<T, E>(
         }
     }
 }
+
+/// Poll `positions` (how far an export got, and the store's last sequence number) every
+/// 100 ms until the export has everything and the store has stopped growing (the same last
+/// sequence number a second later); after `within`, panic with `what(done, last)`.
+pub fn wait_settled(
+    within: Duration,
+    mut positions: impl FnMut() -> (i64, i64),
+    what: impl FnOnce(i64, i64) -> String,
+) {
+    let mut settled: Option<(i64, Instant)> = None;
+    eventually(
+        within,
+        Duration::from_millis(100),
+        || {
+            let (done, last) = positions();
+            if done == last && last > 0 {
+                match settled {
+                    Some((seen, since)) if seen == last => {
+                        if since.elapsed() >= Duration::from_secs(1) {
+                            return Ok(());
+                        }
+                    }
+                    _ => settled = Some((last, Instant::now())),
+                }
+            } else {
+                settled = None;
+            }
+            Err((done, last))
+        },
+        |(done, last)| what(done, last),
+    )
+}

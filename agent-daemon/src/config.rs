@@ -2,7 +2,7 @@
 //! environment variables (see `cli`) override the file.
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The most events `daemon.recent_events` may keep in memory.
 pub const MAX_RECENT_EVENTS: usize = 1 << 20;
@@ -16,7 +16,7 @@ pub const DEFAULT_SOCKET: &str = "/run/paddock/paddock.sock";
 
 pub use crate::kernel::config::KernelConfig;
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub daemon: DaemonConfig,
@@ -45,7 +45,7 @@ pub struct Config {
 /// Per-investigation bounds, so that one investigation cannot blind paddock to the others
 /// or leave their processes untracked. What is refused is counted against the
 /// investigation (and, in `enforce`, kills it unless `enforcement.fail_closed` is off).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Records that decide nothing (opens, connects, forks, execs...) one investigation may
@@ -64,7 +64,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EnforcementConfig {
     /// In `enforce`, what paddock could not see kills: records lost or throttled, processes
@@ -79,7 +79,7 @@ impl Default for EnforcementConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Where `/metrics`, `/healthz`, `/readyz` and the query API (`/v1/...`) are served.
@@ -122,7 +122,7 @@ impl HttpConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DaemonConfig {
     /// The control socket `paddock run`, `events` and `status` talk to.
@@ -141,7 +141,7 @@ pub struct DaemonConfig {
     pub on_stop: OnStop,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnStop {
     #[default]
@@ -149,7 +149,7 @@ pub enum OnStop {
     Detach,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LocalConfig {
     /// The cgroup, relative to the cgroup v2 mount, under which `paddock run` makes one

@@ -171,3 +171,34 @@ fn baseline_caps_and_policy_maps_are_read_and_checked() {
     let err = parse("[phases.read-only]\npids_max = 5000\n").unwrap_err().to_string();
     assert!(err.contains("test.toml") && err.contains("phases.read-only.pids_max = 5000"), "{err}");
 }
+
+/// What `toml::to_string` writes of a configuration loads back as the same configuration:
+/// the test harnesses write the daemon's file from a `Config` value.
+#[test]
+fn a_written_configuration_loads_back_the_same() {
+    let config = Config::default();
+    let text = toml::to_string(&config).expect("a configuration serialises");
+    assert_eq!(parse(&text).unwrap(), config, "{text}");
+}
+
+/// The same with every section set, each kind of receiver and export among them.
+#[test]
+fn a_full_written_configuration_loads_back_the_same() {
+    let config = parse(
+        "[daemon]\nsocket = \"/tmp/p.sock\"\non_stop = \"detach\"\nrecent_events = 10\n\
+         [kernel]\npolicy_egress = 64\n[local]\ncgroup_parent = \"x/y\"\n\
+         [http]\nlisten = \"127.0.0.1:0\"\ntoken = \"t\"\n\
+         [kubernetes]\nenabled = true\nnode_name = \"node-a\"\n\
+         [limits]\nprocesses = 100\n[dns]\nmax_ttl_s = 60\n[enforcement]\nfail_closed = false\n\
+         [baseline]\nexecs = 100\n[phases.read-only]\npids_max = 64\n\
+         [[alerts.receivers]]\nkind = \"alertmanager\"\nname = \"am\"\nurl = \"http://127.0.0.1:9093\"\n\
+         [[alerts.receivers]]\nkind = \"webhook\"\nname = \"w\"\nurl = \"http://127.0.0.1:1/\"\nhmac_secret = \"s\"\n\
+         [[alerts.receivers]]\nkind = \"stdout\"\nname = \"log\"\n\
+         [[export]]\nkind = \"postgres\"\nname = \"pg\"\nurl = \"postgres://u@127.0.0.1:5432/db?sslmode=disable\"\n\
+         [[export]]\nkind = \"jsonl\"\nname = \"file\"\npath = \"/var/log/paddock/e.jsonl\"\n",
+    )
+    .unwrap();
+    assert_ne!(config, Config::default());
+    let text = toml::to_string(&config).expect("a configuration serialises");
+    assert_eq!(parse(&text).unwrap(), config, "{text}");
+}

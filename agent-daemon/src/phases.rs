@@ -1,7 +1,7 @@
 //! Settings per trust phase: `[phases.<phase>]` in the configuration.
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::identity::Phase;
 
@@ -11,7 +11,7 @@ use crate::identity::Phase;
 /// (`limits.processes`, 4096 by default) or the node's pid space.
 pub const DEFAULT_PIDS_MAX: u32 = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PhaseSettings {
     /// `pids.max` written on each investigation's cgroup; 0 leaves it unbounded there.
@@ -25,7 +25,7 @@ impl Default for PhaseSettings {
 }
 
 /// `[phases.shadow]`, `[phases.read-only]`, ...: each phase's settings, by phase name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct PhasesConfig(BTreeMap<String, PhaseSettings>);
 

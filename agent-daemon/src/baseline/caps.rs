@@ -104,7 +104,7 @@ impl fmt::Display for Set {
 }
 
 /// `[baseline]`: the cap of each set, the same for every phase.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Caps {
     pub syscalls: usize,

@@ -2,9 +2,9 @@
 //! sizes of the kernel's tracking and policy maps.
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KernelConfig {
     /// Size of the kernel-to-user ring buffer: a power of two, at least one page.
@@ -50,7 +50,7 @@ impl Default for KernelConfig {
 /// at least `min_ttl_s`, so that a TTL of 0 or 1 does not refuse the connect that follows
 /// the lookup (or a client that caches a little longer than told), at most `max_ttl_s`, so
 /// that an address once answered does not stay allowed for days.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DnsConfig {
     pub min_ttl_s: u32,

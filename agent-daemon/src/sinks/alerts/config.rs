@@ -1,9 +1,9 @@
 //! Where alerts go: the `[alerts]` section and its `[[alerts.receivers]]` tables.
 use std::{collections::HashSet, fmt, path::PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// The `node` label on every alert; the daemon fills in the node's name when unset.
@@ -12,7 +12,7 @@ pub struct AlertsConfig {
 }
 
 /// One receiver, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReceiverConfig {
     /// Prometheus Alertmanager: `POST {url}/api/v2/alerts`.
@@ -23,7 +23,7 @@ pub enum ReceiverConfig {
     Stdout(StdoutReceiver),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerReceiver {
     pub name: String,
@@ -37,7 +37,7 @@ pub struct AlertmanagerReceiver {
     pub max_retries: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookReceiver {
     pub name: String,
@@ -54,14 +54,14 @@ pub struct WebhookReceiver {
     pub max_retries: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutReceiver {
     pub name: String,
 }
 
 /// A secret that never shows in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
 

@@ -3,7 +3,7 @@
 //! metrics) and the batch size, and its own settings besides.
 use std::{collections::HashSet, path::PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     jsonl_config::{self, JsonlConfig},
@@ -12,7 +12,7 @@ use super::{
 use crate::sinks::alerts::ReceiverConfig;
 
 /// One destination, tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ExportConfig {
     /// A PostgreSQL database: runs, events and the export cursor in schema `paddock`.
@@ -23,7 +23,7 @@ pub enum ExportConfig {
 
 /// The settings of [`JsonlConfig`], beside `name` and the batch size (listed here rather
 /// than flattened: serde refuses unknown keys only without `flatten`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlExport {
     pub name: String,
@@ -46,7 +46,7 @@ impl JsonlExport {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresExport {
     pub name: String,

@@ -3,11 +3,11 @@
 //! cluster on verdicts.
 use std::path::{Component, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::paths::Driver;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KubernetesConfig {
     pub enabled: bool,
@@ -39,7 +39,7 @@ pub struct KubernetesConfig {
 }
 
 /// Where trust phases live when the Kubernetes source is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseHome {
     /// One `TrustPhase` object per phase, shared by every node (the state directory keeps
@@ -50,7 +50,7 @@ pub enum PhaseHome {
 }
 
 /// What to do with a pod whose phase label is none of the four phases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UnknownPhasePolicy {
     /// Track it under the phase `unknown` (watched and recorded, never judged), and put a
@@ -60,7 +60,7 @@ pub enum UnknownPhasePolicy {
     Ignore,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DriverChoice {
     /// Read from the layout below `cgroup_parent` (`kubepods.slice`: systemd).

@@ -202,3 +202,34 @@ fn a_full_written_configuration_loads_back_the_same() {
     let text = toml::to_string(&config).expect("a configuration serialises");
     assert_eq!(parse(&text).unwrap(), config, "{text}");
 }
+
+/// The constructors the harnesses build configurations with give what a table with only
+/// the required keys reads as.
+#[test]
+fn constructors_agree_with_the_defaults_of_a_table() {
+    use crate::sinks::{
+        alerts::{AlertmanagerReceiver, ReceiverConfig, WebhookReceiver},
+        export::config::{ExportConfig, JsonlExport, PostgresExport},
+    };
+    let config = parse(
+        "[[alerts.receivers]]\nkind = \"alertmanager\"\nname = \"am\"\nurl = \"http://127.0.0.1:9093\"\n\
+         [[alerts.receivers]]\nkind = \"webhook\"\nname = \"w\"\nurl = \"http://127.0.0.1:1/\"\n\
+         [[export]]\nkind = \"postgres\"\nname = \"pg\"\nurl = \"postgres://u@127.0.0.1:5432/db\"\n\
+         [[export]]\nkind = \"jsonl\"\nname = \"file\"\npath = \"/var/log/e.jsonl\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.alerts.receivers,
+        [
+            ReceiverConfig::Alertmanager(AlertmanagerReceiver::new("am", "http://127.0.0.1:9093")),
+            ReceiverConfig::Webhook(WebhookReceiver::new("w", "http://127.0.0.1:1/")),
+        ]
+    );
+    assert_eq!(
+        config.export,
+        [
+            ExportConfig::Postgres(PostgresExport::new("pg", "postgres://u@127.0.0.1:5432/db")),
+            ExportConfig::Jsonl(JsonlExport::new("file", "/var/log/e.jsonl")),
+        ]
+    );
+}

@@ -37,6 +37,11 @@ impl PhasesConfig {
         self.0.get(phase.as_str()).copied().unwrap_or_default()
     }
 
+    /// Give `phase` these settings.
+    pub fn set(&mut self, phase: Phase, settings: PhaseSettings) {
+        self.0.insert(phase.as_str().to_owned(), settings);
+    }
+
     pub fn pids_max(&self, phase: Phase) -> u32 {
         self.get(phase).pids_max
     }

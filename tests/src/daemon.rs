@@ -1,192 +1,97 @@
-//! A `paddock daemon` per test: its own socket, state directory, cgroup parent and pins;
-//! started from `Settings`, stopped (and its pins removed) when dropped.
+//! A `paddock daemon` per test, on the harness every daemon of the tests, the demo and the
+//! benches shares (`paddock-harness`: its own socket, state, cgroup parent and pins; stopped
+//! and cleaned up when dropped), configured through the daemon's own [`Config`].
 use std::{
-    path::PathBuf,
-    process::{Child, Command, Output},
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
+    process::{Command, Output},
+    time::Duration,
 };
 
+use agent_daemon::config::Config;
 use serde_json::Value;
 
-use crate::{Follower, actor_bin, eventually, paddock_bin};
+use crate::{Follower, actor_bin, paddock_bin};
 
-/// Settings a test may change in the daemon's configuration file.
-#[derive(Default, Clone)]
-pub struct Settings {
-    pub ring_buffer_bytes: Option<u32>,
-    pub btf_path: Option<PathBuf>,
-    pub mountinfo_path: Option<PathBuf>,
-    /// `[http] token`: the bearer token the query API requires.
-    pub http_token: Option<String>,
-    /// `[http] listen` (default `127.0.0.1:0`).
-    pub http_listen: Option<String>,
-    /// `[daemon] socket_group`.
-    pub socket_group: Option<String>,
-    /// `[daemon] on_stop` (default: the daemon's, keep-enforcing).
-    pub on_stop: Option<String>,
-    /// `[kernel] max_tracked_processes`.
-    pub max_tracked_processes: Option<u32>,
-    /// `[daemon] recent_events` (default here 200000, so that tests can read back every
-    /// event; the daemon's own default is 4096).
-    pub recent_events: Option<usize>,
-    /// Raw TOML lines in the `[kernel]` section (`policy_egress = 1`).
-    pub kernel: String,
-    /// Raw TOML appended to the file (whole extra sections).
-    pub extra: String,
+/// The configuration a test starts from: the daemon's defaults, with the HTTP server on a
+/// free loopback port and every event kept in memory (200000, so that tests can read back
+/// every event; the daemon's own default is 4096). Its socket, state, cgroup parent and pins
+/// are put in by the harness.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    config.daemon.recent_events = 200_000;
+    config
 }
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// A running `paddock daemon`; the harness's own, with what tests ask of it.
+pub struct Daemon(paddock_harness::Daemon);
 
-/// A running `paddock daemon`, stopped (SIGTERM) when dropped.
-pub struct Daemon {
-    child: Option<Child>,
-    pub dir: tempfile::TempDir,
-    pub socket: PathBuf,
-    pub config: PathBuf,
-    pub log: PathBuf,
+impl std::ops::Deref for Daemon {
+    type Target = paddock_harness::Daemon;
+    fn deref(&self) -> &paddock_harness::Daemon {
+        &self.0
+    }
 }
 
-/// The pin directory of the `n`th daemon of this test process: each its own, so that no
-/// test adopts another's programs; removed when the `Daemon` is dropped.
-pub fn pin_dir(n: u32) -> PathBuf {
-    PathBuf::from(format!("/sys/fs/bpf/paddock-test-{}-{n}", std::process::id()))
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut paddock_harness::Daemon {
+        &mut self.0
+    }
 }
 
 /// What starting a daemon gave: a ready daemon, or its exit status and log.
+#[allow(clippy::large_enum_variant, reason = "made once per start of a daemon process")]
 pub enum Started {
     Ready(Daemon),
     Exited { status: std::process::ExitStatus, log: String },
 }
 
+impl From<paddock_harness::Started> for Started {
+    fn from(started: paddock_harness::Started) -> Started {
+        match started {
+            paddock_harness::Started::Ready(daemon) => Started::Ready(Daemon(daemon)),
+            paddock_harness::Started::Exited { status, log } => Started::Exited { status, log },
+        }
+    }
+}
+
+/// The daemon's log level in tests.
+const LOG: [(&str, &str); 1] = [("PADDOCK_LOG", "info,paddock=debug")];
+
 impl Daemon {
     pub fn start() -> Daemon {
-        Daemon::start_with(Settings::default())
+        Daemon::start_with(config())
     }
 
-    pub fn start_with(settings: Settings) -> Daemon {
-        match Daemon::try_start(settings) {
+    pub fn start_with(config: Config) -> Daemon {
+        match Daemon::try_start(config) {
             Started::Ready(daemon) => daemon,
             Started::Exited { status, log } => panic!("daemon exited ({status}):\n{log}"),
         }
     }
 
-    /// Start a daemon and wait until it answers, or until it exits.
-    pub fn try_start(settings: Settings) -> Started {
-        let dir = tempfile::Builder::new().prefix("paddock-test-").tempdir().expect("temp dir");
-        let socket = dir.path().join("paddock.sock");
-        let config = dir.path().join("paddock.toml");
-        let log = dir.path().join("daemon.log");
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut text = format!(
-            "[daemon]\nsocket = {socket:?}\nstate_dir = {state:?}\nrecent_events = {recent}\n{group}{on_stop}\n\
-             [local]\ncgroup_parent = \"paddock-test-{pid}-{n}\"\n\n[http]\nlisten = {listen:?}\n{token}\n[kernel]\npin_dir = {pins:?}\n",
-            state = dir.path().join("state"),
-            recent = settings.recent_events.unwrap_or(200_000),
-            pid = std::process::id(),
-            pins = pin_dir(n),
-            group = settings
-                .socket_group
-                .map(|g| format!("socket_group = {g:?}\n"))
-                .unwrap_or_default(),
-            on_stop = settings.on_stop.map(|g| format!("on_stop = {g:?}\n")).unwrap_or_default(),
-            listen = settings.http_listen.unwrap_or_else(|| "127.0.0.1:0".into()),
-            token = settings.http_token.map(|t| format!("token = {t:?}\n")).unwrap_or_default(),
-        );
-        if let Some(bytes) = settings.ring_buffer_bytes {
-            text += &format!("ring_buffer_bytes = {bytes}\n");
-        }
-        if let Some(n) = settings.max_tracked_processes {
-            text += &format!("max_tracked_processes = {n}\n");
-        }
-        if let Some(path) = &settings.btf_path {
-            text += &format!("btf_path = {path:?}\n");
-        }
-        if let Some(path) = &settings.mountinfo_path {
-            text += &format!("mountinfo_path = {path:?}\n");
-        }
-        text += &settings.kernel;
-        text += "\n";
-        text += &settings.extra;
-        std::fs::write(&config, text).expect("write config");
-        Daemon::spawn(dir, socket, config, log)
+    /// Start a daemon on `config` and wait until it answers, or until it exits.
+    pub fn try_start(config: Config) -> Started {
+        let table = toml::Table::try_from(&config).expect("a configuration serialises");
+        let places = paddock_harness::Places::new("test").expect("the daemon's places");
+        paddock_harness::Daemon::start(&paddock_bin(), places, table, &LOG)
+            .expect("start paddock daemon")
+            .into()
     }
 
-    /// Start a daemon from a configuration file written by the caller.
-    pub fn spawn(
-        dir: tempfile::TempDir,
-        socket: PathBuf,
-        config: PathBuf,
-        log: PathBuf,
-    ) -> Started {
-        let daemon = Daemon { child: None, dir, socket, config, log };
-        daemon.launch()
-    }
-
-    /// Start the daemon process (again) with the same configuration; its log is appended.
-    fn launch(mut self) -> Started {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("log file");
-        let stdout_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.stdout_path())
-            .expect("stdout file");
-        let child = Command::new(paddock_bin())
-            .args(["daemon", "--config"])
-            .arg(&self.config)
-            .env("PADDOCK_LOG", "info,paddock=debug")
-            .stdout(stdout_file)
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn paddock daemon");
-        self.child = Some(child);
-        let log = self.log.clone();
-        // Some(status) when it exited, None when it answers.
-        let exited = eventually(
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            || {
-                if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
-                {
-                    return Ok(Some(status));
-                }
-                let ready = self.paddock(&["status"]).output().is_ok_and(|o| o.status.success());
-                if ready { Ok(None) } else { Err(()) }
-            },
-            |()| {
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                format!("daemon not ready after 30 s:\n{log}")
-            },
-        );
-        match exited {
-            Some(status) => {
-                self.child = None;
-                Started::Exited { status, log: self.log() }
-            }
-            None => Started::Ready(self),
-        }
-    }
-
-    /// SIGKILL the daemon (no clean-up of any kind) and reap it.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Start a new daemon process on the same configuration and state after `kill9` or `stop`.
+    /// Start a new daemon process on the same configuration and state after `kill9` or
+    /// `stop`; its log is appended to.
     pub fn restart(self) -> Daemon {
-        match self.launch() {
+        match self.0.launch().expect("start paddock daemon").into() {
             Started::Ready(daemon) => daemon,
             Started::Exited { status, log } => {
                 panic!("daemon exited on restart ({status}):\n{log}")
             }
         }
+    }
+
+    /// `paddock --socket <ours> ARGS...`
+    pub fn paddock(&self, args: &[&str]) -> Command {
+        self.cmd(args)
     }
 
     /// `http://ADDR` of the daemon's HTTP server.
@@ -214,10 +119,6 @@ impl Daemon {
         reqwest::blocking::get(&url).and_then(|r| r.text()).unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or(0)
-    }
-
     /// The daemon's peak resident memory so far (`VmHWM` of /proc/PID/status), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -227,27 +128,6 @@ impl Daemon {
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .expect("VmHWM in /proc/PID/status")
-    }
-
-    fn stdout_path(&self) -> PathBuf {
-        self.dir.path().join("daemon.stdout")
-    }
-
-    /// What the daemon wrote to its standard output (its logs go to standard error).
-    pub fn stdout(&self) -> String {
-        std::fs::read_to_string(self.stdout_path()).unwrap_or_default()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `paddock --socket <ours> ARGS...`, without cargo's library path (which would only
-    /// make the loader of every tracked command probe more directories).
-    pub fn paddock(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(paddock_bin());
-        cmd.arg("--socket").arg(&self.socket).args(args).env_remove("LD_LIBRARY_PATH");
-        cmd
     }
 
     /// `paddock run` of the test actor with `steps`; waits and returns its output.
@@ -325,43 +205,15 @@ impl Daemon {
         }
         follower.events()
     }
-
-    /// Stop with SIGTERM and wait; returns the exit status.
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 impl Daemon {
-    /// `paddock daemon --cleanup` on this daemon's configuration (it must be stopped):
-    /// unpin what it left. Its output.
-    pub fn cleanup(&self) -> Output {
-        Command::new(paddock_bin())
-            .args(["daemon", "--cleanup", "--config"])
-            .arg(&self.config)
-            .output()
-            .expect("spawn paddock daemon --cleanup")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-        // What a stopped daemon leaves attached (it keeps enforcing by default) goes with
-        // the test.
-        let _ = self.cleanup();
+    /// Change this daemon's configuration file (read back as the daemon's `Config`), for its
+    /// next start.
+    pub fn reconfigure(&self, change: impl FnOnce(&mut Config)) {
+        let mut config = Config::load(Some(&self.config)).expect("the daemon's configuration");
+        change(&mut config);
+        let text = toml::to_string(&config).expect("a configuration serialises");
+        std::fs::write(&self.config, text).expect("write the configuration");
     }
 }

@@ -13,11 +13,6 @@ use crate::{
     wait::wait_settled,
 };
 
-/// An `[[export]]` table of kind jsonl; `more` are extra `key = value` lines.
-pub fn jsonl_toml(name: &str, path: &Path, more: &str) -> String {
-    format!("\n[[export]]\nname = {name:?}\nkind = \"jsonl\"\npath = {path:?}\n{more}\n")
-}
-
 /// `path`'s rotated files, oldest first (`path.N` ... `path.1`). Their numbers may have a
 /// gap: a daemon killed in the middle of a rotation leaves one, which later rotations carry
 /// along.

@@ -25,10 +25,10 @@ pub use self::kube::{KubeEnv, kube_env};
 pub use paddock_test_pg as postgres;
 
 pub use self::{
-    daemon::{Daemon, Settings, Started, pin_dir},
+    daemon::{Daemon, Started, config},
     follow::{Follower, dump, of_kind},
     net::{Listener, udp_port},
-    wait::{eventually, process_gone, wait_until},
+    wait::{eventually, process_gone, wait_settled, wait_until},
 };
 
 /// Return from the test (it passes) unless it runs as root, saying it was skipped: the

@@ -13,16 +13,17 @@ use std::{
     time::Duration,
 };
 
-use agent_daemon::sinks::audit::{AuditStore, read::StoredEvent};
+use agent_daemon::sinks::{
+    audit::{AuditStore, read::StoredEvent},
+    export::config::PostgresExport,
+};
 use serde_json::{Value, json};
 
 use crate::{Daemon, actor_bin, paddock_bin, postgres::Postgres, wait::wait_settled};
 
-/// An `[[export]]` table of kind postgres; `more` are extra `key = value` lines.
-pub fn export_toml(name: &str, url: &str, node: &str, more: &str) -> String {
-    format!(
-        "\n[[export]]\nname = {name:?}\nkind = \"postgres\"\nurl = {url:?}\nnode = {node:?}\n{more}\n"
-    )
+/// An export of kind postgres as `node`, its other settings at their defaults.
+pub fn pg_export(name: &str, url: &str, node: &str) -> PostgresExport {
+    PostgresExport { node: Some(node.into()), ..PostgresExport::new(name, url) }
 }
 
 /// The daemon's audit store file.

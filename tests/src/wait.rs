@@ -1,6 +1,8 @@
 //! Waiting for a condition: polled with a deadline, never a bare sleep.
 use std::time::{Duration, Instant};
 
+pub use paddock_harness::eventually;
+
 /// Whether process `pid` is gone (or a zombie nobody reaped yet).
 pub fn process_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -17,24 +19,6 @@ pub fn wait_until(
     what: impl FnOnce() -> String,
 ) {
     eventually(within, every, || if holds() { Ok(()) } else { Err(()) }, |()| what())
-}
-
-/// Call `attempt` every `every` until it gives a value; after `within`, panic with
-/// `why(last failure)`.
-pub fn eventually<T, E>(
-    within: Duration,
-    every: Duration,
-    mut attempt: impl FnMut() -> Result<T, E>,
-    why: impl FnOnce(E) -> String,
-) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        match attempt() {
-            Ok(value) => return value,
-            Err(failure) if Instant::now() >= deadline => panic!("{}", why(failure)),
-            Err(_) => std::thread::sleep(every),
-        }
-    }
 }
 
 /// Poll `positions` (how far an export got, and the store's last sequence number) every

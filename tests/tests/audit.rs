@@ -3,7 +3,8 @@
 //! loses nothing it had stored. Real kernel, real daemon; needs root.
 use std::time::{Duration, Instant};
 
-use paddock_tests::{Daemon, Settings, actor_bin, eventually, scenario, skip_unless_root};
+use agent_daemon::config::{Config, HttpConfig};
+use paddock_tests::{Daemon, actor_bin, config, eventually, scenario, skip_unless_root};
 use serde_json::Value;
 
 const TOKEN: &str = "forensics-token";
@@ -30,8 +31,10 @@ fn json(text: &str) -> Value {
 #[test]
 fn the_trail_holds_every_event_in_order_and_answers_queries() {
     skip_unless_root!();
-    let daemon =
-        Daemon::start_with(Settings { http_token: Some(TOKEN.into()), ..Default::default() });
+    let daemon = Daemon::start_with(Config {
+        http: HttpConfig { token: Some(TOKEN.into()), ..config().http },
+        ..config()
+    });
     let story = scenario::play(&daemon, "read-only", "trail");
 
     // Everything the live stream showed is in the store, in the same order, field for field.

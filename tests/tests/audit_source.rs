@@ -9,9 +9,10 @@ mod errors;
 #[path = "audit_source/support.rs"]
 mod support;
 
+use agent_daemon::config::Config;
 use agent_daemon::sinks::audit::Outcome;
 use chrono::{DateTime, Utc};
-use paddock_tests::{Daemon, Listener, Settings, postgres::Postgres, scenario, skip_unless_root};
+use paddock_tests::{Daemon, Listener, config, postgres::Postgres, scenario, skip_unless_root};
 use serde_json::Value;
 
 use support::{
@@ -26,7 +27,7 @@ fn queries_on_the_cluster_store_equal_the_union_of_the_nodes_stores() {
     let url = pg.url();
     // Small batches on node a, so that its trail goes in many transactions.
     let node = |node: &str, batch: usize| {
-        Daemon::start_with(Settings { extra: export_to(&pg, node, batch), ..Default::default() })
+        Daemon::start_with(Config { export: vec![export_to(&pg, node, batch)], ..config() })
     };
     let (mut a, mut b) = (node("node-a", 5), node("node-b", 500));
     let listener = Listener::start();

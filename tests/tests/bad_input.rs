@@ -2,9 +2,7 @@
 //! already recorded is lost. Needs root (it starts real daemons).
 use std::{process::Command, time::Duration};
 
-use paddock_tests::{
-    Daemon, Settings, Started, of_kind, paddock_bin, skip_unless_root, wait_until,
-};
+use paddock_tests::{Daemon, Started, config, of_kind, paddock_bin, skip_unless_root, wait_until};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -88,9 +86,9 @@ fn the_exit_status_of_the_command_is_passed_through() {
 #[test]
 fn a_kernel_without_btf_is_a_clear_error() {
     skip_unless_root!();
-    let settings =
-        Settings { btf_path: Some("/nonexistent/btf/vmlinux".into()), ..Default::default() };
-    let Started::Exited { status, log } = Daemon::try_start(settings) else {
+    let mut config = config();
+    config.kernel.btf_path = "/nonexistent/btf/vmlinux".into();
+    let Started::Exited { status, log } = Daemon::try_start(config) else {
         panic!("a daemon started without BTF");
     };
     assert_eq!(status.code(), Some(1));
@@ -110,8 +108,9 @@ fn a_host_without_cgroup_v2_is_a_clear_error() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(&mountinfo, v1_only).unwrap();
-    let settings = Settings { mountinfo_path: Some(mountinfo.clone()), ..Default::default() };
-    let Started::Exited { status, log } = Daemon::try_start(settings) else {
+    let mut config = config();
+    config.kernel.mountinfo_path = mountinfo.clone();
+    let Started::Exited { status, log } = Daemon::try_start(config) else {
         panic!("a daemon started without cgroup v2");
     };
     assert_eq!(status.code(), Some(1));

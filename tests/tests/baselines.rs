@@ -425,15 +425,9 @@ fn bad_baseline_files_are_refused_and_the_previous_one_stays_in_force() {
     daemon.stop();
     let state_file = daemon.dir.path().join("state/baselines/autonomous.toml");
     std::fs::write(&state_file, "format = 1\nphase = \"autonomous\"\nrevision = ").unwrap();
-    let config = daemon.config.clone();
-    let restarted = Daemon::spawn(
-        tempfile::tempdir().unwrap(),
-        daemon.socket.clone(),
-        config,
-        daemon.dir.path().join("daemon2.log"),
-    );
-    let paddock_tests::Started::Ready(restarted) = restarted else { panic!("did not restart") };
-    let log = restarted.log();
+    let logged_before = daemon.log().len();
+    let restarted = daemon.restart();
+    let log = restarted.log()[logged_before..].to_owned();
     assert!(log.contains("autonomous.toml") && log.contains("last good baseline"), "{log}");
     assert_eq!(restarted.ok(&["baseline", "export", "autonomous"]), in_force);
     let kept = std::fs::read_dir(state_file.parent().unwrap())

@@ -4,7 +4,8 @@
 //! tracked. Real kernel, real daemon; needs root.
 use std::time::Duration;
 
-use paddock_tests::{Daemon, Settings, actor_bin, dump, of_kind, skip_unless_root, udp_port};
+use agent_daemon::{identity::Phase, phases::PhaseSettings};
+use paddock_tests::{Daemon, actor_bin, config, dump, of_kind, skip_unless_root, udp_port};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -30,8 +31,9 @@ fn metric(metrics: &str, series: &str) -> Option<f64> {
 #[test]
 fn a_learning_phase_at_its_cap_says_so_learns_no_more_and_keeps_a_bigger_file_whole() {
     skip_unless_root!();
-    let settings = Settings { extra: "[baseline]\nexecs = 2\n".into(), ..Default::default() };
-    let daemon = Daemon::start_with(settings);
+    let mut config = config();
+    config.baseline.execs = 2;
+    let daemon = Daemon::start_with(config);
     // The actor itself and /bin/true fill the set; /bin/false and /bin/echo are refused.
     let steps = ["exec:/bin/true", "exec:/bin/false", "exec:/bin/echo"].map(String::from);
     let out = run(&daemon, "capped-1", "shadow", &steps);
@@ -80,8 +82,7 @@ fn a_learning_phase_at_its_cap_says_so_learns_no_more_and_keeps_a_bigger_file_wh
     // Restarted with a lower cap: the file holds more than the cap, and loads whole.
     let mut daemon = daemon;
     daemon.stop();
-    let config = std::fs::read_to_string(&daemon.config).unwrap().replace("execs = 2", "execs = 1");
-    std::fs::write(&daemon.config, config).unwrap();
+    daemon.reconfigure(|c| c.baseline.execs = 1);
     let daemon = daemon.restart();
     assert_eq!(daemon.baseline("shadow")["execs"].as_array().unwrap().len(), 2, "nothing lost");
     let list = daemon.ok(&["baseline", "list"]);
@@ -92,8 +93,9 @@ fn a_learning_phase_at_its_cap_says_so_learns_no_more_and_keeps_a_bigger_file_wh
 #[test]
 fn a_policy_too_big_for_the_kernel_map_is_judged_by_the_daemon_and_never_stops_a_start() {
     skip_unless_root!();
-    let settings = Settings { kernel: "policy_egress = 1\n".into(), ..Default::default() };
-    let daemon = Daemon::start_with(settings);
+    let mut config = config();
+    config.kernel.policy_egress = 1;
+    let daemon = Daemon::start_with(config);
     let ((_a, port_a), (_b, port_b), (_c, port_c)) = (udp_port(), udp_port(), udp_port());
     let usual = [format!("udp:127.0.0.1:{port_a}"), format!("udp:127.0.0.1:{port_b}")];
     let out = run(&daemon, "learn-egress", "limited-write", &usual);
@@ -165,9 +167,9 @@ fn bomb_report(path: &std::path::Path) -> std::collections::BTreeMap<String, u64
 #[test]
 fn a_fork_bomb_stops_at_its_phases_pids_max_and_another_investigation_is_still_tracked() {
     skip_unless_root!();
-    let settings =
-        Settings { extra: "[phases.shadow]\npids_max = 64\n".into(), ..Default::default() };
-    let daemon = Daemon::start_with(settings);
+    let mut config = config();
+    config.phases.set(Phase::Shadow, PhaseSettings { pids_max: 64 });
+    let daemon = Daemon::start_with(config);
     if daemon.log().contains("pids.max cannot be set") {
         eprintln!("skipped: this machine has no pids controller, in cgroup v2 or v1");
         return;

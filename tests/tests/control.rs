@@ -6,7 +6,7 @@
 use std::{os::unix::fs::MetadataExt as _, os::unix::process::CommandExt as _, time::Duration};
 
 use paddock_tests::{
-    Daemon, Settings, Started, dump, of_kind, paddock_bin, skip_unless_root, unique,
+    Daemon, Started, config, dump, of_kind, paddock_bin, skip_unless_root, unique,
 };
 use serde_json::Value;
 
@@ -154,8 +154,9 @@ fn the_control_socket_is_roots_and_its_groups() {
                 .and_then(|r| r.split(':').next()?.parse::<u32>().ok())
         })
         .unwrap();
-    let settings = Settings { socket_group: Some(group.clone()), ..Default::default() };
-    let daemon = Daemon::start_with(settings);
+    let mut config = config();
+    config.daemon.socket_group = group.clone();
+    let daemon = Daemon::start_with(config);
     let meta = std::fs::metadata(&daemon.socket).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o660, "mode {:o}", meta.mode());
     assert_eq!((meta.uid(), meta.gid()), (0, gid));
@@ -244,18 +245,16 @@ fn run_can_drop_the_commands_privileges() {
 #[test]
 fn the_query_api_off_loopback_needs_a_token() {
     skip_unless_root!();
-    let open = Settings { http_listen: Some("0.0.0.0:0".into()), ..Default::default() };
-    let Started::Exited { status, log } = Daemon::try_start(open) else {
+    let mut open = config();
+    open.http.listen = ([0, 0, 0, 0], 0).into();
+    let Started::Exited { status, log } = Daemon::try_start(open.clone()) else {
         panic!("a daemon listening on 0.0.0.0 without a token started");
     };
     assert!(!status.success());
     assert!(log.contains("http.listen = 0.0.0.0:0") && log.contains("http.token"), "{log}");
     let token = format!("t-{}", unique());
-    let daemon = Daemon::start_with(Settings {
-        http_listen: Some("0.0.0.0:0".into()),
-        http_token: Some(token.clone()),
-        ..Default::default()
-    });
+    open.http.token = Some(token.clone());
+    let daemon = Daemon::start_with(open);
     let (code, _) = daemon.http_get("/v1/investigations", None);
     assert_eq!(code, 401);
     let (code, _) = daemon.http_get("/v1/investigations", Some("t-wrong"));

@@ -10,7 +10,7 @@ use std::{
 };
 
 use paddock_tests::{
-    Daemon, Listener, Settings,
+    Daemon, Listener, config,
     dns::{DnsServer, Record},
     dump, entries, of_kind, skip_unless_root,
 };
@@ -170,10 +170,9 @@ fn a_name_outside_the_baseline_never_connects_and_the_verdict_names_it() {
 #[test]
 fn a_binding_expires_with_its_ttl_and_the_clamp() {
     skip_unless_root!();
-    let daemon = Daemon::start_with(Settings {
-        extra: "[dns]\nmin_ttl_s = 1\nmax_ttl_s = 2\n".into(),
-        ..Settings::default()
-    });
+    let mut config = config();
+    (config.dns.min_ttl_s, config.dns.max_ttl_s) = (1, 2);
+    let daemon = Daemon::start_with(config);
     let w = World::new(23, &["127.0.23.1"]);
     // A TTL of 600 s, clamped to 2 s by `max_ttl_s`.
     w.a("api.llm.test", 600, &["127.0.23.1"]);

@@ -9,8 +9,9 @@ use std::{
     time::Duration,
 };
 
+use agent_daemon::config::{Config, LimitsConfig};
 use paddock_tests::{
-    Daemon, Settings, actor_bin, dump, of_kind, process_gone, skip_unless_root, wait_until,
+    Daemon, actor_bin, config, dump, of_kind, process_gone, skip_unless_root, wait_until,
 };
 use serde_json::Value;
 
@@ -120,11 +121,11 @@ struct Lab {
 
 impl Lab {
     fn new(phase: &'static str) -> Lab {
-        Lab::with(phase, Settings::default())
+        Lab::with(phase, config())
     }
 
-    fn with(phase: &'static str, settings: Settings) -> Lab {
-        Lab { daemon: Daemon::start_with(settings), phase, runs: 0 }
+    fn with(phase: &'static str, config: Config) -> Lab {
+        Lab { daemon: Daemon::start_with(config), phase, runs: 0 }
     }
 
     /// The script every run is: a background child (which writes its pid to `pid` and

@@ -8,10 +8,14 @@ mod own_rows;
 
 use std::time::{Duration, Instant};
 
+use agent_daemon::{
+    config::Config,
+    sinks::export::config::{ExportConfig, PostgresExport},
+};
 use paddock_tests::{
-    Daemon, Settings,
+    Daemon, config,
     pg_trail::{
-        Stream, acked, assert_same_trail, audit_path, export_toml, last_seq_given, metric,
+        Stream, acked, assert_same_trail, audit_path, last_seq_given, metric, pg_export,
         wait_caught_up,
     },
     postgres::{PgOptions, Postgres},
@@ -20,8 +24,9 @@ use paddock_tests::{
 
 const CATCH_UP: Duration = Duration::from_secs(60);
 
-fn daemon_exporting(exports: &str) -> Daemon {
-    Daemon::start_with(Settings { extra: exports.to_owned(), ..Default::default() })
+fn daemon_exporting(exports: impl IntoIterator<Item = PostgresExport>) -> Daemon {
+    let export = exports.into_iter().map(ExportConfig::Postgres).collect();
+    Daemon::start_with(Config { export, ..config() })
 }
 
 fn plain(pg: &Postgres) -> String {
@@ -42,10 +47,10 @@ fn the_database_holds_exactly_the_local_trail_and_its_runs() {
     skip_unless_root!();
     let pg = Postgres::start();
     // Two exports of one store as two nodes: they share the database, apart by node.
-    let mut daemon = daemon_exporting(
-        &(export_toml("pg-a", &plain(&pg), "node-a", "batch_events = 7")
-            + &export_toml("pg-b", &plain(&pg), "node-b", "")),
-    );
+    let mut daemon = daemon_exporting([
+        PostgresExport { batch_events: 7, ..pg_export("pg-a", &plain(&pg), "node-a") },
+        pg_export("pg-b", &plain(&pg), "node-b"),
+    ]);
     let story = scenario::play(&daemon, "read-only", "export");
     wait_caught_up(&pg, &daemon, "node-a", CATCH_UP);
     wait_caught_up(&pg, &daemon, "node-b", CATCH_UP);
@@ -87,8 +92,10 @@ fn the_database_holds_exactly_the_local_trail_and_its_runs() {
 fn a_stopped_server_loses_and_duplicates_nothing() {
     skip_unless_root!();
     let pg = Postgres::start();
-    let mut daemon =
-        daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", "batch_events = 500"));
+    let mut daemon = daemon_exporting([PostgresExport {
+        batch_events: 500,
+        ..pg_export("pg", &plain(&pg), "node-a")
+    }]);
     let stream = Stream::start(&daemon.socket, "down");
     wait_until(CATCH_UP, "a first batch", &daemon, || acked(&pg, "node-a") > 0);
     pg.stop();
@@ -124,8 +131,10 @@ fn a_stopped_server_loses_and_duplicates_nothing() {
 fn a_daemon_killed_while_exporting_sends_each_event_once() {
     skip_unless_root!();
     let pg = Postgres::start();
-    let mut daemon =
-        daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", "batch_events = 50"));
+    let mut daemon = daemon_exporting([PostgresExport {
+        batch_events: 50,
+        ..pg_export("pg", &plain(&pg), "node-a")
+    }]);
     let stream = Stream::start(&daemon.socket, "kill");
     for round in 0..3 {
         let before = acked(&pg, "node-a");
@@ -170,29 +179,25 @@ fn bad_url_wrong_password_and_missing_privileges_are_said_and_counted() {
     // Nothing listens there.
     let port = paddock_tests::monitoring::free_port();
     let url = format!("postgres://paddock@127.0.0.1:{port}/paddock?sslmode=disable");
-    let daemon = daemon_exporting(&export_toml("pg", &url, "node-a", ""));
+    let daemon = daemon_exporting([pg_export("pg", &url, "node-a")]);
     wait_for_error(&daemon, "connect", "Connection refused");
     drop(daemon);
 
     let pg = Postgres::with(PgOptions { password: Some("right".into()), ..Default::default() });
     let file = pg.scratch().join("password");
     std::fs::write(&file, "wrong\n").unwrap();
-    let daemon = daemon_exporting(&export_toml(
-        "pg",
-        &plain(&pg),
-        "node-a",
-        &format!("password_file = {file:?}"),
-    ));
+    let daemon = daemon_exporting([PostgresExport {
+        password_file: Some(file.clone()),
+        ..pg_export("pg", &plain(&pg), "node-a")
+    }]);
     wait_for_error(&daemon, "auth", "password authentication failed for user \"paddock\"");
     drop(daemon);
     // The right password works.
     std::fs::write(&file, "right\n").unwrap();
-    let daemon = daemon_exporting(&export_toml(
-        "pg",
-        &plain(&pg),
-        "node-a",
-        &format!("password_file = {file:?}"),
-    ));
+    let daemon = daemon_exporting([PostgresExport {
+        password_file: Some(file.clone()),
+        ..pg_export("pg", &plain(&pg), "node-a")
+    }]);
     still_stores_locally(&daemon);
     wait_caught_up(&pg, &daemon, "node-a", CATCH_UP);
     drop(daemon);
@@ -204,8 +209,10 @@ fn bad_url_wrong_password_and_missing_privileges_are_said_and_counted() {
     );
     std::fs::write(&file, "reader").unwrap();
     let url = plain(&pg).replace("paddock@", "reader@");
-    let daemon =
-        daemon_exporting(&export_toml("pg", &url, "node-b", &format!("password_file = {file:?}")));
+    let daemon = daemon_exporting([PostgresExport {
+        password_file: Some(file.clone()),
+        ..pg_export("pg", &url, "node-b")
+    }]);
     wait_for_error(&daemon, "permission", "permission denied for table");
     assert_eq!(acked(&pg, "node-b"), 0);
 }
@@ -216,18 +223,18 @@ fn tls_verifies_the_server_against_the_ca_file() {
     let pg = Postgres::with(PgOptions { tls: true, ..Default::default() });
     let tls = pg.tls.clone().unwrap();
     let url = format!("{}?sslmode=verify-full", pg.url());
-    let daemon = daemon_exporting(&export_toml(
-        "pg",
-        &url,
-        "node-a",
-        &format!("ca_file = {:?}", tls.other_ca),
-    ));
+    let daemon = daemon_exporting([PostgresExport {
+        ca_file: Some(tls.other_ca.clone()),
+        ..pg_export("pg", &url, "node-a")
+    }]);
     wait_for_error(&daemon, "connect", "invalid peer certificate");
     drop(daemon);
     assert_eq!(acked(&pg, "node-a"), -1, "nothing was written");
 
-    let mut daemon =
-        daemon_exporting(&export_toml("pg", &url, "node-a", &format!("ca_file = {:?}", tls.ca)));
+    let mut daemon = daemon_exporting([PostgresExport {
+        ca_file: Some(tls.ca.clone()),
+        ..pg_export("pg", &url, "node-a")
+    }]);
     still_stores_locally(&daemon);
     wait_caught_up(&pg, &daemon, "node-a", CATCH_UP);
     let ssl = pg.psql(

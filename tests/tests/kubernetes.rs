@@ -7,8 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use agent_daemon::{config::Config, workloads::kubernetes::config::UnknownPhasePolicy};
 use paddock_tests::{
-    Daemon, Settings, actor_bin, dump, eventually, kube_client::Cluster, kubelet, of_kind,
+    Daemon, actor_bin, config, dump, eventually, kube_client::Cluster, kubelet, of_kind,
     process_gone, skip_unless_root, unique, wait_until,
 };
 use serde_json::{Value, json};
@@ -41,23 +42,29 @@ impl World {
         World { sync_ms: ms, ..self }
     }
 
-    fn daemon(&self, cluster: &Cluster, extra: &str) -> Daemon {
+    /// A ready daemon of this world, its phase objects made.
+    fn daemon(&self, cluster: &Cluster) -> Daemon {
+        self.daemon_with(cluster, self.config(&cluster.kubeconfig))
+    }
+
+    fn daemon_with(&self, cluster: &Cluster, config: Config) -> Daemon {
         cluster.trust_phases(&self.prefix);
-        let daemon = Daemon::start_with(self.settings(&cluster.kubeconfig, extra));
+        let daemon = Daemon::start_with(config);
         wait_ready(&daemon);
         daemon
     }
 
-    /// The daemon's settings for this world, connecting with `kubeconfig`.
-    fn settings(&self, kubeconfig: &std::path::Path, extra: &str) -> Settings {
-        Settings {
-            extra: format!(
-                "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n\
-                 phase_prefix = {:?}\nphase_sync_ms = {}\n{extra}",
-                self.node, self.kubepods.relative, kubeconfig, self.prefix, self.sync_ms
-            ),
-            ..Settings::default()
-        }
+    /// The daemon's configuration for this world, connecting with `kubeconfig`.
+    fn config(&self, kubeconfig: &std::path::Path) -> Config {
+        let mut config = config();
+        let k = &mut config.kubernetes;
+        k.enabled = true;
+        k.node_name = Some(self.node.clone());
+        k.cgroup_parent = self.kubepods.relative.clone().into();
+        k.kubeconfig = Some(kubeconfig.to_path_buf());
+        k.phase_prefix = self.prefix.clone();
+        k.phase_sync_ms = self.sync_ms;
+        config
     }
 }
 
@@ -195,7 +202,7 @@ fn a_pod_is_an_investigation_that_ends_when_it_is_deleted_and_its_processes_gone
     let cluster = Cluster::connect();
     let ns = cluster.namespace("pod-events");
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     let follower = daemon.follow(Some("inv-pod-1"));
     let (_job, uid, dir) =
         job_and_pod(&cluster, &world, &ns.name, "inv-pod-1", &labels("inv-pod-1", "read-only"));
@@ -251,7 +258,7 @@ fn a_pod_running_before_the_daemon_started_is_picked_up() {
     let mut cmd = Command::new("/bin/sh");
     cmd.args(["-c", &script]);
     let mut sh = kubelet::spawn_in(&dir, cmd);
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     let follower = daemon.follow(Some("inv-early"));
     follower.wait_for(WAIT, |e| e["kind"] == "started");
     std::fs::write(&go, "").unwrap();
@@ -276,7 +283,7 @@ fn a_restarted_daemon_adopts_its_pods_and_the_processes_that_left_them() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("pod-adopt");
     let world = World::new();
-    let mut daemon = world.daemon(&cluster, "");
+    let mut daemon = world.daemon(&cluster);
     let follower = daemon.follow(Some("inv-kept"));
     let (_job, _uid, dir) =
         job_and_pod(&cluster, &world, &ns.name, "inv-kept", &labels("inv-kept", "shadow"));
@@ -332,7 +339,7 @@ fn an_unknown_phase_is_observed_with_a_warning_event_or_ignored() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("pod-unknown");
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     let follower = daemon.follow(Some("inv-odd"));
     let (_job, _uid, dir) =
         job_and_pod(&cluster, &world, &ns.name, "inv-odd", &labels("inv-odd", "admin"));
@@ -354,7 +361,9 @@ fn an_unknown_phase_is_observed_with_a_warning_event_or_ignored() {
 
     // With unknown_phase = "ignore", such a pod is not tracked.
     let world = World::new();
-    let daemon = world.daemon(&cluster, "unknown_phase = \"ignore\"\n");
+    let mut config = world.config(&cluster.kubeconfig);
+    config.kubernetes.unknown_phase = UnknownPhasePolicy::Ignore;
+    let daemon = world.daemon_with(&cluster, config);
     let follower = daemon.follow(None);
     let (_job, _uid, dir) =
         job_and_pod(&cluster, &world, &ns.name, "inv-odd-2", &labels("inv-odd-2", "admin"));
@@ -380,7 +389,7 @@ fn pods_of_other_nodes_are_ignored() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("pod-elsewhere");
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     let follower = daemon.follow(None);
     let job = cluster.create_job(&ns.name, "inv-far", &labels("inv-far", "shadow"));
     let uid = cluster.create_pod(
@@ -409,7 +418,7 @@ fn a_deviation_in_flag_mode_is_a_warning_event_on_the_job() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("pod-flag");
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     teach(&daemon, "limited-write", &["exec:/bin/true", "sleep:100"]);
     daemon.set_mode("limited-write", "flag");
     let (job, event) =
@@ -436,13 +445,7 @@ fn not_ready_until_the_pod_list_has_synced() {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, text.replace(&server, "https://127.0.0.1:1")).unwrap();
     let world = World::new();
-    let daemon = Daemon::start_with(Settings {
-        extra: format!(
-            "\n[kubernetes]\nenabled = true\nnode_name = {:?}\ncgroup_parent = {:?}\nkubeconfig = {:?}\n",
-            world.node, world.kubepods.relative, kubeconfig
-        ),
-        ..Settings::default()
-    });
+    let daemon = Daemon::start_with(world.config(&kubeconfig));
     stays_unready(&daemon, 3);
     wait_until(
         WAIT,
@@ -458,7 +461,7 @@ fn enforce_kills_the_pod_deletes_its_job_and_says_why() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("pod-enforce");
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     teach(&daemon, "autonomous", &["exec:/bin/true", "sleep:100"]);
     daemon.set_mode("autonomous", "enforce");
     let follower = daemon.follow(Some("inv-kill"));

@@ -8,11 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use agent_daemon::{
+    config::Config,
+    sinks::export::config::{ExportConfig, JsonlExport},
+};
 use paddock_tests::{
-    Daemon, Settings,
-    jsonl_trail::{
-        exported, exported_after_kill, jsonl_toml, local_otel, rotated_count, seqs, wait_written,
-    },
+    Daemon, config,
+    jsonl_trail::{exported, exported_after_kill, local_otel, rotated_count, seqs, wait_written},
     pg_trail::{Stream, metric},
     scenario, skip_unless_root,
 };
@@ -193,12 +195,15 @@ fn the_daemon_writes_the_trail_to_rotated_files_exactly_once_through_a_kill() {
     skip_unless_root!();
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("logs/events.jsonl");
-    let export = jsonl_toml(
-        "siem",
-        &path,
-        "max_bytes = 16384\nkeep = 1000\nbatch_events = 50\nnode = \"node-7\"",
-    );
-    let mut daemon = Daemon::start_with(Settings { extra: export, ..Default::default() });
+    let export = JsonlExport {
+        max_bytes: 16384,
+        keep: 1000,
+        batch_events: 50,
+        node: Some("node-7".into()),
+        ..JsonlExport::new("siem", &path)
+    };
+    let mut daemon =
+        Daemon::start_with(Config { export: vec![ExportConfig::Jsonl(export)], ..config() });
 
     // The story, in small files, as the store has it; the metric counts every line.
     scenario::play(&daemon, "read-only", "jsonl");

@@ -5,7 +5,7 @@
 //! Prints the figures recorded in BENCHMARKS.md. Real kernel, real daemon; needs root.
 use std::{collections::BTreeMap, path::Path, process::Child, time::Duration};
 
-use paddock_tests::{Daemon, Settings, actor_bin, skip_unless_root, wait_until};
+use paddock_tests::{Daemon, actor_bin, config, skip_unless_root, wait_until};
 
 const BUDGET_KIB: u64 = 64 * 1024;
 const OFFERED_PER_SECOND: f64 = 200_000.0;
@@ -67,7 +67,9 @@ fn finish(mut child: Child, within: Duration) {
 fn the_daemon_stays_under_64_mib_under_a_flood_and_a_fork_bomb_while_another_is_judged() {
     skip_unless_root!();
     // The daemon's own default history (the harness keeps 200,000 events for other tests).
-    let daemon = Daemon::start_with(Settings { recent_events: Some(4096), ..Default::default() });
+    let mut config = config();
+    config.daemon.recent_events = 4096;
+    let daemon = Daemon::start_with(config);
     let out = daemon.run_actor("learn", "read-only", &["exec:/bin/true"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     daemon.events_of("learn", Duration::from_secs(20));

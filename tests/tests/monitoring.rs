@@ -10,9 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use agent_daemon::sinks::{
+    alerts::{AlertmanagerReceiver, ReceiverConfig, Secret, StdoutReceiver, WebhookReceiver},
+    export::config::{ExportConfig, JsonlExport},
+};
 use paddock_tests::{
-    Daemon, Settings,
-    jsonl_trail::jsonl_toml,
+    Daemon, config,
     monitoring::{
         Alertmanager, Prometheus, Webhook, alerts_in_rules_file, dashboard_queries,
         expected_signature, load_dashboard, monitoring_file,
@@ -23,6 +26,11 @@ use paddock_tests::{
 use serde_json::Value;
 
 const SECRET: &str = "hook-secret";
+
+/// `hook` signing with `SECRET`.
+fn signed(hook: WebhookReceiver) -> WebhookReceiver {
+    WebhookReceiver { hmac_secret: Some(Secret(SECRET.into())), ..hook }
+}
 
 /// Events of the story by (kind), counted from the live stream.
 fn count_by_kind(story: &Scenario) -> BTreeMap<String, u64> {
@@ -48,11 +56,11 @@ fn prometheus_scrapes_the_counts_of_a_learn_flag_kill_story() {
     // An alert receiver and an export, so that the dashboard's delivery and export panels
     // have series.
     let exported = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start_with(Settings {
-        extra: "\n[[alerts.receivers]]\nkind = \"stdout\"\nname = \"log\"\n".to_owned()
-            + &jsonl_toml("siem", &exported.path().join("events.jsonl"), ""),
-        ..Default::default()
-    });
+    let mut config = config();
+    config.alerts.receivers = vec![ReceiverConfig::Stdout(StdoutReceiver { name: "log".into() })];
+    let jsonl = JsonlExport::new("siem", exported.path().join("events.jsonl"));
+    config.export = vec![ExportConfig::Jsonl(jsonl)];
+    let daemon = Daemon::start_with(config);
     let target = daemon.http_base().trim_start_matches("http://").to_owned();
     let rules = monitoring_file("paddock-rules.yaml");
     let prometheus = Prometheus::start_with_rules(&target, std::slice::from_ref(&rules));
@@ -168,16 +176,13 @@ fn alertmanager_and_a_signed_webhook_receive_the_alerts() {
     skip_unless_root!();
     let alertmanager = Alertmanager::start();
     let webhook = Webhook::start();
-    let daemon = Daemon::start_with(Settings {
-        extra: format!(
-            "\n[alerts]\nnode = \"node-7\"\n\
-             [[alerts.receivers]]\nkind = \"alertmanager\"\nname = \"am\"\nurl = \"{}\"\n\
-             [[alerts.receivers]]\nkind = \"webhook\"\nname = \"hook\"\nurl = \"{}\"\nhmac_secret = \"{SECRET}\"\n",
-            alertmanager.url,
-            webhook.url()
-        ),
-        ..Default::default()
-    });
+    let mut config = config();
+    config.alerts.node = Some("node-7".into());
+    config.alerts.receivers = vec![
+        ReceiverConfig::Alertmanager(AlertmanagerReceiver::new("am", &alertmanager.url)),
+        ReceiverConfig::Webhook(signed(WebhookReceiver::new("hook", webhook.url()))),
+    ];
+    let daemon = Daemon::start_with(config);
     let story = scenario::play(&daemon, "autonomous", "alerting");
 
     // Alertmanager holds one alert per verdict, with the labels and annotations promised.
@@ -258,14 +263,11 @@ fn alertmanager_and_a_signed_webhook_receive_the_alerts() {
 fn a_dead_receiver_loses_no_event_and_delivery_resumes_when_it_is_back() {
     skip_unless_root!();
     let mut webhook = Webhook::start();
-    let daemon = Daemon::start_with(Settings {
-        extra: format!(
-            "\n[[alerts.receivers]]\nkind = \"webhook\"\nname = \"hook\"\nurl = \"{}\"\n\
-             hmac_secret = \"{SECRET}\"\nmax_retries = 2\n",
-            webhook.url()
-        ),
-        ..Default::default()
-    });
+    let mut config = config();
+    let hook =
+        WebhookReceiver { max_retries: 2, ..signed(WebhookReceiver::new("hook", webhook.url())) };
+    config.alerts.receivers = vec![ReceiverConfig::Webhook(hook)];
+    let daemon = Daemon::start_with(config);
     webhook.stop();
     let story = scenario::play(&daemon, "shadow", "down");
     let failures = "paddock_alert_failures_total{receiver=\"hook\",kind=\"webhook\"} 2\n";

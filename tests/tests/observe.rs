@@ -240,11 +240,10 @@ fn a_flood_overflowing_the_ring_buffer_is_counted_and_the_daemon_keeps_working()
     // new files (each a new path: repeated opens of one path are reported once), on two
     // CPUs, leave the reader too little time to keep up. No rate limit: this is about the
     // ring buffer.
-    let daemon = Daemon::start_with(paddock_tests::Settings {
-        ring_buffer_bytes: Some(4096),
-        extra: "\n[limits]\nrecords_per_second = 0\n".into(),
-        ..Default::default()
-    });
+    let mut config = paddock_tests::config();
+    config.kernel.ring_buffer_bytes = 4096;
+    config.limits.records_per_second = 0;
+    let daemon = Daemon::start_with(config);
     let actor = actor_bin();
     let work = tempfile::tempdir().unwrap();
     let script = format!(

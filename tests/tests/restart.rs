@@ -12,8 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use agent_daemon::config::{Config, DaemonConfig, OnStop};
 use paddock_tests::{
-    Daemon, Listener, Settings, actor_bin, dump, eventually, of_kind, skip_unless_root, wait_until,
+    Daemon, Listener, actor_bin, config, dump, eventually, of_kind, skip_unless_root, wait_until,
 };
 use serde_json::Value;
 
@@ -57,8 +58,8 @@ fn waiting(fifo: &Path, then: &str) -> String {
 
 /// A daemon whose phase has learned "wait on a FIFO in `work`, then the actor connects to
 /// `allowed`", and enforces it: anything else is a stray.
-fn enforcing(settings: Settings, work: &Path, allowed: &Listener) -> Daemon {
-    let daemon = Daemon::start_with(settings);
+fn enforcing(config: Config, work: &Path, allowed: &Listener) -> Daemon {
+    let daemon = Daemon::start_with(config);
     let fifo = work.join("fifo-learn");
     mkfifo(&fifo);
     let connect = format!("exec {} connect:127.0.0.1:{}", actor(), allowed.port);
@@ -145,9 +146,7 @@ fn stderr(out: &Output) -> String {
 
 /// Where this daemon pins (the harness gives each its own).
 fn pin_root(daemon: &Daemon) -> PathBuf {
-    let config = std::fs::read_to_string(&daemon.config).expect("config");
-    let line = config.lines().find(|l| l.starts_with("pin_dir = ")).expect("pin_dir");
-    PathBuf::from(line.trim_start_matches("pin_dir = ").trim_matches('"'))
+    daemon.pin_dir.clone()
 }
 
 /// What this daemon left pinned, by name.
@@ -166,7 +165,7 @@ fn a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills
     skip_unless_root!();
     let work = tempfile::tempdir().unwrap();
     let (allowed, forbidden) = (Listener::start(), Listener::start());
-    let mut daemon = enforcing(Settings::default(), work.path(), &allowed);
+    let mut daemon = enforcing(config(), work.path(), &allowed);
     let fifo = |name: &str| {
         let path = work.path().join(name);
         mkfifo(&path);
@@ -298,7 +297,7 @@ enum Replacement {
 fn replaced_with_no_window(replacement: Replacement) {
     let work = tempfile::tempdir().unwrap();
     let (allowed, forbidden) = (Listener::start(), Listener::start());
-    let mut daemon = enforcing(Settings::default(), work.path(), &allowed);
+    let mut daemon = enforcing(config(), work.path(), &allowed);
     let probes = Probes::start(&daemon, work.path(), &forbidden, 100);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let releaser = probes.release_over_time(Duration::from_millis(25), stop.clone());
@@ -315,9 +314,7 @@ fn replaced_with_no_window(replacement: Replacement) {
     match replacement {
         Replacement::Restart => {}
         Replacement::NewLayout => {
-            let config = std::fs::read_to_string(&daemon.config).unwrap();
-            let config = config.replace("[kernel]\n", "[kernel]\nmax_tracked_processes = 32768\n");
-            std::fs::write(&daemon.config, config).unwrap();
+            daemon.reconfigure(|c| c.kernel.max_tracked_processes = 32768);
         }
         Replacement::OtherVersion => {
             let root = pin_root(&daemon);
@@ -415,7 +412,7 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
     // Kept (the default): pinned after a stop until --cleanup, which is refused while a
     // daemon runs.
     let mut daemon = Daemon::start();
-    let refused = daemon.cleanup();
+    let refused = daemon.cleanup().unwrap();
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr)
@@ -426,7 +423,7 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
     wait_running(&daemon, &["left-running"]);
     daemon.stop();
     assert!(pinned(&daemon).iter().any(|n| n.starts_with("links_")), "{:?}", pinned(&daemon));
-    let out = daemon.cleanup();
+    let out = daemon.cleanup().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -439,8 +436,10 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
     let _ = sleeper.wait();
 
     // Detach: nothing stays pinned, and the investigation ends with the daemon.
-    let mut daemon =
-        Daemon::start_with(Settings { on_stop: Some("detach".into()), ..Default::default() });
+    let mut daemon = Daemon::start_with(Config {
+        daemon: DaemonConfig { on_stop: OnStop::Detach, ..config().daemon },
+        ..config()
+    });
     let sleeper = start(&daemon, "ended-with-daemon", "sleep 30");
     wait_running(&daemon, &["ended-with-daemon"]);
     daemon.stop();
@@ -457,12 +456,10 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
 fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
     skip_unless_root!();
     const OPENS: u64 = 5000;
-    let settings = Settings {
-        ring_buffer_bytes: Some(64 * 1024),
-        extra: "\n[limits]\nrecords_per_second = 0\n".into(),
-        ..Default::default()
-    };
-    let mut daemon = Daemon::start_with(settings);
+    let mut config = config();
+    config.kernel.ring_buffer_bytes = 64 * 1024;
+    config.limits.records_per_second = 0;
+    let mut daemon = Daemon::start_with(config);
     let work = tempfile::tempdir().unwrap();
     let fifo = work.path().join("fifo");
     mkfifo(&fifo);

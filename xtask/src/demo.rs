@@ -8,7 +8,10 @@ use std::{
     process::{Command, Stdio},
 };
 
-use crate::{daemon::Daemon, util};
+use crate::{
+    daemon::{self, Daemon},
+    util,
+};
 
 fn say(text: &str) {
     println!("\n\x1b[1m== {text}\x1b[0m");
@@ -62,7 +65,7 @@ pub fn run() -> anyhow::Result<()> {
     crate::setup::build_steps()?;
     util::build(true)?;
     say("paddock daemon");
-    let daemon = Daemon::start(&util::target_bin(true, "paddock"), "demo", "")?;
+    let daemon = daemon::start(&util::target_bin(true, "paddock"), "demo")?;
     println!("{}", util::output(&mut daemon.cmd(&["status"]))?);
 
     // The API the agents are meant to call, by name through a resolver on loopback; and
@@ -129,7 +132,7 @@ pub fn run() -> anyhow::Result<()> {
     print!("{}", util::output_as_is(&mut daemon.cmd(&["audit", "list"]))?);
     say("paddock audit tree triage-5-strays");
     print!("{}", util::output_as_is(&mut daemon.cmd(&["audit", "tree", "triage-5-strays"]))?);
-    daemon.stop()?;
+    drop(daemon);
     let _ = resolver.kill();
     let _ = resolver.wait();
     let _ = Command::new("rm")

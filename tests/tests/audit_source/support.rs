@@ -12,23 +12,25 @@ use agent_daemon::{
     events::Event,
     sinks::{
         audit::{AuditStore, Outcome, query::InvestigationRow, read::StoredEvent},
-        export::postgres::schema,
+        export::{
+            config::{ExportConfig, PostgresExport},
+            postgres::schema,
+        },
     },
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use paddock_tests::{
     Daemon, paddock_bin,
-    pg_trail::{assert_same_trail, audit_path, export_toml, metric, wait_caught_up},
+    pg_trail::{assert_same_trail, audit_path, metric, pg_export, wait_caught_up},
     postgres::Postgres,
     scenario,
 };
 use serde_json::Value;
 
-/// The `[[export]]` of node `node` to `pg` (no TLS), named `pg`, in batches of `batch`
-/// events: the daemon's configuration lines.
-pub fn export_to(pg: &Postgres, node: &str, batch: usize) -> String {
+/// The export of node `node` to `pg` (no TLS), named `pg`, in batches of `batch` events.
+pub fn export_to(pg: &Postgres, node: &str, batch: usize) -> ExportConfig {
     let url = format!("{}?sslmode=disable", pg.url());
-    export_toml("pg", &url, node, &format!("batch_events = {batch}"))
+    ExportConfig::Postgres(PostgresExport { batch_events: batch, ..pg_export("pg", &url, node) })
 }
 
 /// What one node stored, as read back from its file.

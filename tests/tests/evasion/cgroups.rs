@@ -81,7 +81,7 @@ fn a_process_that_leaves_its_cgroup_is_still_judged_and_killed() {
 #[test]
 fn one_investigation_cannot_exhaust_the_process_map() {
     skip_unless_root!();
-    let settings = Settings { extra: "\n[limits]\nprocesses = 12\n".into(), ..Default::default() };
+    let settings = Config { limits: LimitsConfig { processes: 12, ..config().limits }, ..config() };
     let bomb =
         |n: u32| format!("for i in $(seq 1 {n}); do {a} sleep:1500 & done; wait", a = actor());
     both(|mode| {

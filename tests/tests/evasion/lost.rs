@@ -11,25 +11,23 @@ fn benign(dir: &Path) -> Vec<String> {
 }
 
 /// A one-page ring buffer and no rate limit: a few thousand new files at once overflow it.
-fn tiny_ring(fail_closed: bool) -> Settings {
-    Settings {
-        ring_buffer_bytes: Some(4096),
-        extra: format!(
-            "\n[limits]\nrecords_per_second = 0\n[enforcement]\nfail_closed = {fail_closed}\n"
-        ),
-        ..Default::default()
-    }
+fn tiny_ring(fail_closed: bool) -> Config {
+    let mut config = config();
+    config.kernel.ring_buffer_bytes = 4096;
+    config.limits.records_per_second = 0;
+    config.enforcement.fail_closed = fail_closed;
+    config
 }
 
 /// `phase` learned from `benign` in a daemon with room to spare (a one-page ring would
 /// lose first uses while learning), then pinned with room in its envelope for a burst of
 /// new files, as an operator reviewing it would, and imported into a lab with `settings`:
 /// only the loss is left to judge.
-fn pinned_lab(phase: &'static str, settings: Settings) -> Lab {
+fn pinned_lab(phase: &'static str, config: Config) -> Lab {
     let mut teacher = Lab::new(phase);
     teacher.teach(benign);
     let text = teacher.daemon.ok(&["baseline", "export", phase]);
-    let lab = Lab::with(phase, settings);
+    let lab = Lab::with(phase, config);
     lab.import_widened(&text);
     lab
 }
@@ -104,7 +102,7 @@ fn a_full_ring_buffer_does_not_let_a_forbidden_exec_run() {
 fn one_investigations_flood_does_not_blind_paddock_to_another() {
     skip_unless_root!();
     let settings =
-        Settings { extra: "\n[limits]\nrecords_per_second = 2000\n".into(), ..Default::default() };
+        Config { limits: LimitsConfig { records_per_second: 2000, ..config().limits }, ..config() };
     both(|mode| {
         let mut lab = Lab::with("limited-write", settings.clone());
         lab.teach(benign);

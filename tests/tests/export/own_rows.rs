@@ -4,10 +4,12 @@
 //! a reader sees every node.
 use paddock_tests::{
     Daemon, paddock_bin,
-    pg_trail::{assert_same_trail, export_toml, metric, wait_caught_up},
+    pg_trail::{assert_same_trail, metric, pg_export, wait_caught_up},
     postgres::Postgres,
     skip_unless_root,
 };
+
+use agent_daemon::sinks::export::config::PostgresExport;
 
 use super::{CATCH_UP, daemon_exporting, plain};
 
@@ -45,7 +47,7 @@ fn a_nodes_own_role_cannot_touch_another_nodes_rows() {
     skip_unless_root!();
     let pg = Postgres::start();
     // node-a exports as the owner, which makes the schema and the partitions.
-    let mut a = daemon_exporting(&export_toml("pg", &plain(&pg), "node-a", ""));
+    let mut a = daemon_exporting([pg_export("pg", &plain(&pg), "node-a")]);
     one_run(&a, "own-a");
     wait_caught_up(&pg, &a, "node-a", CATCH_UP);
     assert!(a.stop().is_some_and(|s| s.success()), "{}", a.log());
@@ -60,7 +62,8 @@ fn a_nodes_own_role_cannot_touch_another_nodes_rows() {
 
     // node-b's export, as its own role, works: batches, runs, cursor.
     let url = plain(&pg).replace("paddock@", "node-b@");
-    let mut b = daemon_exporting(&export_toml("pg", &url, "node-b", "batch_events = 3"));
+    let mut b =
+        daemon_exporting([PostgresExport { batch_events: 3, ..pg_export("pg", &url, "node-b") }]);
     one_run(&b, "own-b-1");
     one_run(&b, "own-b-2");
     wait_caught_up(&pg, &b, "node-b", CATCH_UP);

@@ -82,7 +82,7 @@ fn first_execs_are_seen_at_three_start_timings() {
     const N: usize = 20;
     let cluster = Cluster::connect();
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     let mut report = Vec::new();
     for how in [Start::AfterTheWatch, Start::After100Ms, Start::AtOnce] {
         let (first, second) = first_execs(&cluster, &world, &daemon, how, N);
@@ -109,7 +109,7 @@ fn the_first_exec_of_a_fresh_container_is_seen() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("first-exec");
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     let follower = daemon.follow(None);
     let mut pods = Vec::new();
     for i in 0..CONTAINERS {
@@ -175,7 +175,7 @@ fn a_container_without_a_cgroup_is_counted_until_it_appears() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("pod-missing");
     let world = World::new();
-    let daemon = world.daemon(&cluster, "");
+    let daemon = world.daemon(&cluster);
     assert_eq!(missing_cgroups(&daemon), Some(0), "{}", daemon.metrics());
     let follower = daemon.follow(Some("inv-missing"));
     let labels = labels("inv-missing", "shadow");

@@ -66,7 +66,7 @@ fn two_nodes_learn_one_phase_together_nothing_lost_and_no_write_storm() {
     let cluster = Cluster::connect();
     let a = World::new().syncing_every(300);
     let b = a.sharing();
-    let (da, db) = (a.daemon(&cluster, ""), b.daemon(&cluster, ""));
+    let (da, db) = (a.daemon(&cluster), b.daemon(&cluster));
     let name = format!("{}read-only", a.prefix);
     const RUNS: usize = 20;
     let started = Instant::now();
@@ -145,7 +145,7 @@ fn a_phase_learned_on_one_node_is_enforced_on_a_fresh_one() {
     skip_unless_root!();
     let cluster = Cluster::connect();
     let a = World::new();
-    let da = a.daemon(&cluster, "");
+    let da = a.daemon(&cluster);
     runs(&da, "learn", "autonomous", &LEARNED, 2);
     let name = format!("{}autonomous", a.prefix);
     cluster.wait_for_trust_phase(&name, WAIT, |o| {
@@ -155,7 +155,7 @@ fn a_phase_learned_on_one_node_is_enforced_on_a_fresh_one() {
 
     // Node B starts afterwards, with an empty state directory.
     let b = a.sharing();
-    let db = b.daemon(&cluster, "");
+    let db = b.daemon(&cluster);
     assert_eq!(mode_on(&db, "autonomous"), "enforce");
     let out = db.run_actor("rerun", "autonomous", &LEARNED);
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), db.log());
@@ -169,7 +169,7 @@ fn a_mode_switched_through_the_api_reaches_a_running_daemon_within_5_s() {
     skip_unless_root!();
     let cluster = Cluster::connect();
     let a = World::new();
-    let da = a.daemon(&cluster, "");
+    let da = a.daemon(&cluster);
     let name = format!("{}shadow", a.prefix);
     let mut took = Vec::new();
     for mode in ["flag", "enforce", "learn", "enforce", "flag", "learn"] {
@@ -194,7 +194,7 @@ fn an_edited_baseline_applied_takes_effect_and_a_bad_one_changes_nothing() {
     skip_unless_root!();
     let cluster = Cluster::connect();
     let a = World::new();
-    let da = a.daemon(&cluster, "");
+    let da = a.daemon(&cluster);
     runs(&da, "learn", "limited-write", &LEARNED, 2);
     let name = format!("{}limited-write", a.prefix);
     cluster.wait_for_trust_phase(&name, WAIT, |o| execs(o).iter().any(|e| e == "/bin/date"));
@@ -299,7 +299,7 @@ fn with_the_api_server_unreachable_enforcement_goes_on_and_learning_catches_up()
     .unwrap();
     let a = World::new();
     cluster.trust_phases(&a.prefix);
-    let da = Daemon::start_with(a.settings(&kubeconfig, ""));
+    let da = Daemon::start_with(a.config(&kubeconfig));
     wait_ready(&da);
     runs(&da, "learn", "read-only", &LEARNED, 2);
     let said = da.ok(&["phase", "mode", "read-only", "enforce"]);
@@ -349,7 +349,9 @@ fn the_status_and_the_phase_report_match_what_the_runs_did() {
     let cluster = Cluster::connect();
     let ns = cluster.namespace("phase-report");
     let a = World::new();
-    let da = a.daemon(&cluster, "\n[baseline]\nsettle_after_runs = 2\n");
+    let mut config = a.config(&cluster.kubeconfig);
+    config.baseline.settle_after_runs = 2;
+    let da = a.daemon_with(&cluster, config);
     let name = format!("{}limited-write", a.prefix);
     runs(&da, "learn", "limited-write", &LEARNED, 3);
     let settled = cluster.wait_for_trust_phase(&name, WAIT, |o| o["status"]["runs"] == 3);
@@ -426,7 +428,7 @@ fn import_and_reset_on_a_node_change_the_object_for_every_node() {
     let cluster = Cluster::connect();
     let a = World::new();
     let b = a.sharing();
-    let (da, db) = (a.daemon(&cluster, ""), b.daemon(&cluster, ""));
+    let (da, db) = (a.daemon(&cluster), b.daemon(&cluster));
     let name = format!("{}shadow", a.prefix);
     runs(&da, "learn", "shadow", &LEARNED, 1);
     cluster.wait_for_trust_phase(&name, WAIT, |o| o["status"]["runs"] == 1);

@@ -14,7 +14,7 @@ fn with_the_deploy_rbac_the_daemon_flags_and_enforces() {
     cluster.trust_phases(&world.prefix);
     let tmp = tempfile::tempdir().unwrap();
     let kubeconfig = cluster.kubeconfig_for(PADDOCK_TOKEN, tmp.path());
-    let daemon = Daemon::start_with(world.settings(&kubeconfig, ""));
+    let daemon = Daemon::start_with(world.config(&kubeconfig));
     wait_ready(&daemon);
     teach(&daemon, "limited-write", &["exec:/bin/true", "sleep:100"]);
     daemon.set_mode("limited-write", "flag");
@@ -52,7 +52,7 @@ fn without_a_binding_the_daemon_is_not_ready_and_says_why() {
     let world = World::new();
     let tmp = tempfile::tempdir().unwrap();
     let kubeconfig = cluster.kubeconfig_for(NOBODY_TOKEN, tmp.path());
-    let daemon = Daemon::start_with(world.settings(&kubeconfig, ""));
+    let daemon = Daemon::start_with(world.config(&kubeconfig));
     stays_unready(&daemon, 3);
     let refused = |log: &str| {
         log.lines().any(|l| {

@@ -18,7 +18,7 @@ use std::{
 use anyhow::Context as _;
 
 use super::{kstats, median};
-use crate::{daemon::Daemon, util::target_bin};
+use crate::{daemon, util::target_bin};
 
 const SERVER: &str = "127.0.31.53";
 const NAME: &str = "api.bench.test";
@@ -125,7 +125,7 @@ pub fn run(lookups: u32, rounds: usize) -> anyhow::Result<()> {
         (Case::default(), Case::default(), Case::default(), Case::default());
     for round in 1..=rounds {
         none.sample(dir.path(), &loads, direct)?;
-        let daemon = Daemon::start(&paddock, "bench-dns", "")?;
+        let daemon = daemon::start(&paddock, "bench-dns")?;
         let parent = cgroup2()?.join(format!("paddock-bench-dns-{}", std::process::id()));
         let outside = parent.join("untracked");
         std::fs::create_dir_all(&outside)?;
@@ -176,7 +176,7 @@ pub fn run(lookups: u32, rounds: usize) -> anyhow::Result<()> {
             anyhow::bail!("{e}: the enforcing phase's verdicts: {verdicts:#?}");
         }
         let _ = std::fs::remove_dir(&outside);
-        daemon.stop()?;
+        drop(daemon);
         eprintln!(
             "round {round}/{rounds}: lookup us none {:.1} untracked {:.1} learn {:.1} enforce {:.1}",
             none.dns.last().copied().unwrap_or(0.0) / 1000.0,

@@ -15,7 +15,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::{
-    daemon::Daemon,
+    daemon,
     util::{output, target_bin},
 };
 
@@ -53,7 +53,7 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 pub fn run(runs: usize) -> anyhow::Result<()> {
     let paddock = target_bin(true, "paddock");
     let actor = target_bin(true, "paddock-test-actor");
-    let daemon = Daemon::start(&paddock, "bench-enforce", "")?;
+    let daemon = daemon::start(&paddock, "bench-enforce")?;
     let allowed = TcpListener::bind("127.0.0.1:0")?;
     let forbidden = TcpListener::bind("127.0.0.1:0")?;
     let (allowed, forbidden) = (allowed.local_addr()?.port(), forbidden.local_addr()?.port());

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 
 use super::{kstats, median};
 use crate::{
-    daemon::Daemon,
+    daemon::{self, Daemon},
     util::{output, target_bin},
 };
 
@@ -130,7 +130,7 @@ pub fn run(calls: u64, rounds: usize) -> anyhow::Result<()> {
             measure(&mut floor, || loop_cmd(calls))?;
             k_floor.around("paddock_bench", || output(&mut loop_cmd(calls)))??;
         }
-        let daemon = Daemon::start(&paddock, "bench", "")?;
+        let daemon = daemon::start(&paddock, "bench")?;
         // Another investigation is tracked meanwhile, as on a busy node.
         let mut other = daemon
             .cmd(&[
@@ -158,7 +158,7 @@ pub fn run(calls: u64, rounds: usize) -> anyhow::Result<()> {
         k_tracked.around("paddock_", || output(&mut tracked_cmd()))??;
         kill_investigation(&daemon, "bench-other")?;
         let _ = other.wait();
-        daemon.stop()?;
+        drop(daemon);
         let last = |v: &[f64]| best(&v[v.len() - SAMPLES..]);
         eprintln!(
             "round {round}/{rounds}: best of {SAMPLES}: none {:.1}  floor {:.1}  untracked {:.1}  tracked {:.1} ns/call",

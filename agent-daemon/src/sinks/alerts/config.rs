@@ -71,6 +71,34 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl AlertmanagerReceiver {
+    /// A receiver at `url` with every other setting at its default.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        AlertmanagerReceiver {
+            name: name.into(),
+            url: url.into(),
+            timeout_ms: default_timeout_ms(),
+            queue: default_queue(),
+            max_retries: default_max_retries(),
+        }
+    }
+}
+
+impl WebhookReceiver {
+    /// A receiver at `url`, unsigned, with every other setting at its default.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        WebhookReceiver {
+            name: name.into(),
+            url: url.into(),
+            hmac_secret: None,
+            hmac_secret_file: None,
+            timeout_ms: default_timeout_ms(),
+            queue: default_queue(),
+            max_retries: default_max_retries(),
+        }
+    }
+}
+
 fn default_timeout_ms() -> u64 {
     2000
 }

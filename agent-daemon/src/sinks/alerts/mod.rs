@@ -13,6 +13,8 @@ mod targets;
 #[cfg(test)]
 mod tests;
 
-pub use config::{AlertsConfig, ReceiverConfig};
+pub use config::{
+    AlertmanagerReceiver, AlertsConfig, ReceiverConfig, Secret, StdoutReceiver, WebhookReceiver,
+};
 pub use router::AlertRouter;
 pub use stats::{ReceiverStats, register as register_receivers};

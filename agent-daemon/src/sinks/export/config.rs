@@ -41,6 +41,18 @@ pub struct JsonlExport {
 }
 
 impl JsonlExport {
+    /// An export to `path` with every other setting at its default.
+    pub fn new(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        JsonlExport {
+            name: name.into(),
+            path: path.into(),
+            max_bytes: jsonl_config::default_max_bytes(),
+            keep: jsonl_config::default_keep(),
+            batch_events: DEFAULT_BATCH_EVENTS,
+            node: None,
+        }
+    }
+
     pub fn writer_config(&self) -> JsonlConfig {
         JsonlConfig { path: self.path.clone(), max_bytes: self.max_bytes, keep: self.keep }
     }
@@ -68,6 +80,21 @@ pub struct PostgresExport {
     /// The `node` column of every row; the daemon's node name when unset
     /// (`kubernetes.node_name`, `NODE_NAME`, else the host name).
     pub node: Option<String>,
+}
+
+impl PostgresExport {
+    /// An export to `url` with every other setting at its default.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        PostgresExport {
+            name: name.into(),
+            url: url.into(),
+            ca_file: None,
+            password_file: None,
+            batch_events: DEFAULT_BATCH_EVENTS,
+            retention_days: 0,
+            node: None,
+        }
+    }
 }
 
 pub const DEFAULT_BATCH_EVENTS: usize = 5000;

@@ -28,7 +28,7 @@ pub use self::{
     daemon::{Daemon, Started, config},
     follow::{Follower, dump, of_kind},
     net::{Listener, udp_port},
-    wait::{eventually, process_gone, wait_settled, wait_until},
+    wait::{during, eventually, poll, process_gone, wait_settled, wait_until},
 };
 
 /// Return from the test (it passes) unless it runs as root, saying it was skipped: the

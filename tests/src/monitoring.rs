@@ -16,6 +16,8 @@ use std::{
 
 use serde_json::Value;
 
+use crate::eventually;
+
 pub use crate::dashboard::{DashboardQuery, dashboard_queries, load_dashboard, substitute};
 
 /// A free loopback port (bound and released: the server binds it a moment later).
@@ -150,19 +152,20 @@ impl Prometheus {
     /// Query until `wanted` holds for the result (a scrape is a second away), or panic
     /// with the last result.
     pub fn wait_for(&self, promql: &str, wanted: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let result = self.query(promql);
-            if wanted(&result) {
-                return result;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{promql}: still {result:?} after 20 s\nprometheus log:\n{}",
-                self.server.log()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        eventually(
+            Duration::from_secs(20),
+            Duration::from_millis(250),
+            || {
+                let result = self.query(promql);
+                if wanted(&result) { Ok(result) } else { Err(result) }
+            },
+            |result| {
+                format!(
+                    "{promql}: still {result:?} after 20 s\nprometheus log:\n{}",
+                    self.server.log()
+                )
+            },
+        )
     }
 
     /// The state of its scrape target: `up`, with the last error.

@@ -3,6 +3,21 @@ use std::time::{Duration, Instant};
 
 pub use paddock_harness::eventually;
 
+/// Call `check` (which asserts) every `every` for `within`: something that must keep holding.
+pub fn during(within: Duration, every: Duration, mut check: impl FnMut()) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        check();
+        std::thread::sleep(every);
+    }
+}
+
+/// Poll `holds` every `every` until it is true or `within` has passed; whether it held. For
+/// a wait whose outcome the caller then asserts with what it sees.
+pub fn poll(within: Duration, every: Duration, mut holds: impl FnMut() -> bool) -> bool {
+    paddock_harness::until(within, every, || holds().then_some(())).is_some()
+}
+
 /// Whether process `pid` is gone (or a zombie nobody reaped yet).
 pub fn process_gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

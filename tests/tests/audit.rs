@@ -1,10 +1,10 @@
 //! The audit trail: every event of every investigation lands in the store, in order, and
 //! the CLI and the HTTP API answer forensic queries from it; a daemon killed with SIGKILL
 //! loses nothing it had stored. Real kernel, real daemon; needs root.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_daemon::config::{Config, HttpConfig};
-use paddock_tests::{Daemon, actor_bin, config, eventually, scenario, skip_unless_root};
+use paddock_tests::{Daemon, actor_bin, config, eventually, poll, scenario, skip_unless_root};
 use serde_json::Value;
 
 const TOKEN: &str = "forensics-token";
@@ -193,12 +193,8 @@ fn a_daemon_killed_mid_stream_loses_nothing_it_had_stored() {
     let daemon = daemon.restart();
     assert_eq!(daemon.ok(&["audit", "check"]).trim_end().rsplit(": ").next(), Some("ok"));
     let list = || json(&daemon.ok(&["audit", "list", "--id", "stream", "--format", "json"]));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut runs = list();
-    while runs[0]["outcome"] == "running" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        runs = list();
-    }
+    poll(Duration::from_secs(20), Duration::from_millis(100), || list()[0]["outcome"] != "running");
+    let runs = list();
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
     assert_eq!(runs[0]["outcome"], "ok", "{runs}");
     let after: Vec<Value> =

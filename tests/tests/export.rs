@@ -6,7 +6,7 @@
 #[path = "export/own_rows.rs"]
 mod own_rows;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_daemon::{
     config::Config,
@@ -19,7 +19,7 @@ use paddock_tests::{
         wait_caught_up,
     },
     postgres::{PgOptions, Postgres},
-    scenario, skip_unless_root,
+    scenario, skip_unless_root, wait_until,
 };
 
 const CATCH_UP: Duration = Duration::from_secs(60);
@@ -33,13 +33,12 @@ fn plain(pg: &Postgres) -> String {
     format!("{}?sslmode=disable", pg.url())
 }
 
-/// Wait until `wanted` holds, polling.
-fn wait_until(within: Duration, what: &str, daemon: &Daemon, mut wanted: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !wanted() {
-        assert!(Instant::now() < deadline, "{what}: not after {within:?}:\n{}", daemon.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Wait until `wanted` holds, polling; else fail saying `what`, with the daemon's log.
+fn wait_for(within: Duration, what: &str, daemon: &Daemon, wanted: impl FnMut() -> bool) {
+    let every = Duration::from_millis(200);
+    wait_until(within, every, wanted, || {
+        format!("{what}: not after {within:?}:\n{}", daemon.log())
+    });
 }
 
 #[test]
@@ -97,12 +96,12 @@ fn a_stopped_server_loses_and_duplicates_nothing() {
         ..pg_export("pg", &plain(&pg), "node-a")
     }]);
     let stream = Stream::start(&daemon.socket, "down");
-    wait_until(CATCH_UP, "a first batch", &daemon, || acked(&pg, "node-a") > 0);
+    wait_for(CATCH_UP, "a first batch", &daemon, || acked(&pg, "node-a") > 0);
     pg.stop();
     let stored_at_stop = last_seq_given(&audit_path(&daemon));
     // Events keep being stored; the lag grows; the export retries.
     let connect = "paddock_export_failures_total{export=\"pg\",reason=\"connect\"}";
-    wait_until(CATCH_UP, "lag while the server is down", &daemon, || {
+    wait_for(CATCH_UP, "lag while the server is down", &daemon, || {
         metric(&daemon, "paddock_export_lag_events{export=\"pg\"}").is_some_and(|lag| lag >= 1000.0)
             && last_seq_given(&audit_path(&daemon)) > stored_at_stop + 1000
             && metric(&daemon, connect).is_some_and(|n| n >= 3.0)
@@ -113,7 +112,7 @@ fn a_stopped_server_loses_and_duplicates_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     stream.stop();
     wait_caught_up(&pg, &daemon, "node-a", CATCH_UP);
-    wait_until(CATCH_UP, "lag back to 0", &daemon, || {
+    wait_for(CATCH_UP, "lag back to 0", &daemon, || {
         metric(&daemon, "paddock_export_lag_events{export=\"pg\"}") == Some(0.0)
     });
     assert_eq!(metric(&daemon, "paddock_export_up{export=\"pg\"}"), Some(1.0));
@@ -138,7 +137,7 @@ fn a_daemon_killed_while_exporting_sends_each_event_once() {
     let stream = Stream::start(&daemon.socket, "kill");
     for round in 0..3 {
         let before = acked(&pg, "node-a");
-        wait_until(CATCH_UP, "batches going in", &daemon, || acked(&pg, "node-a") > before + 200);
+        wait_for(CATCH_UP, "batches going in", &daemon, || acked(&pg, "node-a") > before + 200);
         daemon.kill9();
         let stored = last_seq_given(&audit_path(&daemon));
         assert!(acked(&pg, "node-a") <= stored, "round {round}");
@@ -156,7 +155,7 @@ fn still_stores_locally(daemon: &Daemon) {
     let before = last_seq_given(&audit_path(daemon));
     let out = daemon.run_actor("still-storing", "read-only", &["exec:/bin/true"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    wait_until(CATCH_UP, "local store grows", daemon, || {
+    wait_for(CATCH_UP, "local store grows", daemon, || {
         last_seq_given(&audit_path(daemon)) > before
     });
 }
@@ -165,7 +164,7 @@ fn still_stores_locally(daemon: &Daemon) {
 fn wait_for_error(daemon: &Daemon, reason: &str, text: &str) {
     still_stores_locally(daemon);
     let series = format!("paddock_export_failures_total{{export=\"pg\",reason=\"{reason}\"}}");
-    wait_until(CATCH_UP, &format!("{series} and {text:?} in the log"), daemon, || {
+    wait_for(CATCH_UP, &format!("{series} and {text:?} in the log"), daemon, || {
         metric(daemon, &series).is_some_and(|n| n >= 1.0)
             && daemon.log().lines().any(|l| l.contains("export[0] (pg)") && l.contains(text))
     });

@@ -9,8 +9,8 @@ use std::{
 
 use agent_daemon::{config::Config, workloads::kubernetes::config::UnknownPhasePolicy};
 use paddock_tests::{
-    Daemon, actor_bin, config, dump, eventually, kube_client::Cluster, kubelet, of_kind,
-    process_gone, skip_unless_root, unique, wait_until,
+    Daemon, actor_bin, config, dump, during, eventually, kube_client::Cluster, kubelet, of_kind,
+    poll, process_gone, skip_unless_root, unique, wait_until,
 };
 use serde_json::{Value, json};
 
@@ -80,11 +80,9 @@ fn http_status(daemon: &Daemon, path: &str) -> u16 {
 /// `/readyz` says 503 for `seconds`, while `/healthz` says 200: alive, not ready.
 fn stays_unready(daemon: &Daemon, seconds: u64) {
     assert_eq!(http_status(daemon, "/healthz"), 200);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
+    during(Duration::from_secs(seconds), Duration::from_millis(200), || {
         assert_eq!(http_status(daemon, "/readyz"), 503, "ready without a pod list");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
 }
 
 /// The line of the alert counter `name` for the Kubernetes receiver, from `/metrics`.
@@ -369,11 +367,9 @@ fn an_unknown_phase_is_observed_with_a_warning_event_or_ignored() {
         job_and_pod(&cluster, &world, &ns.name, "inv-odd-2", &labels("inv-odd-2", "admin"));
     let mut actor = actor_in(&dir, &["exec:/bin/true"]);
     assert!(wait_exit(&mut actor, WAIT).success());
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
+    during(Duration::from_secs(3), Duration::from_millis(200), || {
         assert!(tracked_pods(&daemon).is_empty(), "{:?}", tracked_pods(&daemon));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
     assert!(follower.events().is_empty(), "{}", dump(&follower.events()));
     assert!(
         daemon.log().contains("unknown_phase = \\\"ignore\\\"")

@@ -3,20 +3,17 @@
 //! semantic conventions; and the daemon's `[[export]] kind = "jsonl"`, the same objects in
 //! rotated files, every event exactly once through a SIGKILL. Real kernel, real daemon;
 //! needs root.
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use agent_daemon::{
     config::Config,
     sinks::export::config::{ExportConfig, JsonlExport},
 };
 use paddock_tests::{
-    Daemon, config,
+    Daemon, config, eventually,
     jsonl_trail::{exported, exported_after_kill, local_otel, rotated_count, seqs, wait_written},
     pg_trail::{Stream, metric},
-    scenario, skip_unless_root,
+    scenario, skip_unless_root, wait_until,
 };
 use serde_json::Value;
 
@@ -28,16 +25,20 @@ fn lines(text: &str) -> Vec<Value> {
 
 /// `paddock audit show ID --format jsonl`, once the store holds the run's `ended` event.
 fn stored_events(daemon: &Daemon, id: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = daemon.paddock(&["audit", "show", id, "--format", "jsonl"]).output().unwrap();
-        let events = lines(&String::from_utf8_lossy(&out.stdout));
-        if events.last().is_some_and(|e| e["kind"] == "ended") {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "{id} not stored whole after 10 s: {events:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let out = daemon.paddock(&["audit", "show", id, "--format", "jsonl"]).output().unwrap();
+            let events = lines(&String::from_utf8_lossy(&out.stdout));
+            if events.last().is_some_and(|e| e["kind"] == "ended") {
+                Ok(events)
+            } else {
+                Err(events)
+            }
+        },
+        |events| format!("{id} not stored whole after 10 s: {events:?}"),
+    )
 }
 
 /// The event without the two fields the export adds.
@@ -224,11 +225,12 @@ fn the_daemon_writes_the_trail_to_rotated_files_exactly_once_through_a_kill() {
     let stream = Stream::start(&daemon.socket, "kill");
     let mut at_last_kill = 0;
     for round in 0..3 {
-        let deadline = Instant::now() + CATCH_UP;
-        while metric(&daemon, EVENTS).is_none_or(|n| n < 300.0) {
-            assert!(Instant::now() < deadline, "round {round}: no lines:\n{}", daemon.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            CATCH_UP,
+            Duration::from_millis(50),
+            || metric(&daemon, EVENTS).is_some_and(|n| n >= 300.0),
+            || format!("round {round}: no lines:\n{}", daemon.log()),
+        );
         daemon.kill9();
         let on_disk = exported_after_kill(&path);
         let written = seqs(&on_disk);

@@ -4,11 +4,7 @@
 //! evaluate without error and raise nothing; a real Alertmanager and a signed
 //! webhook receive the alerts; a dead receiver costs no event and no audit record, and
 //! delivery resumes when it is back. Real kernel, real daemon, real servers; needs root.
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use agent_daemon::sinks::{
     alerts::{AlertmanagerReceiver, ReceiverConfig, Secret, StdoutReceiver, WebhookReceiver},
@@ -20,8 +16,9 @@ use paddock_tests::{
         Alertmanager, Prometheus, Webhook, alerts_in_rules_file, dashboard_queries,
         expected_signature, load_dashboard, monitoring_file,
     },
+    poll,
     scenario::{self, Scenario},
-    skip_unless_root,
+    skip_unless_root, wait_until,
 };
 use serde_json::Value;
 
@@ -186,14 +183,8 @@ fn alertmanager_and_a_signed_webhook_receive_the_alerts() {
     let story = scenario::play(&daemon, "autonomous", "alerting");
 
     // Alertmanager holds one alert per verdict, with the labels and annotations promised.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let alerts = loop {
-        let alerts = alertmanager.alerts();
-        if alerts.len() >= 2 || Instant::now() > deadline {
-            break alerts;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    poll(Duration::from_secs(20), Duration::from_millis(200), || alertmanager.alerts().len() >= 2);
+    let alerts = alertmanager.alerts();
     assert_eq!(alerts.len(), 2, "{alerts:#?}\n{}", daemon.log());
     for (name, id, severity) in [
         ("PaddockDeviation", &story.flagged, "warning"),
@@ -224,10 +215,7 @@ fn alertmanager_and_a_signed_webhook_receive_the_alerts() {
     }
 
     // The webhook got the same two, each body signed with the shared secret.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while webhook.bodies().len() < 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll(Duration::from_secs(20), Duration::from_millis(100), || webhook.bodies().len() >= 2);
     let bodies = webhook.bodies();
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     let scratch = tempfile::tempdir().unwrap();
@@ -271,11 +259,12 @@ fn a_dead_receiver_loses_no_event_and_delivery_resumes_when_it_is_back() {
     webhook.stop();
     let story = scenario::play(&daemon, "shadow", "down");
     let failures = "paddock_alert_failures_total{receiver=\"hook\",kind=\"webhook\"} 2\n";
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !daemon.metrics().contains(failures) {
-        assert!(Instant::now() < deadline, "{failures} not reached:\n{}", daemon.metrics());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(200),
+        || daemon.metrics().contains(failures),
+        || format!("{failures} not reached:\n{}", daemon.metrics()),
+    );
     let metrics = daemon.metrics();
     assert!(
         metrics.contains("paddock_alert_retries_total{receiver=\"hook\",kind=\"webhook\"} 4\n"),
@@ -302,10 +291,7 @@ fn a_dead_receiver_loses_no_event_and_delivery_resumes_when_it_is_back() {
     let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
     let out = daemon.run_actor("down-after", "shadow", &steps);
     assert_eq!(out.status.code(), Some(99), "shadow is in enforce mode after the story");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while webhook.bodies().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll(Duration::from_secs(20), Duration::from_millis(100), || !webhook.bodies().is_empty());
     let bodies = webhook.bodies();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     let body: Value = serde_json::from_slice(&bodies[0].body).unwrap();

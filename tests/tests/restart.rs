@@ -14,7 +14,8 @@ use std::{
 
 use agent_daemon::config::{Config, DaemonConfig, OnStop};
 use paddock_tests::{
-    Daemon, Listener, actor_bin, config, dump, eventually, of_kind, skip_unless_root, wait_until,
+    Daemon, Listener, actor_bin, config, dump, eventually, of_kind, poll, skip_unless_root,
+    wait_until,
 };
 use serde_json::Value;
 
@@ -72,10 +73,9 @@ fn enforcing(config: Config, work: &Path, allowed: &Listener) -> Daemon {
     let out = learn.wait_with_output().expect("wait");
     assert!(out.status.success(), "the learning run failed: {out:?}");
     // The listener's thread counts the connection once it accepts it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while allowed.accepted.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll(Duration::from_secs(5), Duration::from_millis(10), || {
+        allowed.accepted.load(Ordering::Relaxed) > 0
+    });
     assert_eq!(allowed.accepted.load(Ordering::Relaxed), 1, "the learning run connected");
     daemon.set_mode(PHASE, "enforce");
     daemon
@@ -123,21 +123,13 @@ fn finish(child: Child, within: Duration) -> Output {
 
 /// [`finish`], with `context` (a daemon's log) in the failure.
 fn finish_or(child: Child, within: Duration, context: impl Fn() -> String) -> Output {
-    let pid = child.id();
-    let deadline = Instant::now() + within;
     let mut child = child;
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            let out = child.wait_with_output().expect("output");
-            panic!("paddock run did not finish within {within:?}: {out:?}\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if poll(within, Duration::from_millis(20), || child.try_wait().expect("try_wait").is_some()) {
+        return child.wait_with_output().expect("output");
     }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    panic!("paddock run did not finish within {within:?}: {out:?}\n{}", context());
 }
 
 fn stderr(out: &Output) -> String {
@@ -225,12 +217,8 @@ fn a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills
         let args = ["audit", "list", "--id", "stray-connect", "--format", "json"];
         serde_json::from_str(&daemon.ok(&args)).unwrap()
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut runs = list();
-    while runs[0]["outcome"] != "killed" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        runs = list();
-    }
+    poll(Duration::from_secs(10), Duration::from_millis(100), || list()[0]["outcome"] == "killed");
+    let runs = list();
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
     assert_eq!(runs[0]["outcome"], "killed", "{runs}");
 }

@@ -14,7 +14,10 @@ use std::{
     time::Duration,
 };
 
-pub use self::{places::Places, wait::eventually};
+pub use self::{
+    places::Places,
+    wait::{eventually, until},
+};
 
 /// How long a daemon may take to answer `paddock status` after it is started.
 const READY_WITHIN: Duration = Duration::from_secs(30);

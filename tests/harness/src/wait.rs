@@ -20,7 +20,7 @@ pub fn eventually<T, E>(
 }
 
 /// Call `attempt` every `every` until it gives a value, or `None` after `within`.
-pub(crate) fn until<T>(
+pub fn until<T>(
     within: Duration,
     every: Duration,
     mut attempt: impl FnMut() -> Option<T>,

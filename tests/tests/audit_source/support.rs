@@ -5,7 +5,7 @@ use std::{
     collections::BTreeSet,
     path::Path,
     process::{Command, Output},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use agent_daemon::{
@@ -20,7 +20,7 @@ use agent_daemon::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use paddock_tests::{
-    Daemon, paddock_bin,
+    Daemon, eventually, paddock_bin,
     pg_trail::{assert_same_trail, audit_path, metric, pg_export, wait_caught_up},
     postgres::Postgres,
     scenario,
@@ -55,21 +55,19 @@ pub fn read(node: &str, db: &Path) -> NodeTrail {
 /// then on is the one in the database.
 pub fn exported_then_stopped(pg: &Postgres, daemon: &mut Daemon, node: &str) -> NodeTrail {
     wait_caught_up(pg, daemon, node, Duration::from_secs(60));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let stored = read(node, &audit_path(daemon)).events.len() as f64;
-        let lag = metric(daemon, "paddock_export_lag_events{export=\"pg\"}");
-        let sent = metric(daemon, "paddock_export_events_total{export=\"pg\"}");
-        if lag == Some(0.0) && sent == Some(stored) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{node}: lag {lag:?}, sent {sent:?} of {stored} stored:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || {
+            let stored = read(node, &audit_path(daemon)).events.len() as f64;
+            let lag = metric(daemon, "paddock_export_lag_events{export=\"pg\"}");
+            let sent = metric(daemon, "paddock_export_events_total{export=\"pg\"}");
+            if lag == Some(0.0) && sent == Some(stored) { Ok(()) } else { Err((lag, sent, stored)) }
+        },
+        |(lag, sent, stored)| {
+            format!("{node}: lag {lag:?}, sent {sent:?} of {stored} stored:\n{}", daemon.log())
+        },
+    );
     assert!(daemon.stop().is_some_and(|s| s.success()), "{node}:\n{}", daemon.log());
     // row for row, the database holds the node's trail
     assert_same_trail(pg, daemon, node);
@@ -246,16 +244,16 @@ pub fn paged(url: &str, id: &str, limit: usize) -> (Vec<String>, usize) {
 
 /// Wait until the node's store holds `runs` runs, all ended.
 pub fn settled(node: &str, daemon: &Daemon, runs: usize) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let trail = read(node, &audit_path(daemon));
-        let ended = trail.runs.iter().filter(|r| r.outcome != Outcome::Running).count();
-        if ended == runs && trail.runs.len() == runs {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{node}: {ended} of {runs} runs stored as ended");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        || {
+            let trail = read(node, &audit_path(daemon));
+            let ended = trail.runs.iter().filter(|r| r.outcome != Outcome::Running).count();
+            if ended == runs && trail.runs.len() == runs { Ok(()) } else { Err(ended) }
+        },
+        |ended| format!("{node}: {ended} of {runs} runs stored as ended"),
+    )
 }
 
 pub fn usual_run(daemon: &Daemon, id: &str, phase: &str, port: u16) -> Output {

@@ -155,10 +155,9 @@ fn the_first_exec_of_a_fresh_container_is_seen() {
             })
             .collect()
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seen(&follower.events()).contains(&false) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    poll(Duration::from_secs(10), Duration::from_millis(100), || {
+        !seen(&follower.events()).contains(&false)
+    });
     let events = follower.events();
     let seen = seen(&events);
     let count = seen.iter().filter(|s| **s).count();

@@ -2,6 +2,7 @@
 //! cluster's adds the node (and store file) each run and event came from.
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::table::{Column, Table, left, right};
 use crate::sinks::audit::source::{SourceEvent, SourceRun, SourceTree};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,51 +35,70 @@ pub fn runs(runs: &[SourceRun], cluster: bool, format: Format) -> anyhow::Result
                 }
             }
         }
-        Format::Table if cluster => cluster_table(runs),
-        Format::Table => {
-            println!(
-                "{:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  REASON",
-                "RUN", "INVESTIGATION", "PHASE", "OUTCOME", "STARTED", "EVENTS"
-            );
-            for SourceRun { row: r, .. } in runs {
-                println!(
-                    "{:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  {}",
-                    r.run,
-                    r.id.as_str(),
-                    r.phase.as_str(),
-                    r.outcome.as_str(),
-                    time(r.started),
-                    r.events,
-                    r.reason.as_deref().unwrap_or("")
-                );
-            }
-        }
+        Format::Table if cluster => print!("{}", cluster_table(runs)),
+        Format::Table => print!("{}", runs_table(runs)),
     }
     Ok(())
 }
 
+const RUN_COLUMNS: [Column; 7] = [
+    right("RUN", 6),
+    left("INVESTIGATION", 32),
+    left("PHASE", 13),
+    left("OUTCOME", 11),
+    left("STARTED", 24),
+    right("EVENTS", 8).gap(2),
+    left("REASON", 0),
+];
+
+fn runs_table(runs: &[SourceRun]) -> String {
+    let mut table = Table::new(RUN_COLUMNS);
+    for SourceRun { row: r, .. } in runs {
+        table.row([
+            r.run.to_string(),
+            r.id.as_str().to_owned(),
+            r.phase.as_str().to_owned(),
+            r.outcome.as_str().to_owned(),
+            time(r.started),
+            r.events.to_string(),
+            r.reason.clone().unwrap_or_default(),
+        ]);
+    }
+    table.render()
+}
+
+const CLUSTER_COLUMNS: [Column; 10] = [
+    left("NODE", 20),
+    right("RUN", 6),
+    left("INVESTIGATION", 32),
+    left("PHASE", 13),
+    left("OUTCOME", 11),
+    left("STARTED", 24),
+    right("EVENTS", 8).gap(2),
+    left("POD", 40),
+    left("JOB", 24).gap(2),
+    left("REASON", 0),
+];
+
 /// The cluster's runs: the node first, and the pod and Job where there is one.
-fn cluster_table(runs: &[SourceRun]) {
-    println!(
-        "{:<20} {:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  {:<40} {:<24}  REASON",
-        "NODE", "RUN", "INVESTIGATION", "PHASE", "OUTCOME", "STARTED", "EVENTS", "POD", "JOB"
-    );
+fn cluster_table(runs: &[SourceRun]) -> String {
+    let mut table = Table::new(CLUSTER_COLUMNS);
     for SourceRun { at, row: r } in runs {
         let pod = r.pod.as_ref();
-        println!(
-            "{:<20} {:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  {:<40} {:<24}  {}",
-            at.as_ref().map_or("", |a| a.node.as_str()),
-            r.run,
-            r.id.as_str(),
-            r.phase.as_str(),
-            r.outcome.as_str(),
+        table.row([
+            at.as_ref().map_or("", |a| a.node.as_str()).to_owned(),
+            r.run.to_string(),
+            r.id.as_str().to_owned(),
+            r.phase.as_str().to_owned(),
+            r.outcome.as_str().to_owned(),
             time(r.started),
-            r.events,
+            r.events.to_string(),
             pod.map_or_else(|| "-".to_owned(), |p| format!("{}/{}", p.namespace, p.name)),
-            pod.and_then(|p| p.job.as_deref()).unwrap_or("-"),
-            r.reason.as_deref().unwrap_or("")
-        );
+            pod.and_then(|p| p.job.as_deref()).unwrap_or("-").to_owned(),
+            r.reason.clone().unwrap_or_default(),
+        ]);
     }
+    table.render()
 }
 
 /// One event as a line (the cluster's led by its node) or a JSON line (the cluster's with
@@ -117,4 +137,147 @@ pub fn tree(t: &SourceTree, format: Format) -> anyhow::Result<()> {
         (Format::Jsonl, Some(_)) => println!("{}", serde_json::to_string(t)?),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        cli::table::assert_lined_up,
+        events::PodRef,
+        identity::Phase,
+        outcome::Outcome,
+        sinks::audit::{query::InvestigationRow, source::NodeStore},
+    };
+
+    const STARTED: &str = "2026-11-26T15:00:00.000Z";
+
+    fn run(run: i64, id: &str, reason: Option<&str>) -> SourceRun {
+        let row = InvestigationRow {
+            run,
+            instance: 7,
+            id: id.parse().unwrap(),
+            phase: Phase::ReadOnly,
+            source: None,
+            cgroup: None,
+            pod: None,
+            started: STARTED.parse().unwrap(),
+            ended: None,
+            outcome: Outcome::Killed,
+            reason: reason.map(str::to_owned),
+            events: 12,
+        };
+        SourceRun { at: None, row }
+    }
+
+    fn on(node: &str, pod: &str, job: Option<&str>, mut run: SourceRun) -> SourceRun {
+        run.at = Some(NodeStore { node: node.into(), store_id: "store-a".into() });
+        let job = job.map(str::to_owned);
+        run.row.pod = Some(PodRef { namespace: "agents".into(), name: pod.into(), job });
+        run
+    }
+
+    fn cells(row: &[&str]) -> Vec<String> {
+        row.iter().map(|c| (*c).to_owned()).collect()
+    }
+
+    const LONG_ID: &str = "investigation-with-a-very-long-name-0123456789-abcdefghijklm";
+
+    #[test]
+    fn runs_line_up_under_their_headers_whatever_the_id() {
+        assert_eq!(LONG_ID.len(), 60);
+        let runs = [run(1234567, LONG_ID, Some("exec of /bin/sh")), run(8, "inv-8", None)];
+        let rows = [
+            cells(&["1234567", LONG_ID, "read-only", "killed", STARTED, "12", "exec of /bin/sh"]),
+            cells(&["8", "inv-8", "read-only", "killed", STARTED, "12", ""]),
+        ];
+        assert_lined_up(&runs_table(&runs), &RUN_COLUMNS, &rows);
+    }
+
+    #[test]
+    fn the_clusters_runs_line_up_under_their_headers_whatever_the_pod() {
+        let long_pod = "agent-runner-with-a-long-generated-name-7f9c8d6b5-x2k4q";
+        let runs = [
+            on("node-with-a-long-name-01", long_pod, None, run(1, LONG_ID, None)),
+            on("n2", "p", Some("job-1"), run(22, "inv-22", Some("killed: egress"))),
+        ];
+        let pod = format!("agents/{long_pod}");
+        let rows = [
+            cells(&[
+                "node-with-a-long-name-01",
+                "1",
+                LONG_ID,
+                "read-only",
+                "killed",
+                STARTED,
+                "12",
+                &pod,
+                "-",
+                "",
+            ]),
+            cells(&[
+                "n2",
+                "22",
+                "inv-22",
+                "read-only",
+                "killed",
+                STARTED,
+                "12",
+                "agents/p",
+                "job-1",
+                "killed: egress",
+            ]),
+        ];
+        assert_lined_up(&cluster_table(&runs), &CLUSTER_COLUMNS, &rows);
+    }
+
+    /// Ordinary rows look as they did with the fixed widths (less the trailing spaces).
+    #[test]
+    fn ordinary_runs_print_as_the_fixed_widths_did() {
+        let lines = |lines: &[String]| -> String {
+            lines.iter().map(|l| format!("{}\n", l.trim_end())).collect()
+        };
+        let runs = [run(1, "inv-1", Some("why")), run(22, "inv-22", None)];
+        let mut old = vec![format!(
+            "{:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  REASON",
+            "RUN", "INVESTIGATION", "PHASE", "OUTCOME", "STARTED", "EVENTS"
+        )];
+        for (n, id, reason) in [(1, "inv-1", "why"), (22, "inv-22", "")] {
+            old.push(format!(
+                "{n:>6} {id:<32} {:<13} {:<11} {STARTED:<24} {:>8}  {reason}",
+                "read-only", "killed", 12
+            ));
+        }
+        assert_eq!(runs_table(&runs), lines(&old));
+
+        let runs = [on("node-1", "pod-1", Some("job-1"), run(3, "inv-3", Some("why")))];
+        let old = [
+            format!(
+                "{:<20} {:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  {:<40} {:<24}  REASON",
+                "NODE",
+                "RUN",
+                "INVESTIGATION",
+                "PHASE",
+                "OUTCOME",
+                "STARTED",
+                "EVENTS",
+                "POD",
+                "JOB"
+            ),
+            format!(
+                "{:<20} {:>6} {:<32} {:<13} {:<11} {:<24} {:>8}  {:<40} {:<24}  {}",
+                "node-1",
+                3,
+                "inv-3",
+                "read-only",
+                "killed",
+                STARTED,
+                12,
+                "agents/pod-1",
+                "job-1",
+                "why"
+            ),
+        ];
+        assert_eq!(cluster_table(&runs), lines(&old));
+    }
 }

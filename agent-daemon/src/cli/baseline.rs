@@ -3,7 +3,10 @@ use std::{io::Read as _, path::Path};
 
 use clap::Subcommand;
 
-use super::client::Client;
+use super::{
+    client::Client,
+    table::{Column, Table, left, right},
+};
 use crate::{
     api::protocol::{Reply, Request},
     baseline::Mode,
@@ -76,45 +79,49 @@ fn read_file(file: &str) -> anyhow::Result<(String, String)> {
     Ok((text, source))
 }
 
+const COLUMNS: [Column; 8] = [
+    left("PHASE", 14),
+    left("MODE", 8),
+    right("REVISION", 8),
+    right("LEARNED", 8),
+    left("LAST NEW", 21),
+    right("RUNS", 6),
+    right("STRAYED", 8).gap(2),
+    left("SYSCALLS/EXECS/EGRESS/WRITES/READS/UNIX/SOCKETS/URING/DNS", 0),
+];
+
 fn table(phases: &[PhaseSummary]) -> String {
-    let mut out = format!(
-        "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}\n",
-        "PHASE",
-        "MODE",
-        "REVISION",
-        "LEARNED",
-        "LAST NEW",
-        "RUNS",
-        "STRAYED",
-        "SYSCALLS/EXECS/EGRESS/WRITES/READS/UNIX/SOCKETS/URING/DNS"
-    );
+    let mut table = Table::new(COLUMNS);
     let mut notes = Vec::new();
     for p in phases {
         let updated = p
             .updated
             .map_or("never".into(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        out += &format!(
-            "{:<14} {:<8} {:>8} {:>8} {:<21} {:>6} {:>8}  {}/{}/{}/{}/{}/{}/{}/{}/{}\n",
-            p.phase.as_str(),
-            p.mode.as_str(),
-            p.revision,
-            p.learned_from,
+        table.row([
+            p.phase.as_str().to_owned(),
+            p.mode.as_str().to_owned(),
+            p.revision.to_string(),
+            p.learned_from.to_string(),
             updated,
-            p.runs,
-            p.strayed,
-            p.syscalls,
-            p.execs,
-            p.egress,
-            p.file_writes,
-            p.file_reads,
-            p.unix,
-            p.sockets,
-            p.io_uring,
-            // `-`: queries not judged yet.
-            p.dns.map_or("-".into(), |n| n.to_string())
-        );
+            p.runs.to_string(),
+            p.strayed.to_string(),
+            format!(
+                "{}/{}/{}/{}/{}/{}/{}/{}/{}",
+                p.syscalls,
+                p.execs,
+                p.egress,
+                p.file_writes,
+                p.file_reads,
+                p.unix,
+                p.sockets,
+                p.io_uring,
+                // `-`: queries not judged yet.
+                p.dns.map_or("-".into(), |n| n.to_string())
+            ),
+        ]);
         notes.extend(phase_notes(p));
     }
+    let mut out = table.render();
     for note in notes {
         out += &format!("{note}\n");
     }
@@ -198,10 +205,10 @@ pub fn baseline_main(command: BaselineCommand, socket: &Path) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::table::assert_lined_up;
 
-    #[test]
-    fn capped_and_incomplete_sets_are_said_under_the_table() {
-        let mut p = PhaseSummary {
+    fn summary() -> PhaseSummary {
+        PhaseSummary {
             phase: Phase::ReadOnly,
             mode: Mode::Learn,
             revision: 3,
@@ -223,7 +230,12 @@ mod tests {
             refused: [("execs".to_owned(), 7)].into(),
             kernel_incomplete: vec![],
             report: None,
-        };
+        }
+    }
+
+    #[test]
+    fn capped_and_incomplete_sets_are_said_under_the_table() {
+        let mut p = summary();
         let text = table(std::slice::from_ref(&p));
         assert!(
             text.contains("read-only: execs is at its cap of 4 ([baseline] execs): 7 new entries"),
@@ -234,5 +246,31 @@ mod tests {
         let text = table(&[p]);
         assert!(text.contains("cannot hold its egress"), "{text}");
         assert!(!text.contains("at its cap"), "{text}");
+    }
+
+    #[test]
+    fn phases_line_up_under_their_headers_whatever_the_numbers() {
+        let mut big = summary();
+        big.phase = Phase::LimitedWrite;
+        (big.revision, big.learned_from, big.runs, big.strayed) =
+            (123_456_789_012, 98_765_432_109, 10_000_000, 1_000_000_000);
+        big.updated = Some("2026-11-26T15:00:00Z".parse().unwrap());
+        let text = table(&[summary(), big]);
+        let rows = [
+            ["read-only", "learn", "3", "2", "never", "2", "0", "10/4/1/1/2/0/0/0/2"],
+            [
+                "limited-write",
+                "learn",
+                "123456789012",
+                "98765432109",
+                "2026-11-26T15:00:00Z",
+                "10000000",
+                "1000000000",
+                "10/4/1/1/2/0/0/0/2",
+            ],
+        ];
+        let rows: Vec<Vec<String>> =
+            rows.iter().map(|r| r.iter().map(|c| (*c).to_owned()).collect()).collect();
+        assert_lined_up(&text, &COLUMNS, &rows);
     }
 }

@@ -8,6 +8,7 @@ mod events;
 mod report;
 mod run;
 mod status;
+mod table;
 
 use std::path::PathBuf;
 

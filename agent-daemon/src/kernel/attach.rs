@@ -8,11 +8,12 @@ use std::{
 
 use agent_common::names::{maps, programs};
 use aya::{
+    Ebpf,
     maps::{MapData, ProgramArray},
     pin::PinError as AyaPinError,
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, ProgramError,
-        RawTracePoint, TracePoint,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, Program,
+        ProgramError, RawTracePoint, TracePoint,
         links::{FdLink, LinkError},
     },
 };
@@ -53,6 +54,37 @@ fn program_error(
 ) -> impl FnOnce(ProgramError) -> KernelError {
     let hook = hook.into();
     move |source| KernelError::Program { program, hook, source }
+}
+
+/// The object's program `name` as a `P` (a program of another type is an error of `hook`).
+fn program_as<'a, P>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    hook: &str,
+) -> Result<&'a mut P, KernelError>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(KernelError::MissingProgram { program: name })?
+        .try_into()
+        .map_err(program_error(name, hook))
+}
+
+/// [`program_as`], loaded into the kernel by `load` (the type's own `load`, e.g.
+/// `RawTracePoint::load`, which names the type).
+fn load_program<'a, P>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    hook: &str,
+    load: fn(&mut P) -> Result<(), ProgramError>,
+) -> Result<&'a mut P, KernelError>
+where
+    &'a mut P: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    let program = program_as::<P>(ebpf, name, hook)?;
+    load(program).map_err(program_error(name, hook))?;
+    Ok(program)
 }
 
 /// Pins links in one generation's directory, numbered in attach order.
@@ -125,12 +157,7 @@ impl Kernel {
         // Tail-call targets: loaded, placed in `TAILS`, attached to nothing (the map holds
         // them while it is pinned).
         let name = programs::PATH_OP;
-        let program: &mut RawTracePoint = ebpf
-            .program_mut(name)
-            .ok_or(KernelError::MissingProgram { program: name })?
-            .try_into()
-            .map_err(program_error(name, "tail call"))?;
-        program.load().map_err(program_error(name, "tail call"))?;
+        let program = load_program(ebpf, name, "tail call", RawTracePoint::load)?;
         let fd =
             program.fd().map_err(program_error(name, "tail call"))?.try_clone().map_err(|e| {
                 KernelError::Program {
@@ -147,12 +174,7 @@ impl Kernel {
         self.attached.push(format!("{name} (tail call of {})", programs::SYS_ENTER));
 
         for (name, hook) in RAW_TRACEPOINTS {
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or(KernelError::MissingProgram { program: name })?
-                .try_into()
-                .map_err(program_error(name, hook))?;
-            program.load().map_err(program_error(name, hook))?;
+            let program = load_program(ebpf, name, hook, RawTracePoint::load)?;
             let id = program.attach(hook).map_err(program_error(name, hook))?;
             let link = program.take_link(id).map_err(program_error(name, hook))?;
             pins.pin(name, hook, Ok(link.into()))?;
@@ -160,24 +182,14 @@ impl Kernel {
         }
         for (name, category, tp) in TRACEPOINTS {
             let hook = format!("tracepoint/{category}/{tp}");
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(KernelError::MissingProgram { program: name })?
-                .try_into()
-                .map_err(program_error(name, hook.clone()))?;
-            program.load().map_err(program_error(name, hook.clone()))?;
+            let program = load_program(ebpf, name, &hook, TracePoint::load)?;
             let id = program.attach(category, tp).map_err(program_error(name, hook.clone()))?;
             let link = program.take_link(id).map_err(program_error(name, hook.clone()))?;
             pins.pin(name, &hook, FdLink::try_from(link))?;
             self.attached.push(format!("{name} ({hook})"));
         }
         let name = programs::OPEN_EXIT;
-        let program: &mut TracePoint = ebpf
-            .program_mut(name)
-            .ok_or(KernelError::MissingProgram { program: name })?
-            .try_into()
-            .map_err(program_error(name, "tracepoint/syscalls"))?;
-        program.load().map_err(program_error(name, "tracepoint/syscalls"))?;
+        let program = load_program(ebpf, name, "tracepoint/syscalls", TracePoint::load)?;
         for tp in OPEN_EXITS {
             let hook = format!("tracepoint/syscalls/{tp}");
             let id = program.attach("syscalls", tp).map_err(program_error(name, hook.clone()))?;
@@ -187,12 +199,7 @@ impl Kernel {
         }
         if btf::has_io_uring(offsets) {
             let (name, hook) = (programs::URING_SUBMIT, "io_uring_submit_req");
-            let program: &mut RawTracePoint = ebpf
-                .program_mut(name)
-                .ok_or(KernelError::MissingProgram { program: name })?
-                .try_into()
-                .map_err(program_error(name, hook))?;
-            program.load().map_err(program_error(name, hook))?;
+            let program = load_program(ebpf, name, hook, RawTracePoint::load)?;
             let id = program.attach(hook).map_err(program_error(name, hook))?;
             let link = program.take_link(id).map_err(program_error(name, hook))?;
             pins.pin(name, hook, Ok(link.into()))?;
@@ -201,32 +208,15 @@ impl Kernel {
             self.missing.push("io_uring (not in this kernel's BTF): nothing to judge".into());
         }
         for name in SOCK_ADDR {
-            let program: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .ok_or(KernelError::MissingProgram { program: name })?
-                .try_into()
-                .map_err(program_error(name, "cgroup"))?;
-            program.load().map_err(program_error(name, "cgroup"))?;
+            load_program(ebpf, name, "cgroup", CgroupSockAddr::load)?;
         }
-        let skb: &mut CgroupSkb = ebpf
-            .program_mut(programs::SKB_EGRESS)
-            .ok_or(KernelError::MissingProgram { program: programs::SKB_EGRESS })?
-            .try_into()
-            .map_err(program_error(programs::SKB_EGRESS, "cgroup_skb/egress"))?;
-        skb.load().map_err(program_error(programs::SKB_EGRESS, "cgroup_skb/egress"))?;
-        let ingress: &mut CgroupSkb = ebpf
-            .program_mut(programs::SKB_INGRESS)
-            .ok_or(KernelError::MissingProgram { program: programs::SKB_INGRESS })?
-            .try_into()
-            .map_err(program_error(programs::SKB_INGRESS, "cgroup_skb/ingress"))?;
-        ingress.load().map_err(program_error(programs::SKB_INGRESS, "cgroup_skb/ingress"))?;
-
-        let create: &mut CgroupSock = ebpf
-            .program_mut(programs::SOCK_CREATE)
-            .ok_or(KernelError::MissingProgram { program: programs::SOCK_CREATE })?
-            .try_into()
-            .map_err(program_error(programs::SOCK_CREATE, "cgroup/sock_create"))?;
-        create.load().map_err(program_error(programs::SOCK_CREATE, "cgroup/sock_create"))?;
+        for (name, hook) in [
+            (programs::SKB_EGRESS, "cgroup_skb/egress"),
+            (programs::SKB_INGRESS, "cgroup_skb/ingress"),
+        ] {
+            load_program(ebpf, name, hook, CgroupSkb::load)?;
+        }
+        load_program(ebpf, programs::SOCK_CREATE, "cgroup/sock_create", CgroupSock::load)?;
 
         // Attached through BPF links (Linux >= 5.7), which always allow other programs on the
         // same cgroup (an earlier generation's among them); the kernel refuses an explicit
@@ -234,20 +224,14 @@ impl Kernel {
         let mode = CgroupAttachMode::default();
         let hook = format!("cgroup {}", options.root_cgroup.display());
         for name in SOCK_ADDR {
-            let program: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .and_then(|p| p.try_into().ok())
-                .ok_or(KernelError::MissingProgram { program: name })?;
+            let program: &mut CgroupSockAddr = program_as(ebpf, name, &hook)?;
             let id = program.attach(root, mode).map_err(program_error(name, hook.clone()))?;
             let link = program.take_link(id).map_err(program_error(name, hook.clone()))?;
             pins.pin(name, &hook, FdLink::try_from(link))?;
             self.attached.push(format!("{name} ({hook})"));
         }
         let name = programs::SOCK_CREATE;
-        let create: &mut CgroupSock = ebpf
-            .program_mut(name)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(KernelError::MissingProgram { program: name })?;
+        let create: &mut CgroupSock = program_as(ebpf, name, &hook)?;
         let id = create.attach(root, mode).map_err(program_error(name, hook.clone()))?;
         let link = create.take_link(id).map_err(program_error(name, hook.clone()))?;
         pins.pin(name, &hook, FdLink::try_from(link))?;
@@ -260,10 +244,7 @@ impl Kernel {
                 (programs::SKB_EGRESS, CgroupSkbAttachType::Egress, "egress"),
                 (programs::SKB_INGRESS, CgroupSkbAttachType::Ingress, "ingress"),
             ] {
-                let skb: &mut CgroupSkb = ebpf
-                    .program_mut(name)
-                    .and_then(|p| p.try_into().ok())
-                    .ok_or(KernelError::MissingProgram { program: name })?;
+                let skb: &mut CgroupSkb = program_as(ebpf, name, &hook)?;
                 let id = skb
                     .attach(&cgroup, direction, mode)
                     .map_err(program_error(name, hook.clone()))?;

@@ -159,7 +159,8 @@ fn job_and_pod(
 
 fn actor_in(dir: &std::path::Path, steps: &[&str]) -> Child {
     let mut cmd = Command::new(actor_bin());
-    cmd.args(steps);
+    // What its commands print (`/bin/hostname` prints the host's name) is not the test's.
+    cmd.args(steps).stdout(std::process::Stdio::null());
     kubelet::spawn_in(dir, cmd)
 }
 

@@ -80,8 +80,17 @@ impl Daemon {
     }
 
     /// Start the daemon process (again) on the same configuration and state; its log and
-    /// standard output are appended to.
+    /// standard output are appended to. The last process must be gone (`stop`, `kill9`):
+    /// a second one beside it would find the socket served, and the first would outlive
+    /// its handle.
     pub fn launch(mut self) -> io::Result<Started> {
+        if let Some(pid) =
+            self.child.as_mut().and_then(|c| c.try_wait().ok()?.is_none().then(|| c.id()))
+        {
+            return Err(io::Error::other(format!(
+                "paddock daemon {pid} still runs: stop or kill9 it before starting it again"
+            )));
+        }
         let append = |path: &Path| std::fs::OpenOptions::new().create(true).append(true).open(path);
         let child = Command::new(&self.bin)
             .args(["daemon", "--config"])
@@ -112,12 +121,16 @@ impl Daemon {
         }
     }
 
+    /// Whether our process answers on the socket: `paddock status` gives its pid (not that
+    /// of another daemon still serving there).
     fn answers(&self) -> bool {
-        self.cmd(&["status"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
+        let Ok(out) = self.cmd(&["status", "--json"]).stderr(Stdio::null()).output() else {
+            return false;
+        };
+        let pid = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|status| status["pid"].as_u64());
+        out.status.success() && pid.is_some_and(|pid| pid == u64::from(self.pid()))
     }
 
     /// `paddock --socket <ours> ARGS...`, without cargo's library path (which would only make
@@ -188,5 +201,48 @@ impl Drop for Daemon {
         self.stop();
         // What a stopped daemon leaves attached (it keeps enforcing by default) goes with it.
         let _ = self.cleanup();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    /// A stand-in for `paddock`: `daemon --config` sleeps (its pid kept beside it),
+    /// `status --json` answers with that pid, `daemon --cleanup` does nothing.
+    fn fake_paddock(dir: &Path) -> PathBuf {
+        let bin = dir.join("paddock");
+        let script = "#!/bin/sh\nd=$(dirname \"$0\")\ncase \"$*\" in\n\
+                      *'daemon --config'*) echo $$ > \"$d/pid\"; exec sleep 30;;\n\
+                      *status*) [ -f \"$d/pid\" ] && printf '{\"pid\": %s}' \"$(cat \"$d/pid\")\";;\n\
+                      esac\n";
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn a_daemon_is_ready_when_its_own_pid_answers_and_is_not_started_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_paddock(dir.path());
+        let places = Places::new("unit").unwrap();
+        let daemon = Daemon::start(&bin, places, toml::Table::new(), &[]).unwrap().ready().unwrap();
+        let pid = daemon.pid();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("pid")).unwrap().trim(),
+            pid.to_string()
+        );
+        let config = std::fs::read_to_string(&daemon.config).unwrap();
+        assert!(config.contains(&daemon.name), "{config}");
+        // Started again while the first still runs: refused, and the first is stopped with
+        // the handle (not left behind).
+        let err = daemon.launch().err().expect("a second start beside the first is refused");
+        assert!(err.to_string().contains("still runs"), "{err}");
+        let gone = until(Duration::from_secs(5), Duration::from_millis(20), || {
+            (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+        assert!(gone.is_some(), "process {pid} outlived its handle");
     }
 }

@@ -316,6 +316,8 @@ fn with_the_api_server_unreachable_enforcement_goes_on_and_learning_catches_up()
     // Learning goes on, kept for later.
     runs(&da, "learn-down", "shadow", &["exec:/usr/bin/id"], 1);
     // A restart while the API is away enforces from the cache.
+    let mut da = da;
+    assert!(da.stop().is_some_and(|s| s.success()), "{}", da.log());
     let da = da.restart();
     assert_eq!(mode_on(&da, "read-only"), "enforce");
     assert_eq!(da.run_actor("stray-restarted", "read-only", &STRAY).status.code(), Some(99));

@@ -14,7 +14,13 @@ use crate::{
 };
 
 fn say(text: &str) {
-    println!("\n\x1b[1m== {text}\x1b[0m");
+    use std::io::IsTerminal as _;
+    // Bold on a terminal only: a log of the demo gets no escape codes.
+    if std::io::stdout().is_terminal() {
+        println!("\n\x1b[1m== {text}\x1b[0m");
+    } else {
+        println!("\n== {text}");
+    }
 }
 
 /// `paddock run` of a bash script; prints its exit status and paddock's own messages.

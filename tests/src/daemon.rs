@@ -1,10 +1,7 @@
 //! A `paddock daemon` per test, on the harness every daemon of the tests, the demo and the
 //! benches shares (`paddock-harness`: its own socket, state, cgroup parent and pins; stopped
 //! and cleaned up when dropped), configured through the daemon's own [`Config`].
-use std::{
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{process::Output, time::Duration};
 
 use agent_daemon::config::Config;
 use serde_json::Value;
@@ -89,11 +86,6 @@ impl Daemon {
         }
     }
 
-    /// `paddock --socket <ours> ARGS...`
-    pub fn paddock(&self, args: &[&str]) -> Command {
-        self.cmd(args)
-    }
-
     /// `http://ADDR` of the daemon's HTTP server.
     pub fn http_base(&self) -> String {
         format!("http://{}", self.status()["http"].as_str().expect("status has http"))
@@ -136,7 +128,7 @@ impl Daemon {
     }
 
     pub fn run(&self, id: &str, phase: &str, command: &[&str], args: &[&str]) -> Output {
-        self.paddock(&["run", "--investigation-id", id, "--phase", phase, "--"])
+        self.cmd(&["run", "--investigation-id", id, "--phase", phase, "--"])
             .args(command)
             .args(args)
             .output()
@@ -145,7 +137,7 @@ impl Daemon {
 
     /// `paddock ARGS...` that must succeed; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.paddock(args).output().expect("spawn paddock");
+        let out = self.cmd(args).output().expect("spawn paddock");
         assert!(
             out.status.success(),
             "paddock {args:?} failed ({}): {}",
@@ -166,14 +158,14 @@ impl Daemon {
     }
 
     pub fn status(&self) -> Value {
-        let out = self.paddock(&["status", "--json"]).output().expect("paddock status");
+        let out = self.cmd(&["status", "--json"]).output().expect("paddock status");
         assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
     /// Follow the events of `investigation` (or all).
     pub fn follow(&self, investigation: Option<&str>) -> Follower {
-        let mut cmd = self.paddock(&["events", "--follow", "--json"]);
+        let mut cmd = self.cmd(&["events", "--follow", "--json"]);
         if let Some(id) = investigation {
             cmd.args(["--investigation", id]);
         }
@@ -186,7 +178,7 @@ impl Daemon {
         if let Err(events) = follower.try_wait_for(within, |e| e["kind"] == "ended") {
             eprintln!("{}", follower.diagnostics());
             let status = self
-                .paddock(&["status"])
+                .cmd(&["status"])
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
             let kinds = events.iter().fold(
@@ -205,9 +197,7 @@ impl Daemon {
         }
         follower.events()
     }
-}
 
-impl Daemon {
     /// Change this daemon's configuration file (read back as the daemon's `Config`), for its
     /// next start.
     pub fn reconfigure(&self, change: impl FnOnce(&mut Config)) {

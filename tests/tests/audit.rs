@@ -13,7 +13,7 @@ const TOKEN: &str = "forensics-token";
 fn stored_events(daemon: &Daemon, id: &str) -> Vec<Value> {
     let whole = || {
         // Until its first batch is committed the store does not know the id (an error).
-        let out = daemon.paddock(&["audit", "show", id, "--format", "jsonl"]).output().unwrap();
+        let out = daemon.cmd(&["audit", "show", id, "--format", "jsonl"]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let events: Vec<Value> =
             text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
@@ -112,7 +112,7 @@ fn the_trail_holds_every_event_in_order_and_answers_queries() {
     let (status, _) =
         daemon.http_get(&format!("/v1/investigations/{}/events?cursor=-1", story.killed), token);
     assert_eq!(status, 400);
-    let out = daemon.paddock(&["audit", "show", "never-ran"]).output().unwrap();
+    let out = daemon.cmd(&["audit", "show", "never-ran"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no investigation never-ran"));
 
@@ -153,7 +153,7 @@ fn a_daemon_killed_mid_stream_loses_nothing_it_had_stored() {
         work.path().display()
     );
     let mut stream = daemon
-        .paddock(&[
+        .cmd(&[
             "run",
             "--investigation-id",
             "stream",

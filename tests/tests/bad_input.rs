@@ -169,16 +169,7 @@ fn an_id_runs_again_right_after_it_ends_but_not_while_it_runs() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let mut running = daemon
-        .paddock(&[
-            "run",
-            "--investigation-id",
-            "inv-busy",
-            "--phase",
-            "shadow",
-            "--",
-            "sleep",
-            "2",
-        ])
+        .cmd(&["run", "--investigation-id", "inv-busy", "--phase", "shadow", "--", "sleep", "2"])
         .spawn()
         .unwrap();
     wait_until(

@@ -319,13 +319,13 @@ fn other_phases_and_untracked_processes_doing_the_same_are_untouched() {
     };
     let (d1, d2, d3) = (work(), work(), work());
     let enforced = daemon
-        .paddock(&["run", "--investigation-id", "enforced", "--phase", "read-only", "--"])
+        .cmd(&["run", "--investigation-id", "enforced", "--phase", "read-only", "--"])
         .arg(actor_bin())
         .args(stray(d1.path()))
         .spawn()
         .unwrap();
     let learning = daemon
-        .paddock(&["run", "--investigation-id", "learning", "--phase", "shadow", "--"])
+        .cmd(&["run", "--investigation-id", "learning", "--phase", "shadow", "--"])
         .arg(actor_bin())
         .args(stray(d2.path()))
         .spawn()
@@ -377,7 +377,7 @@ fn bad_baseline_files_are_refused_and_the_previous_one_stays_in_force() {
         let file = dir.path().join(format!("edit-{i}.toml"));
         std::fs::write(&file, text).unwrap();
         let out = daemon
-            .paddock(&["baseline", "import", "autonomous", file.to_str().unwrap()])
+            .cmd(&["baseline", "import", "autonomous", file.to_str().unwrap()])
             .output()
             .unwrap();
         assert!(!out.status.success(), "edit {i} accepted");
@@ -441,13 +441,13 @@ fn bad_baseline_files_are_refused_and_the_previous_one_stays_in_force() {
 fn unknown_phases_and_modes_are_refused_with_the_valid_ones() {
     skip_unless_root!();
     let daemon = Daemon::start();
-    let out = daemon.paddock(&["phase", "mode", "read-only", "block"]).output().unwrap();
+    let out = daemon.cmd(&["phase", "mode", "read-only", "block"]).output().unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("unknown mode \"block\": expected one of learn, flag, enforce")
     );
-    let out = daemon.paddock(&["baseline", "show", "root"]).output().unwrap();
+    let out = daemon.cmd(&["baseline", "show", "root"]).output().unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr)

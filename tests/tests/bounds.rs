@@ -178,7 +178,7 @@ fn a_fork_bomb_stops_at_its_phases_pids_max_and_another_investigation_is_still_t
     let report = dir.path().join("bomb");
     // The bomb's own bound (4000 alive) is far above the phase's 64: only pids.max holds it.
     let bomb = daemon
-        .paddock(&["run", "--investigation-id", "bomb", "--phase", "shadow", "--"])
+        .cmd(&["run", "--investigation-id", "bomb", "--phase", "shadow", "--"])
         .arg(actor())
         .arg(format!("fork-bomb:4000:4000:{}", report.display()))
         .spawn()

@@ -125,7 +125,7 @@ fn no_investigation_starts_another_or_reads_anothers_events() {
 /// Run `paddock ARGS` as uid/gid 65534 (nobody) with `groups`.
 fn as_nobody(daemon: &Daemon, groups: &[u32], args: &[&str]) -> std::process::Output {
     let groups = groups.to_vec();
-    let mut cmd = daemon.paddock(args);
+    let mut cmd = daemon.cmd(args);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -182,7 +182,7 @@ fn run_can_drop_the_commands_privileges() {
     skip_unless_root!();
     let daemon = Daemon::start();
     let out = daemon
-        .paddock(&[
+        .cmd(&[
             "run",
             "--investigation-id",
             "as-nobody",
@@ -199,7 +199,7 @@ fn run_can_drop_the_commands_privileges() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "65534");
     let out = daemon
-        .paddock(&[
+        .cmd(&[
             "run",
             "--investigation-id",
             "as-group",
@@ -225,7 +225,7 @@ fn run_can_drop_the_commands_privileges() {
     let exec = of_kind(&events, "exec", |e| e["path"].as_str().is_some_and(|p| p.ends_with("/id")));
     assert_eq!(exec[0]["uid"], 65534, "{}", dump(&events));
     let out = daemon
-        .paddock(&[
+        .cmd(&[
             "run",
             "--investigation-id",
             "no-such",

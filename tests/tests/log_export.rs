@@ -29,7 +29,7 @@ fn stored_events(daemon: &Daemon, id: &str) -> Vec<Value> {
         Duration::from_secs(10),
         Duration::from_millis(100),
         || {
-            let out = daemon.paddock(&["audit", "show", id, "--format", "jsonl"]).output().unwrap();
+            let out = daemon.cmd(&["audit", "show", id, "--format", "jsonl"]).output().unwrap();
             let events = lines(&String::from_utf8_lossy(&out.stdout));
             if events.last().is_some_and(|e| e["kind"] == "ended") {
                 Ok(events)

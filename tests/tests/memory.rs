@@ -26,7 +26,7 @@ fn report(path: &Path) -> BTreeMap<String, f64> {
 /// Start `command` as investigation `id` of `phase`, without waiting.
 fn start(daemon: &Daemon, id: &str, phase: &str, command: &[&str]) -> Child {
     daemon
-        .paddock(&["run", "--investigation-id", id, "--phase", phase, "--"])
+        .cmd(&["run", "--investigation-id", id, "--phase", phase, "--"])
         .args(command)
         .spawn()
         .unwrap()

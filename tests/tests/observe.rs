@@ -91,7 +91,7 @@ fn a_daemonised_grandchild_stays_attributed_and_keeps_the_investigation_alive() 
     let follower = daemon.follow(Some("inv-daemonised"));
     // Not `output()`: the grandchild would hold its pipes and make us wait for it.
     let status = daemon
-        .paddock(&["run", "--investigation-id", "inv-daemonised", "--phase", "autonomous", "--"])
+        .cmd(&["run", "--investigation-id", "inv-daemonised", "--phase", "autonomous", "--"])
         .arg(actor_bin())
         .args(["daemonize", "sleep:700", &format!("write:{}", late.display())])
         .stdout(std::process::Stdio::null())
@@ -172,7 +172,7 @@ fn two_investigations_at_once_are_never_mixed_up() {
     let work = tempfile::tempdir().unwrap();
     let spawn = |id: &str, phase: &str, name: &str, port: u16| {
         daemon
-            .paddock(&["run", "--investigation-id", id, "--phase", phase, "--"])
+            .cmd(&["run", "--investigation-id", id, "--phase", phase, "--"])
             .arg(actor_bin())
             .args([
                 "sleep:300".to_string(),
@@ -321,16 +321,7 @@ fn a_process_moved_into_an_investigation_cgroup_is_tracked_from_then_on() {
     let work = tempfile::tempdir().unwrap();
     let (before, after) = (work.path().join("before.txt"), work.path().join("after.txt"));
     let host = daemon
-        .paddock(&[
-            "run",
-            "--investigation-id",
-            "inv-host",
-            "--phase",
-            "shadow",
-            "--",
-            "sleep",
-            "3",
-        ])
+        .cmd(&["run", "--investigation-id", "inv-host", "--phase", "shadow", "--", "sleep", "3"])
         .spawn()
         .unwrap();
     // The investigation's cgroup, once the daemon has made it.

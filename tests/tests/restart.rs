@@ -68,7 +68,7 @@ fn enforcing(config: Config, work: &Path, allowed: &Listener) -> Daemon {
     mkfifo(&fifo);
     let connect = format!("exec {} connect:127.0.0.1:{}", actor(), allowed.port);
     let learn = daemon
-        .paddock(&["run", "--investigation-id", "learn", "--phase", PHASE, "--", "sh", "-c"])
+        .cmd(&["run", "--investigation-id", "learn", "--phase", PHASE, "--", "sh", "-c"])
         .arg(waiting(&fifo, &connect))
         .spawn()
         .expect("paddock run");
@@ -87,7 +87,7 @@ fn enforcing(config: Config, work: &Path, allowed: &Listener) -> Daemon {
 /// `paddock run` of `sh -c LINE` as investigation `id`, left running.
 fn start(daemon: &Daemon, id: &str, line: &str) -> Child {
     daemon
-        .paddock(&["run", "--investigation-id", id, "--phase", PHASE, "--", "sh", "-c", line])
+        .cmd(&["run", "--investigation-id", id, "--phase", PHASE, "--", "sh", "-c", line])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -139,14 +139,9 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Where this daemon pins (the harness gives each its own).
-fn pin_root(daemon: &Daemon) -> PathBuf {
-    daemon.pin_dir.clone()
-}
-
 /// What this daemon left pinned, by name.
 fn pinned(daemon: &Daemon) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(pin_root(daemon))
+    let mut names: Vec<String> = std::fs::read_dir(&daemon.pin_dir)
         .map(|d| {
             d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
         })
@@ -287,7 +282,7 @@ fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
     std::fs::create_dir(&dir).unwrap();
     let flood = format!("{} touch-many:{}:{OPENS}", actor(), dir.display());
     let client = daemon
-        .paddock(&["run", "--investigation-id", "unread", "--phase", "autonomous", "--"])
+        .cmd(&["run", "--investigation-id", "unread", "--phase", "autonomous", "--"])
         .args(["sh", "-c", &waiting(&fifo, &flood)])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

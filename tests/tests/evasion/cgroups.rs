@@ -97,7 +97,7 @@ fn one_investigation_cannot_exhaust_the_process_map() {
         lab.daemon.set_mode("limited-write", mode.name());
         let bomber = lab
             .daemon
-            .paddock(&["run", "--investigation-id", "bomber", "--phase", "limited-write", "--"])
+            .cmd(&["run", "--investigation-id", "bomber", "--phase", "limited-write", "--"])
             .args(["/bin/sh", "-c", &bomb(30)])
             .spawn()
             .unwrap();

@@ -74,7 +74,7 @@ fn a_full_ring_buffer_does_not_let_a_forbidden_exec_run() {
     let flood = work();
     let flooder = lab
         .daemon
-        .paddock(&["run", "--investigation-id", "flooder", "--phase", "shadow", "--"])
+        .cmd(&["run", "--investigation-id", "flooder", "--phase", "shadow", "--"])
         .arg(actor_bin())
         .arg(format!("touch-many:{}:200000", flood.path().display()))
         .spawn()
@@ -109,7 +109,7 @@ fn one_investigations_flood_does_not_blind_paddock_to_another() {
         let flood = work();
         let flooder = lab
             .daemon
-            .paddock(&["run", "--investigation-id", "flooder", "--phase", "shadow", "--"])
+            .cmd(&["run", "--investigation-id", "flooder", "--phase", "shadow", "--"])
             .arg("/bin/sh")
             .arg("-c")
             .arg(format!(

@@ -84,7 +84,7 @@ fn replaced_with_no_window(replacement: Replacement) {
             daemon.reconfigure(|c| c.kernel.max_tracked_processes = 32768);
         }
         Replacement::OtherVersion => {
-            let root = pin_root(&daemon);
+            let root = daemon.pin_dir.clone();
             for name in pinned(&daemon) {
                 let older = older_version(&name);
                 std::fs::rename(root.join(&name), root.join(&older)).unwrap();

@@ -100,39 +100,38 @@ pub fn registry() -> Registry {
 impl EventMetrics {
     /// The event sink's families.
     pub fn register(&self, registry: &mut Registry) {
-        let events = self;
-        registry.register("events", "Events seen, by trust phase and kind", events.events.clone());
+        registry.register("events", "Events seen, by trust phase and kind", self.events.clone());
         registry.register(
-        "verdicts",
-        "Deviations from a phase's baseline, by phase, deviation kind and outcome (flagged or killed)",
-        events.verdicts.clone(),
-    );
+            "verdicts",
+            "Deviations from a phase's baseline, by phase, deviation kind and outcome (flagged or killed)",
+            self.verdicts.clone(),
+        );
         registry.register(
             "kills",
             "Investigations killed, by phase and reason (the deviation kind)",
-            events.kills.clone(),
+            self.kills.clone(),
         );
         registry.register(
             "investigations_active",
             "Investigations running now, by phase",
-            events.active.clone(),
+            self.active.clone(),
         );
         registry.register(
             "investigations_finished",
             "Investigations that ended, by phase and outcome (ok, flagged, killed)",
-            events.finished.clone(),
+            self.finished.clone(),
         );
         registry.register(
-        "investigation_unseen",
-        "What the kernel could not show of ended investigations, by phase and what: \
-         lost_records (ring buffer full), throttled_records (over the per-investigation rate), \
-         untracked (processes or cgroups over the quota), escapes (processes that left their cgroups)",
-        events.unseen.clone(),
-    );
+            "investigation_unseen",
+            "What the kernel could not show of ended investigations, by phase and what: \
+             lost_records (ring buffer full), throttled_records (over the per-investigation rate), \
+             untracked (processes or cgroups over the quota), escapes (processes that left their cgroups)",
+            self.unseen.clone(),
+        );
         registry.register(
             "event_processing_seconds",
             "From the kernel's timestamp of an event to its handling by the metrics sink",
-            events.latency.clone(),
+            self.latency.clone(),
         );
     }
 }

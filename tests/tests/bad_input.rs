@@ -175,8 +175,20 @@ fn an_id_runs_again_right_after_it_ends_but_not_while_it_runs() {
     wait_until(
         Duration::from_secs(10),
         Duration::from_millis(20),
-        || !daemon.status()["investigations"].as_array().unwrap().is_empty(),
-        || "the first investigation never started".into(),
+        // Its own id, not any: the runs above may still be listed while they end. And its
+        // command in its cgroup: a run listed but not yet joined is taken for one ending,
+        // which a second run waits for (up to 5 s) before it is refused.
+        || {
+            let status = daemon.status();
+            let busy =
+                status["investigations"].as_array().unwrap().iter().find(|i| i["id"] == "inv-busy");
+            busy.and_then(|i| i["cgroup"].as_str()).is_some_and(|dir| {
+                let procs =
+                    std::fs::read_to_string(format!("{dir}/cgroup.procs")).unwrap_or_default();
+                !procs.trim().is_empty()
+            })
+        },
+        || "the first inv-busy never ran in its cgroup".into(),
     );
     let started = std::time::Instant::now();
     let out = daemon.run("inv-busy", "shadow", &["/bin/true"], &[]);

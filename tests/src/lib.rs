@@ -27,7 +27,7 @@ pub use paddock_test_pg as postgres;
 pub use self::{
     daemon::{Daemon, Started, config},
     follow::{Follower, dump, of_kind},
-    net::{Listener, udp_port},
+    net::{Listener, UnixListener, udp_port},
     wait::{during, eventually, poll, process_gone, wait_settled, wait_until},
 };
 

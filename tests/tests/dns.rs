@@ -5,7 +5,6 @@
 //! real daemon; needs root.
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::atomic::Ordering,
     time::Duration,
 };
 
@@ -49,7 +48,7 @@ impl World {
     fn accepted(&self, ip: &str) -> u32 {
         let ip: IpAddr = ip.parse().expect("an address");
         let (_, l) = self.listeners.iter().find(|(a, _)| *a == ip).expect("a listener there");
-        l.accepted.load(Ordering::SeqCst)
+        l.accepted()
     }
 
     fn a(&self, name: &str, ttl: u32, ips: &[&str]) {

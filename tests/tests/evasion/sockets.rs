@@ -3,33 +3,24 @@
 //! peer is reached); MPTCP and IPv4-mapped IPv6 destinations are judged the same way in the
 //! kernel and the daemon.
 use super::*;
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
-};
-
-/// A unix socket listener counting the connections it accepted.
-struct UnixListener {
-    path: PathBuf,
-    accepted: Arc<AtomicU32>,
+/// A unix socket listener in a directory of its own.
+struct Unix {
+    listener: paddock_tests::UnixListener,
     _dir: tempfile::TempDir,
 }
 
-impl UnixListener {
-    fn start(name: &str) -> UnixListener {
+impl Unix {
+    fn start(name: &str) -> Unix {
         let dir = work();
-        let path = dir.path().join(name);
-        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        let accepted = Arc::new(AtomicU32::new(0));
-        let count = accepted.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stream.is_ok() {
-                    count.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        });
-        UnixListener { path, accepted, _dir: dir }
+        let listener = paddock_tests::UnixListener::at(dir.path().join(name));
+        Unix { listener, _dir: dir }
+    }
+}
+
+impl std::ops::Deref for Unix {
+    type Target = paddock_tests::UnixListener;
+    fn deref(&self) -> &Self::Target {
+        &self.listener
     }
 }
 
@@ -47,8 +38,7 @@ fn raw_and_packet_sockets_are_judged_by_their_kind() {
     skip_unless_root!();
     for (trick, kind) in [("raw-socket", "inet raw icmp"), ("packet-socket", "packet raw 768")] {
         both(|mode| {
-            let (listener, unix) =
-                (paddock_tests::Listener::start(), UnixListener::start("ok.sock"));
+            let (listener, unix) = (paddock_tests::Listener::start(), Unix::start("ok.sock"));
             let mut lab = Lab::new("read-only");
             lab.teach(|d| benign(d, listener.port, &unix.path));
             let dir = work();
@@ -82,7 +72,7 @@ fn a_unix_socket_outside_the_baseline_is_refused_before_it_is_reached() {
     skip_unless_root!();
     both(|mode| {
         let listener = paddock_tests::Listener::start();
-        let (ok, runtime) = (UnixListener::start("ok.sock"), UnixListener::start("runtime.sock"));
+        let (ok, runtime) = (Unix::start("ok.sock"), Unix::start("runtime.sock"));
         let mut lab = Lab::new("autonomous");
         lab.teach(|d| benign(d, listener.port, &ok.path));
         let unix = paddock_tests::entries(&lab.daemon.baseline("autonomous"), "unix");
@@ -94,8 +84,7 @@ fn a_unix_socket_outside_the_baseline_is_refused_before_it_is_reached() {
         let stray = lab.stray(mode, &steps);
         assert_eq!(stray.verdict("unix")["subject"], runtime.path.to_str().unwrap());
         stray.assert_outcome(mode);
-        std::thread::sleep(Duration::from_millis(100));
-        let reached = runtime.accepted.load(Ordering::SeqCst);
+        let reached = runtime.accepted();
         match mode {
             Mode::Enforce => {
                 assert_eq!(reached, 0, "the runtime's socket was reached");
@@ -105,7 +94,7 @@ fn a_unix_socket_outside_the_baseline_is_refused_before_it_is_reached() {
             }
             Mode::Flag => assert_eq!(reached, 1),
         }
-        assert!(ok.accepted.load(Ordering::SeqCst) >= 4, "the allowed socket was reached");
+        assert!(ok.accepted() >= 4, "the allowed socket was reached");
     });
 }
 
@@ -115,7 +104,7 @@ fn mptcp_and_ipv4_mapped_destinations_are_judged_as_the_tcp_ipv4_ones() {
     both(|mode| {
         let (allowed, forbidden) =
             (paddock_tests::Listener::start(), paddock_tests::Listener::start());
-        let unix = UnixListener::start("ok.sock");
+        let unix = Unix::start("ok.sock");
         let mut lab = Lab::new("limited-write");
         lab.teach(|d| benign(d, allowed.port, &unix.path));
         let dir = work();
@@ -135,7 +124,7 @@ fn mptcp_and_ipv4_mapped_destinations_are_judged_as_the_tcp_ipv4_ones() {
         assert!(to_allowed.len() >= 3, "plain, MPTCP and mapped: {}", dump(&stray.events));
         assert!(to_allowed.iter().all(|e| e["protocol"] == "tcp" && e.get("action").is_none()));
         if mode == Mode::Enforce {
-            assert_eq!(forbidden.accepted.load(Ordering::SeqCst), 0);
+            assert_eq!(forbidden.accepted(), 0);
         }
     });
 }

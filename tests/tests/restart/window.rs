@@ -98,7 +98,7 @@ fn replaced_with_no_window(replacement: Replacement) {
     let released = releaser.join().unwrap();
     let during = released.iter().filter(|t| **t >= down && **t <= up).count();
     assert_eq!(
-        forbidden.accepted.load(Ordering::Relaxed),
+        forbidden.accepted(),
         0,
         "a stray connect got through during the replacement\n{}",
         daemon.log()

@@ -32,6 +32,8 @@ pub mod maps {
     pub const DNS_BINDINGS: &str = "PADDOCK_DNS_BINDINGS";
     pub const DNS_PENDING: &str = "PADDOCK_DNS_PENDING";
     pub const DNS_SCRATCH: &str = "PADDOCK_DNS_SCRATCH";
+    pub const DNS_DENIED_CGROUPS: &str = "PADDOCK_DNS_DENIED_CGROUPS";
+    pub const DNS_DENIED_ANY: &str = "PADDOCK_DNS_DENIED_ANY";
     /// Outside the layout version: see [`crate::tracking::DOOMED_SLOTS`].
     pub const DOOMED: &str = "PADDOCK_DOOMED";
 }

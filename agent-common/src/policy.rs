@@ -50,6 +50,9 @@ pub const MAX_ALLOWED_NAMES: u32 = 12288;
 pub const MAX_DNS_BINDINGS: u32 = 16384;
 /// Queries awaiting their answers, for all investigations.
 pub const MAX_DNS_PENDING: u32 = 4096;
+/// Cgroups whose DNS query was denied, kept so that nothing leaves them after their
+/// investigation ends (least recently used go first; one per investigation killed for DNS).
+pub const MAX_DNS_DENIED_CGROUPS: u32 = 4096;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

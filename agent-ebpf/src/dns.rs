@@ -32,7 +32,10 @@ use aya_ebpf::{
 use crate::{
     egress::seen_before,
     enforce,
-    maps::{ALLOWED_NAMES, DNS_BINDINGS, DNS_PENDING, DNS_SCRATCH, PHASE_POLICY},
+    maps::{
+        ALLOWED_NAMES, DNS_BINDINGS, DNS_DENIED_ANY, DNS_DENIED_CGROUPS, DNS_PENDING, DNS_SCRATCH,
+        PHASE_POLICY,
+    },
     record::{config, reserve, reserve_decision},
     scratch::DnsScratch,
     tracking,
@@ -351,10 +354,31 @@ pub fn on_egress(ctx: &SkBuffContext, cgroup_id: u64, tracked: &Tracked) -> i32 
     }
     if denied {
         enforce::doom(tracked);
+        remember_denied(cgroup_id);
     }
     let flags = if read { 0 } else { DNS_MALFORMED };
     report(cgroup_id, tracked, s, &m, DNS_QUERY, flags, denied);
     if denied { DROP } else { PASS }
+}
+
+/// Keep `cgroup_id` as one a query was denied from (see `maps::DNS_DENIED_CGROUPS`).
+#[inline(always)]
+fn remember_denied(cgroup_id: u64) {
+    let _ = DNS_DENIED_CGROUPS.insert(&cgroup_id, &1, 0);
+    if let Some(any) = DNS_DENIED_ANY.get_ptr_mut(0) {
+        // SAFETY: a pointer into an array map value; a plain store of a flag.
+        unsafe { *any = 1 };
+    }
+}
+
+/// A packet leaving a cgroup no investigation tracks (from `egress::paddock_skb_egress`):
+/// dropped when a query was denied from that cgroup, whose investigation has since ended
+/// (an orphaned socket's retransmission), passed otherwise.
+#[inline(always)]
+pub fn on_untracked_egress(cgroup_id: u64) -> i32 {
+    let any = DNS_DENIED_ANY.get(0).is_some_and(|any| *any != 0);
+    // SAFETY: the value is read at once.
+    if any && unsafe { DNS_DENIED_CGROUPS.get(&cgroup_id) }.is_some() { DROP } else { PASS }
 }
 
 /// An answer arriving for a tracked socket: bound when it answers a query of that socket.

@@ -288,7 +288,9 @@ fn on_unix(ctx: &SockAddrContext, op: u32) -> i32 {
 pub fn paddock_skb_egress(ctx: SkBuffContext) -> i32 {
     // SAFETY: the context's skb pointer, as the helper expects.
     let cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
-    let Some(tracked) = tracking::by_cgroup(cgroup_id) else { return dns::PASS };
+    let Some(tracked) = tracking::by_cgroup(cgroup_id) else {
+        return dns::on_untracked_egress(cgroup_id);
+    };
     if let Some(counts) = EGRESS.get_ptr_mut(tracked.slot as u32) {
         // SAFETY: a per-CPU value: no other writer.
         unsafe {

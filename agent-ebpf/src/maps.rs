@@ -6,7 +6,8 @@ use agent_common::{
     event::KIND_COUNT,
     policy::{
         EgressKey, MAX_ALLOWED_NAMES, MAX_ALLOWED_PATHS, MAX_ALLOWED_SOCKETS, MAX_DNS_BINDINGS,
-        MAX_DNS_PENDING, MAX_EGRESS_RULES, PHASES, PathKey, PhasePolicy, SocketKey,
+        MAX_DNS_DENIED_CGROUPS, MAX_DNS_PENDING, MAX_EGRESS_RULES, PHASES, PathKey, PhasePolicy,
+        SocketKey,
     },
     tracking::{
         DOOMED_SLOTS, EgressCounts, FAST_ENTRIES, FastEntry, MAX_SLOTS, MAX_TRACKED_CGROUPS,
@@ -115,6 +116,18 @@ pub static DNS_BINDINGS: LruHashMap<BindingKey, Binding> =
 #[map(name = "PADDOCK_DNS_PENDING")]
 pub static DNS_PENDING: LruHashMap<PendingKey, Pending> =
     LruHashMap::with_max_entries(MAX_DNS_PENDING, 0);
+
+/// Cgroups (by id) a DNS query was denied from. Once their investigation has ended and they
+/// are no longer tracked, nothing more leaves them: their processes are dead, but an
+/// orphaned TCP socket would retransmit the query segment that was dropped. Entry 0 of
+/// `DNS_DENIED_ANY` says whether there is any, so untracked traffic pays one array read
+/// until the first denial.
+#[map(name = "PADDOCK_DNS_DENIED_CGROUPS")]
+pub static DNS_DENIED_CGROUPS: LruHashMap<u64, u8> =
+    LruHashMap::with_max_entries(MAX_DNS_DENIED_CGROUPS, 0);
+
+#[map(name = "PADDOCK_DNS_DENIED_ANY")]
+pub static DNS_DENIED_ANY: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Per-CPU room for parsing a DNS message.
 #[map(name = "PADDOCK_DNS_SCRATCH")]

@@ -17,6 +17,8 @@ const A: u16 = 1;
 const CNAME: u16 = 5;
 const AAAA: u16 = 28;
 const ANY: u16 = 255;
+/// The name of the queries the tests' side sends to have its earlier queries counted.
+const MARKER: &str = "marker.paddock-test.invalid";
 /// The most CNAME records followed for one query.
 const MAX_HOPS: usize = 8;
 
@@ -120,8 +122,13 @@ impl DnsServer {
     }
 
     /// Queries received so far, as (lowercased name without trailing dot, qtype number).
+    /// Exact when read: a query sent before this call but not yet read by the server's
+    /// threads counts too. A marker query is answered over UDP and then over TCP first (each
+    /// thread serves in order), and the markers are left out.
     pub fn queries(&self) -> Vec<(String, u16)> {
-        self.state().queries.clone()
+        exchange(self.addr, MARKER, A).expect("the DNS server answers its marker over UDP");
+        exchange_tcp(self.addr, MARKER, A).expect("the DNS server answers its marker over TCP");
+        self.state().queries.iter().filter(|(name, _)| name != MARKER).cloned().collect()
     }
 }
 
@@ -339,6 +346,22 @@ pub fn exchange(server: SocketAddr, name: &str, qtype: u16) -> io::Result<Vec<u8
             return Ok(buf[..len].to_vec());
         }
     }
+}
+
+/// [`exchange`] over TCP (the message with its two-byte length). Times out after 2 s.
+fn exchange_tcp(server: SocketAddr, name: &str, qtype: u16) -> io::Result<Vec<u8>> {
+    use std::io::{Read as _, Write as _};
+    let query = query_message(name, qtype, 0x7a7a)?;
+    let mut stream = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut out = u16::try_from(query.len()).map_err(io::Error::other)?.to_be_bytes().to_vec();
+    out.extend_from_slice(&query);
+    stream.write_all(&out)?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut reply)?;
+    Ok(reply)
 }
 
 /// An answer record: the offset of its owner name, its type, TTL and rdata.

@@ -112,6 +112,26 @@ fn queries_recorded() {
 }
 
 #[test]
+fn queries_sent_without_waiting_for_the_answer_are_counted_at_once() {
+    let dns = server();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..20 {
+        socket.send_to(&query_message(&format!("n{i}.test"), A, i).unwrap(), dns.addr()).unwrap();
+    }
+    let mut tcp = std::net::TcpStream::connect(dns.addr()).unwrap();
+    let query = query_message("over.tcp.test", AAAA, 7).unwrap();
+    let framed = [&u16::try_from(query.len()).unwrap().to_be_bytes()[..], &query].concat();
+    std::io::Write::write_all(&mut tcp, &framed).unwrap();
+    drop(tcp);
+    // Asked at once: the server's threads may not have read them yet; no marker is listed.
+    let queries = dns.queries();
+    assert_eq!(queries.len(), 21, "{queries:?}");
+    assert_eq!(queries.iter().filter(|(n, _)| n.ends_with(".test")).count(), 21);
+    assert!(queries.contains(&("over.tcp.test".to_owned(), AAAA)));
+    assert_eq!(dns.queries(), queries, "markers are never counted");
+}
+
+#[test]
 fn malformed_queries_ignored() {
     let dns = server();
     dns.set("ok.test", 60, vec![a("10.0.0.1")]);

@@ -163,6 +163,33 @@ impl Daemon {
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
+    /// Wait up to `within` until it reports `ids` running, each with its command started in
+    /// its cgroup (so its client had the daemon's answer). A run listed but not yet joined
+    /// is not running yet, and one still listed while it ends is not the one asked for.
+    pub fn wait_running(&self, ids: &[&str], within: Duration) {
+        let all_running = || {
+            let status = self.status();
+            let running: Vec<&str> = status["investigations"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|i| {
+                            i["cgroup"].as_str().is_some_and(|c| {
+                                std::fs::read_to_string(format!("{c}/cgroup.procs"))
+                                    .is_ok_and(|p| !p.trim().is_empty())
+                            })
+                        })
+                        .filter_map(|i| i["id"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if ids.iter().all(|id| running.contains(id)) { Ok(()) } else { Err(status) }
+        };
+        crate::eventually(within, Duration::from_millis(50), all_running, |status| {
+            format!("{ids:?} not all running: {status}\n{}", self.log())
+        });
+    }
+
     /// Follow the events of `investigation` (or all).
     pub fn follow(&self, investigation: Option<&str>) -> Follower {
         let mut cmd = self.cmd(&["events", "--follow", "--json"]);

@@ -171,9 +171,7 @@ fn serve_tcp(listener: &std::net::TcpListener, state: &Mutex<State>, stop: &Atom
             }
             let reply = answer(&query, &mut state.lock().unwrap_or_else(|e| e.into_inner()));
             let Some(reply) = reply else { break };
-            let mut out = u16::try_from(reply.len()).unwrap_or(0).to_be_bytes().to_vec();
-            out.extend_from_slice(&reply);
-            if stream.write_all(&out).is_err() {
+            if stream.write_all(&over_tcp(&reply)).is_err() {
                 break;
             }
         }
@@ -348,15 +346,20 @@ pub fn exchange(server: SocketAddr, name: &str, qtype: u16) -> io::Result<Vec<u8
     }
 }
 
+/// `message` as it goes over TCP: after its length in two bytes (big-endian). Messages here
+/// are far shorter than 65,535 bytes.
+pub fn over_tcp(message: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(message.len()).expect("a DNS message under 64 KiB");
+    [&len.to_be_bytes()[..], message].concat()
+}
+
 /// [`exchange`] over TCP (the message with its two-byte length). Times out after 2 s.
 fn exchange_tcp(server: SocketAddr, name: &str, qtype: u16) -> io::Result<Vec<u8>> {
     use std::io::{Read as _, Write as _};
     let query = query_message(name, qtype, 0x7a7a)?;
     let mut stream = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut out = u16::try_from(query.len()).map_err(io::Error::other)?.to_be_bytes().to_vec();
-    out.extend_from_slice(&query);
-    stream.write_all(&out)?;
+    stream.write_all(&over_tcp(&query))?;
     let mut len = [0u8; 2];
     stream.read_exact(&mut len)?;
     let mut reply = vec![0u8; usize::from(u16::from_be_bytes(len))];

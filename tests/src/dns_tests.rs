@@ -120,8 +120,7 @@ fn queries_sent_without_waiting_for_the_answer_are_counted_at_once() {
     }
     let mut tcp = std::net::TcpStream::connect(dns.addr()).unwrap();
     let query = query_message("over.tcp.test", AAAA, 7).unwrap();
-    let framed = [&u16::try_from(query.len()).unwrap().to_be_bytes()[..], &query].concat();
-    std::io::Write::write_all(&mut tcp, &framed).unwrap();
+    std::io::Write::write_all(&mut tcp, &over_tcp(&query)).unwrap();
     drop(tcp);
     // Asked at once: the server's threads may not have read them yet; no marker is listed.
     let queries = dns.queries();

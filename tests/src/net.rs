@@ -41,7 +41,8 @@ impl Listener {
         let me = marker.local_addr().expect("the marker's address");
         let mut markers = self.markers.lock().expect("markers");
         markers.insert(me);
-        counted_before(&self.peers, |p| *p == me, |p| !markers.contains(p), &self.addr)
+        let marker_at = |peers: &[std::net::SocketAddr]| peers.iter().position(|p| *p == me);
+        counted_before(&self.peers, marker_at, |p| !markers.contains(p), &self.addr)
     }
 }
 
@@ -75,21 +76,20 @@ impl UnixListener {
         let _marker =
             std::os::unix::net::UnixStream::connect(&self.path).expect("connect the marker");
         *markers += 1;
-        let nth = *markers;
-        let mut seen = 0;
-        let is_nth = move |mine: &bool| {
-            seen += usize::from(*mine);
-            *mine && seen == nth
+        // This call's marker is the latest of this process's connections.
+        let nth = *markers - 1;
+        let marker_at = |peers: &[bool]| {
+            peers.iter().enumerate().filter(|(_, mine)| **mine).nth(nth).map(|(at, _)| at)
         };
-        counted_before(&self.peers, is_nth, |mine| !mine, &self.path.display())
+        counted_before(&self.peers, marker_at, |mine| !mine, &self.path.display())
     }
 }
 
-/// The connections before the marker `is_marker` picks that `counts` counts, once the
+/// The connections before the marker (found by `marker_at`) that `counts` counts, once the
 /// listener's thread accepted the marker.
 fn counted_before<P>(
     peers: &Mutex<Vec<P>>,
-    is_marker: impl FnMut(&P) -> bool + Clone,
+    marker_at: impl Fn(&[P]) -> Option<usize>,
     counts: impl Fn(&P) -> bool,
     at: &dyn std::fmt::Display,
 ) -> u32 {
@@ -98,8 +98,7 @@ fn counted_before<P>(
         Duration::from_millis(5),
         || {
             let peers = peers.lock().expect("peers");
-            let mut find = is_marker.clone();
-            let marker = peers.iter().position(&mut find).ok_or(())?;
+            let marker = marker_at(&peers).ok_or(())?;
             let counted = peers[..marker].iter().filter(|p| counts(p)).count();
             Ok(u32::try_from(counted).expect("fewer than 4 billion connections"))
         },

@@ -2,7 +2,7 @@
 //! already recorded is lost. Needs root (it starts real daemons).
 use std::{process::Command, time::Duration};
 
-use paddock_tests::{Daemon, Started, config, of_kind, paddock_bin, skip_unless_root, wait_until};
+use paddock_tests::{Daemon, Started, config, of_kind, paddock_bin, skip_unless_root};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -172,24 +172,10 @@ fn an_id_runs_again_right_after_it_ends_but_not_while_it_runs() {
         .cmd(&["run", "--investigation-id", "inv-busy", "--phase", "shadow", "--", "sleep", "2"])
         .spawn()
         .unwrap();
-    wait_until(
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-        // Its own id, not any: the runs above may still be listed while they end. And its
-        // command in its cgroup: a run listed but not yet joined is taken for one ending,
-        // which a second run waits for (up to 5 s) before it is refused.
-        || {
-            let status = daemon.status();
-            let busy =
-                status["investigations"].as_array().unwrap().iter().find(|i| i["id"] == "inv-busy");
-            busy.and_then(|i| i["cgroup"].as_str()).is_some_and(|dir| {
-                let procs =
-                    std::fs::read_to_string(format!("{dir}/cgroup.procs")).unwrap_or_default();
-                !procs.trim().is_empty()
-            })
-        },
-        || "the first inv-busy never ran in its cgroup".into(),
-    );
+    // Its own id, not any (the runs above may still be listed while they end), with its
+    // command in its cgroup: a run listed but not yet joined is taken for one ending, which
+    // a second run waits for (up to 5 s) before it is refused.
+    daemon.wait_running(&["inv-busy"], Duration::from_secs(10));
     let started = std::time::Instant::now();
     let out = daemon.run("inv-busy", "shadow", &["/bin/true"], &[]);
     assert_eq!(out.status.code(), Some(125));

@@ -90,31 +90,8 @@ fn start(daemon: &Daemon, id: &str, line: &str) -> Child {
         .expect("paddock run")
 }
 
-/// Wait until `daemon` reports `ids` running, each with its command started in its cgroup
-/// (so its client had the daemon's answer: a daemon killed now leaves it running).
-fn wait_running(daemon: &Daemon, ids: &[&str]) {
-    let all_running = || {
-        let status = daemon.status();
-        let running: Vec<&str> = status["investigations"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter(|i| {
-                        i["cgroup"].as_str().is_some_and(|c| {
-                            std::fs::read_to_string(format!("{c}/cgroup.procs"))
-                                .is_ok_and(|p| !p.trim().is_empty())
-                        })
-                    })
-                    .filter_map(|i| i["id"].as_str())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if ids.iter().all(|id| running.contains(id)) { Ok(()) } else { Err(status) }
-    };
-    eventually(Duration::from_secs(20), Duration::from_millis(50), all_running, |status| {
-        format!("{ids:?} not all running: {status}\n{}", daemon.log())
-    });
-}
+/// How long a run may take to be running, its command in its cgroup.
+const RUNNING: Duration = Duration::from_secs(20);
 
 fn finish(child: Child, within: Duration) -> Output {
     finish_or(child, within, String::new)
@@ -167,7 +144,7 @@ fn a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills
         &waiting(&fb, &format!("exec {} connect:127.0.0.1:{}", actor(), forbidden.port)),
     );
     let c = start(&daemon, "later", &waiting(&fc, &stray_exec(&mark_c)));
-    wait_running(&daemon, &["stray-exec", "stray-connect", "later"]);
+    daemon.wait_running(&["stray-exec", "stray-connect", "later"], RUNNING);
 
     daemon.kill9();
     assert!(
@@ -195,7 +172,7 @@ fn a_killed_daemon_leaves_the_kernel_enforcing_and_the_next_one_adopts_and_kills
     assert!(stderr(&b).contains(&format!("127.0.0.1 port {}", forbidden.port)), "{}", stderr(&b));
 
     // The third was adopted, running; its next stray kills it, and this daemon says so.
-    wait_running(&daemon, &["later"]);
+    daemon.wait_running(&["later"], RUNNING);
     release(&fc);
     let c = finish(c, Duration::from_secs(20));
     assert_eq!(c.status.code(), Some(EXIT_KILLED), "{}", stderr(&c));
@@ -231,7 +208,7 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
         "{refused:?}"
     );
     let sleeper = start(&daemon, "left-running", "sleep 30");
-    wait_running(&daemon, &["left-running"]);
+    daemon.wait_running(&["left-running"], RUNNING);
     daemon.stop();
     assert!(pinned(&daemon).iter().any(|n| n.starts_with("links_")), "{:?}", pinned(&daemon));
     let out = daemon.cleanup().unwrap();
@@ -252,7 +229,7 @@ fn detach_on_stop_and_cleanup_remove_what_is_pinned() {
         ..config()
     });
     let sleeper = start(&daemon, "ended-with-daemon", "sleep 30");
-    wait_running(&daemon, &["ended-with-daemon"]);
+    daemon.wait_running(&["ended-with-daemon"], RUNNING);
     daemon.stop();
     assert!(pinned(&daemon).is_empty(), "{:?}", pinned(&daemon));
     let mut sleeper = sleeper;
@@ -284,7 +261,7 @@ fn records_made_while_no_daemon_ran_are_read_by_the_next_or_counted_lost() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("paddock run");
-    wait_running(&daemon, &["unread"]);
+    daemon.wait_running(&["unread"], RUNNING);
 
     daemon.kill9();
     release(&fifo);

@@ -21,7 +21,7 @@ impl Probes {
             fifos.push(fifo);
         }
         let ids: Vec<String> = (0..n).map(|i| format!("probe-{i}")).collect();
-        wait_running(daemon, &ids.iter().map(String::as_str).collect::<Vec<_>>());
+        daemon.wait_running(&ids.iter().map(String::as_str).collect::<Vec<_>>(), RUNNING);
         Probes { fifos, clients }
     }
 

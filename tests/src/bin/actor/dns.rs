@@ -206,8 +206,7 @@ pub fn dial_tcp(arg: &str) -> Result<(), String> {
     let server: IpAddr = server.parse().map_err(|e| format!("dial-tcp:{arg}: {e}"))?;
     let port: u16 = port.parse().map_err(|e| format!("dial-tcp:{arg}: {e}"))?;
     let query = paddock_tests::dns::query_message(name, 1, 0x7c7c).map_err(bad)?;
-    let mut out = (query.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(&query);
+    let out = paddock_tests::dns::over_tcp(&query);
     let Ok(mut stream) =
         TcpStream::connect_timeout(&SocketAddr::new(server, 53), Duration::from_secs(2))
     else {
